@@ -1,0 +1,1 @@
+"""Envy IO: the interactive shell and the scripting commands that write to the share."""
