@@ -1,0 +1,3 @@
+from envy.cli import main
+
+raise SystemExit(main())

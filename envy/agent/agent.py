@@ -1,0 +1,309 @@
+"""The agent: polls the instruction file, runs what is addressed to it, and heartbeats.
+
+Threads: the polling loop (the caller's thread), the heartbeat, the command
+runner for NV functions, and the render workers. Every loop sleeps on an
+Event, so ``quit()`` takes effect within one wait, not one minute.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from envy import __version__
+from envy.agent.commands import BUILTIN_HANDLERS, CommandRunner, parse_agent_command
+from envy.agent.context import AgentContext
+from envy.agent.heartbeat import Heartbeat
+from envy.agent.ledger import CommandLedger
+from envy.agent.processes import ProcessHandler
+from envy.agent.user_modules import NV_FILE, UserModule, load_user_module
+from envy.agent.wakeup import EarlyWakeup
+from envy.config import Config, ConfigError
+from envy.platform.host import ip_address, os_name
+from envy.protocol.commands import CommandError
+from envy.protocol.instructions import Instruction, parse_instruction_file
+from envy.protocol.selectors import HostNamePattern, SelectorError, parse_selector
+from envy.protocol.status import AgentStatus
+from envy.share.fs import REAL_FS, ShareFS
+from envy.share.layout import ShareLayout
+from envy.share.names import nonce as new_nonce
+
+log = logging.getLogger(__name__)
+
+EXIT_OK = 0
+EXIT_RESTART = 75  # the entry point re-executes the agent with fresh code and config
+
+ConfigLoader = Callable[[], Config]
+
+
+class Agent:
+    def __init__(
+        self,
+        config: Config,
+        layout: ShareLayout,
+        host: str,
+        user: str,
+        state_dir: Path,
+        log_dir: Path,
+        *,
+        fs: ShareFS = REAL_FS,
+        reload_config: ConfigLoader | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.layout = layout
+        self.host = host
+        self.user = user
+        self.fs = fs
+        self.clock = clock
+        self.state_dir = state_dir
+        self.log_dir = log_dir
+        self.nonce = new_nonce()
+        self.reload_config = reload_config
+        self.ledger = CommandLedger(state_dir / "ran-commands.json", config.command_lifetime)
+        self.processes = ProcessHandler(state_dir)
+        self.context = AgentContext(host, user, ip_address(), config, layout, self.processes, log_dir)
+        self.nv_module: UserModule = UserModule(layout.user_dir(user) / NV_FILE)
+        self.status = AgentStatus(
+            host=host, nonce=self.nonce, ip=self.context.ip, user=user, pid=os.getpid(), version=__version__,
+            os=os_name(), heartbeat=config.heartbeat, poll_interval=config.poll_interval,
+            started=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        )
+        self._lock = threading.Lock()
+        self._quit = threading.Event()
+        self._wake = threading.Event()
+        self._restart = False
+        self._last_key: tuple[int, int, int] | None = None
+        self._reported: set[str] = set()
+        self._share_ok = False
+        self._share_error_logged = False
+        self._backoff = 0.0
+        self.heartbeat = Heartbeat(layout, fs, config.heartbeat, self.snapshot, lambda: self._share_ok)
+        self.commands = CommandRunner(self)
+        self.render: Any = None  # the RenderLoop, created on the first render()
+        self.policy_check: Callable[["Agent"], None] | None = None  # set by the lockdown policy
+        self.wakeup = EarlyWakeup(layout.root, self._wake)
+
+    # -- state shared with other threads -------------------------------------------------
+    def snapshot(self) -> AgentStatus:
+        with self._lock:
+            status = AgentStatus(**{**self.status.__dict__})
+        if self.render is not None:
+            status.workers = self.render.worker_statuses()
+            status.render_jobs = self.render.job_names()
+            status.done_frames = self.render.done_count
+            if self.render.active and status.state in ("idle", "rendering"):
+                status.state = "rendering"
+            status.work = self.render.describe()
+        if not self._share_ok:
+            status.state = "waiting-for-share"
+        return status
+
+    def set_message(self, message: str) -> None:
+        with self._lock:
+            self.status.message = message[:500]
+
+    def set_state(self, state: str, reason: str = "") -> None:
+        with self._lock:
+            self.status.state = state
+            self.status.locked_reason = reason
+
+    @property
+    def quitting(self) -> threading.Event:
+        return self._quit
+
+    # -- built-ins ---------------------------------------------------------------------
+    def stop_work(self) -> None:
+        log.info("stop: stopping all work")
+        if self.render is not None:
+            self.render.stop()
+        self.processes.stop_all("stopped by stop()")
+
+    def request_quit(self, restart: bool) -> None:
+        log.info("%s requested", "restart" if restart else "quit")
+        self._restart = restart
+        self._quit.set()
+        self._wake.set()
+
+    def reload(self) -> None:
+        if self.reload_config is not None:
+            try:
+                self.config = self.reload_config()
+                self.context.config = self.config
+                log.info("reload: configuration reloaded")
+            except ConfigError as exc:
+                log.error("reload: %s (keeping the previous configuration)", exc)
+        self.nv_module = load_user_module(self.layout.user_dir(self.user) / NV_FILE, "nv")
+        names = ", ".join(self.nv_module.names()) or "none"
+        log.info("reload: user functions loaded from %s: %s", self.nv_module.path, names)
+
+    def start_render(self, args: tuple, kwargs: Mapping[str, Any]) -> None:
+        from envy.render.render_loop import RenderLoop
+
+        if self.render is None:
+            self.render = RenderLoop(self)
+        self.render.start(args, kwargs)
+
+    # -- the polling loop --------------------------------------------------------------
+    def run(self) -> int:
+        log.info("agent %s starting (pid %d, share %s, nonce %s)", self.host, os.getpid(), self.layout.root, self.nonce)
+        killed = self.processes.kill_orphans()
+        if killed:
+            log.warning("killed %d child process(es) left by a previous agent: %s", len(killed), killed)
+        self._wait_for_share()
+        if self._quit.is_set():
+            return self._shutdown()
+        self.reload()
+        self.set_state("idle")
+        self.heartbeat.beat()  # announce ourselves at once, then at the heartbeat rate
+        self.heartbeat.start()
+        self.commands.start()
+        self.wakeup.start()
+        while not self._quit.is_set():
+            self.poll_once()
+            if self.policy_check is not None:
+                self.policy_check(self)
+            self._wake.wait(self._next_wait())
+            self._wake.clear()
+        return self._shutdown()
+
+    def _next_wait(self) -> float:
+        base = self.config.poll_interval + self._backoff
+        jitter = self.config.poll_jitter
+        return base * random.uniform(1 - jitter, 1 + jitter)
+
+    def _wait_for_share(self) -> None:
+        warned = False
+        while not self._quit.is_set():
+            if self.layout.is_mounted(self.fs):
+                self._share_ok = True
+                if warned:
+                    log.info("share %s is back", self.layout.root)
+                return
+            if not warned:
+                log.warning("share %s has no sentinel (not mounted?); waiting, creating nothing", self.layout.root)
+                warned = True
+            self._quit.wait(self.config.poll_interval)
+
+    def poll_once(self) -> None:
+        """One poll: one stat of the instruction file; read and act only when it changed."""
+        try:
+            st = self.fs.stat(self.layout.instructions)
+        except FileNotFoundError:
+            # Missing may be a cached negative look-up or an unmounted share: never "stop".
+            self._check_share()
+            return
+        except OSError as exc:
+            self._share_failed(exc)
+            return
+        self._share_recovered()
+        key = (st.st_mtime_ns, st.st_size, st.st_ino)
+        if key == self._last_key:
+            return
+        try:
+            data = self.fs.read_bytes(self.layout.instructions)
+        except OSError as exc:
+            self._share_failed(exc)
+            return
+        self._last_key = key
+        self.handle_instructions(data)
+
+    def _check_share(self) -> None:
+        mounted = self.layout.is_mounted(self.fs)
+        if not mounted and self._share_ok:
+            log.warning("share %s lost its sentinel (unmounted?); pausing until it is back", self.layout.root)
+        elif mounted and not self._share_ok:
+            log.info("share %s is back", self.layout.root)
+        self._share_ok = mounted
+
+    def _share_failed(self, exc: OSError) -> None:
+        if not self._share_error_logged:
+            log.warning("share error: %s; retrying with backoff", exc)
+            self._share_error_logged = True
+        self._backoff = min(max(self._backoff * 2, 1.0), 30.0)
+        self._check_share_quietly()
+
+    def _check_share_quietly(self) -> None:
+        try:
+            self._share_ok = self.layout.is_mounted(self.fs)
+        except OSError:
+            self._share_ok = False
+
+    def _share_recovered(self) -> None:
+        if self._share_error_logged or not self._share_ok:
+            log.info("share %s reachable again", self.layout.root)
+        self._share_error_logged = False
+        self._backoff = 0.0
+        self._share_ok = True
+
+    def handle_instructions(self, data: bytes) -> None:
+        parsed = parse_instruction_file(data)
+        for bad in parsed.bad:
+            self.report_once(bad.describe())
+        for ins in parsed.instructions:
+            self.consider(ins)
+
+    def report_once(self, message: str) -> None:
+        if message not in self._reported:
+            self._reported.add(message)
+            log.warning("%s", message)
+
+    def consider(self, ins: Instruction) -> None:
+        """Run ``ins`` if it is for us, young enough, and not yet run by this agent."""
+        if self.ledger.has_run(ins.id):
+            return
+        now = self.clock()
+        if now - ins.issued > self.config.command_lifetime:
+            return  # an old one-shot command: a new agent must not replay it
+        try:
+            selector = parse_selector(ins.selector, self.config.groups, self._host_pattern())
+        except SelectorError as exc:
+            self.report_once(f"instruction line {ins.line_no} skipped (bad selector: {exc})")
+            return
+        if not selector.matches(self.host):
+            return
+        if self.verify is not None and not self.verify(ins):
+            return
+        try:
+            call = parse_agent_command(ins.command)
+        except CommandError as exc:
+            self.report_once(f"instruction line {ins.line_no} skipped: {exc}")
+            return
+        self.ledger.record(ins.id, ins.issued, now)
+        log.info("command %s: %s", ins.id, ins.text)
+        if call.namespace == "NV":
+            self.commands.calls.put(call)
+            return
+        try:
+            BUILTIN_HANDLERS[call.name](self, call)
+        except Exception:
+            log.exception("built-in %s failed", call.qualname)
+
+    verify: Callable[[Instruction], bool] | None = None  # signed mode installs a checker
+
+    def _host_pattern(self) -> HostNamePattern:
+        if self._pattern is None or self._pattern.regex != self.config.host_pattern:
+            self._pattern = HostNamePattern(self.config.host_pattern)
+        return self._pattern
+
+    _pattern: HostNamePattern | None = None
+
+    def _shutdown(self) -> int:
+        log.info("agent %s stopping", self.host)
+        self.set_state("stopping")
+        self.wakeup.stop()
+        if self.render is not None:
+            self.render.close()
+        self.processes.stop_all("agent quit")
+        self.processes.close()
+        self.commands.stop()
+        self.heartbeat.stop()
+        if self.heartbeat.is_alive():
+            self.heartbeat.join(timeout=5)
+        self.heartbeat.beat()  # a last status saying "stopping"
+        return EXIT_RESTART if self._restart else EXIT_OK

@@ -1,0 +1,81 @@
+"""Turning an instruction into action: selector match, parse, ledger, dispatch.
+
+Built-ins run at once on the polling thread (they are quick and must work
+even while a user function is busy); ``NV.*`` calls are queued for the
+command thread so a slow user function never stops the agent from polling.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from typing import TYPE_CHECKING, Any, Callable
+
+from envy.agent.user_modules import call_user_function
+from envy.protocol.commands import Call, parse_command
+
+if TYPE_CHECKING:
+    from envy.agent.agent import Agent
+
+log = logging.getLogger(__name__)
+
+AGENT_BUILTINS = ("print", "stop", "quit", "restart", "reload", "render")
+
+
+def parse_agent_command(text: str) -> Call:
+    """Parse a command for an agent. ``IO.*`` belongs to the shell and is refused here."""
+    return parse_command(text, builtins=AGENT_BUILTINS, allow_io=False)
+
+
+def builtin_print(agent: "Agent", call: Call) -> None:
+    sep = call.kwargs.get("sep", " ")
+    message = str(sep).join(str(a) for a in call.args)
+    log.info("print: %s", message)
+    agent.set_message(message)
+
+
+BUILTIN_HANDLERS: dict[str, Callable[["Agent", Call], None]] = {
+    "print": builtin_print,
+    "stop": lambda agent, call: agent.stop_work(),
+    "quit": lambda agent, call: agent.request_quit(restart=False),
+    "restart": lambda agent, call: agent.request_quit(restart=True),
+    "reload": lambda agent, call: agent.reload(),
+    "render": lambda agent, call: agent.start_render(call.args, call.kwargs),
+}
+
+
+class CommandRunner(threading.Thread):
+    """Runs NV.* user functions one at a time, off the polling thread."""
+
+    def __init__(self, agent: "Agent") -> None:
+        super().__init__(name="envy-commands", daemon=True)
+        self.agent = agent
+        self.calls: "queue.Queue[Call | None]" = queue.Queue()
+
+    def run(self) -> None:
+        while True:
+            call = self.calls.get()
+            if call is None:
+                return
+            self._run_one(call)
+
+    def _run_one(self, call: Call) -> None:
+        module = self.agent.nv_module
+        func = module.functions.get(call.name)
+        if func is None:
+            reason = f" ({module.error})" if module.error else ""
+            log.error("NV.%s is not defined in %s%s", call.name, module.path.name, reason)
+            return
+        log.info("running %s", call.text)
+        try:
+            result: Any = call_user_function(func, self.agent.context, call.args, dict(call.kwargs))
+        except Exception as exc:
+            log.error("%s raised %s: %s", call.qualname, exc.__class__.__name__, exc)
+            log.debug("traceback", exc_info=True)
+            return
+        if result is not None:
+            log.info("%s returned %r", call.qualname, result)
+
+    def stop(self) -> None:
+        self.calls.put(None)

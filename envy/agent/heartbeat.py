@@ -1,0 +1,64 @@
+"""The heartbeat: one status write per interval, with everything folded in.
+
+Progress of every worker is folded into the one status file instead of more
+files, so network traffic does not grow with the number of frames.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Callable
+
+from envy.protocol.status import AgentStatus, write_status
+from envy.share.fs import ShareFS
+from envy.share.layout import ShareLayout
+
+log = logging.getLogger(__name__)
+
+
+class Heartbeat(threading.Thread):
+    def __init__(
+        self,
+        layout: ShareLayout,
+        fs: ShareFS,
+        interval: float,
+        snapshot: Callable[[], AgentStatus],
+        share_ok: Callable[[], bool],
+    ) -> None:
+        super().__init__(name="envy-heartbeat", daemon=True)
+        self.layout = layout
+        self.fs = fs
+        self.interval = interval
+        self.snapshot = snapshot
+        self.share_ok = share_ok
+        self.stopped = threading.Event()
+        self.counter = 0
+        self._failing = False
+
+    def beat(self) -> None:
+        if not self.share_ok():
+            return  # never write into an unmounted mount point
+        self.counter += 1
+        status = self.snapshot()
+        status.counter = self.counter
+        try:
+            write_status(self.layout, status, self.fs)
+            if self._failing:
+                log.info("status file is writable again")
+            self._failing = False
+        except OSError as exc:
+            if not self._failing:
+                log.warning("cannot write status file %s: %s (will retry each beat)", self.layout.status_file(status.host), exc)
+            self._failing = True
+
+    def run(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                self.beat()
+            except Exception:  # the heartbeat must never die
+                log.exception("heartbeat failed")
+            self.stopped.wait(self.interval)
+
+    def stop(self) -> None:
+        self.stopped.set()

@@ -1,0 +1,75 @@
+"""Load the user's own functions: ``Envy_Functions.py`` (NV, run on agents) and ``IO_functions.py`` (IO, run in the shell).
+
+Loaded with importlib from the user's folder on the share. A module that
+fails to import is reported (one line plus the traceback at debug level) and
+treated as empty: a typo in a student's file must never stop an agent.
+Only public functions defined in the module itself are callable.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import logging
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Callable
+
+log = logging.getLogger(__name__)
+
+NV_FILE = "Envy_Functions.py"
+IO_FILE = "IO_functions.py"
+
+
+@dataclass
+class UserModule:
+    path: Path
+    functions: dict[str, Callable[..., object]] = field(default_factory=dict)
+    error: str | None = None
+    module: ModuleType | None = None
+
+    def names(self) -> list[str]:
+        return sorted(self.functions)
+
+
+def load_user_module(path: Path, label: str) -> UserModule:
+    """Import ``path`` freshly (no cached copy) and collect its public functions."""
+    result = UserModule(path)
+    if not path.is_file():
+        result.error = f"{path} not found"
+        return result
+    module_name = f"envy_user_{label}_{abs(hash(str(path)))}"
+    try:
+        spec = importlib.util.spec_from_file_location(module_name, path)
+        if spec is None or spec.loader is None:
+            raise ImportError(f"cannot load {path}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules.pop(module_name, None)
+        spec.loader.exec_module(module)
+    except BaseException as exc:  # a user module may raise anything, even SystemExit
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        result.error = f"{path.name} failed to load: {exc.__class__.__name__}: {exc}".splitlines()[0]
+        log.error("%s", result.error)
+        log.debug("traceback of %s", path, exc_info=True)
+        return result
+    result.module = module
+    result.functions = {
+        name: obj
+        for name, obj in vars(module).items()
+        if not name.startswith("_") and inspect.isfunction(obj) and obj.__module__ == module_name
+    }
+    return result
+
+
+def call_user_function(func: Callable[..., object], context: object, args: tuple, kwargs: dict) -> object:
+    """Call a user function, passing the context first when its first parameter is named ``agent`` or ``io``."""
+    try:
+        params = list(inspect.signature(func).parameters)
+    except (TypeError, ValueError):
+        params = []
+    if params and params[0] in ("agent", "io"):
+        return func(context, *args, **kwargs)
+    return func(*args, **kwargs)

@@ -1,0 +1,136 @@
+"""``envy``: set up a share, run the agent, run the demo.
+
+A known error prints one line and exits 2; ``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+import yaml
+
+from envy import __version__
+from envy.config import ConfigError, load_config
+from envy.platform.host import host_name, local_state_dir, user_name, validate_host_name
+
+log = logging.getLogger(__name__)
+
+EXIT_BAD_INPUT = 2
+
+
+class UsageError(Exception):
+    """Bad input from the user: reported as one line, exit 2."""
+
+
+def _setting(text: str) -> tuple[str, Any]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"--set takes KEY=VALUE, got {text!r}")
+    return key.strip(), yaml.safe_load(value)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="envy", description="Envy render farm: the agent and share tools.")
+    parser.add_argument("--version", action="version", version=f"envy {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    init = sub.add_parser("init", help="create the Envy folder on the share")
+    init.add_argument("share", help="the Envy folder on the share, e.g. Z:/envy")
+    init.add_argument("--user", default=None, help="whose user folder to create (default: you)")
+
+    agent = sub.add_parser("agent", help="run the agent on this machine")
+    agent.add_argument("--share", default=None, help="the Envy folder (or ENVY_SHARE, or 'share' in config)")
+    agent.add_argument("--host", default=None, help="act as this host name (default: the machine's name)")
+    agent.add_argument("--config", default=None, help="a config file instead of the user's local one")
+    agent.add_argument("--set", action="append", type=_setting, default=[], metavar="KEY=VALUE",
+                       help="override one setting, e.g. --set heartbeat=1")
+    agent.add_argument("--policy", default=None, help="the lockdown policy file (or ENVY_POLICY)")
+    agent.add_argument("-v", "--verbose", action="count", default=0)
+
+    demo = sub.add_parser("demo", help="run a local demo farm that renders real frames")
+    demo.add_argument("--dir", default="envy-demo", help="where to create the demo share (default: ./envy-demo)")
+    demo.add_argument("--agents", type=int, default=3, help="how many local agents (default 3)")
+    demo.add_argument("--frames", type=int, default=24, help="frames to render (default 24)")
+    demo.add_argument("--renderer", choices=["auto", "povray", "builtin"], default="auto",
+                      help="POV-Ray if installed, else Envy's small built-in renderer")
+    demo.add_argument("--no-monitor", action="store_true", help="print plain progress lines instead of the live view")
+    return parser
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from envy.share.layout import init_share
+
+    root = Path(args.share)
+    created = init_share(root, args.user or user_name())
+    print(f"Envy share ready at {root} ({len(created)} item(s) created)")
+    print(f"Start agents with:  envy agent --share {root}")
+    return 0
+
+
+def cmd_agent(args: argparse.Namespace) -> int:
+    from envy.agent.agent import EXIT_RESTART, Agent
+    from envy.logs import log_dir_for, setup_agent_logging
+    from envy.agent.single import AlreadyRunning, claim_host
+    from envy.platform.reexec import reexec
+    from envy.share.layout import ShareLayout
+
+    host = args.host or host_name()
+    try:
+        validate_host_name(host)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    user = user_name()
+    overrides = dict(args.set)
+    if args.policy:
+        overrides["policy"] = args.policy
+
+    def load() -> Any:
+        return load_config(share=args.share, config_file=args.config, user=user, overrides=overrides)
+
+    config = load()
+    if not config.share:
+        raise UsageError("no share given: use --share DIR, set ENVY_SHARE, or put 'share:' in your config.yaml")
+    layout = ShareLayout(Path(config.share))
+    state_dir = local_state_dir() / "agents" / host.lower()
+    state_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        claim_host(state_dir, host)
+    except AlreadyRunning as exc:
+        raise UsageError(str(exc)) from None
+    log_dir = log_dir_for(layout.logs_dir, host)
+    setup_agent_logging(log_dir / "agent.log", state_dir / "agent-local.log", args.verbose,
+                        config.log_max_bytes, config.log_backups)
+    agent = Agent(config, layout, host, user, state_dir, log_dir, reload_config=load)
+    code = agent.run()
+    if code == EXIT_RESTART:
+        argv = sys.argv[1:] if sys.argv and sys.argv[0].endswith(("envy", "envy.exe", "__main__.py")) else []
+        reexec(argv or ["agent", "--share", str(layout.root), "--host", host])
+    return code
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from envy.demo import run_demo
+
+    return run_demo(args)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command != "agent":
+        logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING, format="%(levelname)s %(message)s")
+    handlers = {"init": cmd_init, "agent": cmd_agent, "demo": cmd_demo}
+    try:
+        return handlers[args.command](args)
+    except (UsageError, ConfigError) as exc:
+        if args.debug:
+            raise
+        print(f"envy {args.command}: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        return 130

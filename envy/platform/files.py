@@ -1,0 +1,61 @@
+"""File operations whose behaviour differs between operating systems."""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat as stat_mod
+import time
+
+from envy.platform.host import os_name
+
+# Windows reports a sharing violation (antivirus, indexer, a reader holding the
+# file) as PermissionError; it clears within a second or so.
+_REPLACE_RETRIES = 8
+_REPLACE_FIRST_DELAY_S = 0.02
+
+
+def replace_with_retry(src: str, dst: str) -> None:
+    """``os.replace`` that retries briefly with backoff while the destination is held open."""
+    delay = _REPLACE_FIRST_DELAY_S
+    for attempt in range(_REPLACE_RETRIES):
+        try:
+            os.replace(src, dst)
+            return
+        except PermissionError:
+            if os_name() != "windows" or attempt == _REPLACE_RETRIES - 1:
+                raise
+            time.sleep(delay)
+            delay *= 2
+
+
+def rename_no_replace(src: str, dst: str) -> None:
+    """Rename ``src`` to ``dst`` but never overwrite an existing ``dst`` (raises FileExistsError).
+
+    Windows' rename already refuses to overwrite. POSIX rename silently
+    overwrites, so there we link then unlink; where the share does not support
+    hard links (some SMB and FUSE mounts) we fall back to check-then-rename,
+    which is only used for human-driven resets, never for claims.
+    """
+    if os_name() == "windows":
+        os.rename(src, dst)
+        return
+    try:
+        os.link(src, dst)
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS, errno.EXDEV, errno.EACCES):
+            raise
+        if os.path.lexists(dst):
+            raise FileExistsError(errno.EEXIST, "destination exists", dst) from None
+        os.rename(src, dst)
+        return
+    os.unlink(src)
+
+
+def others_can_write(st: os.stat_result) -> bool:
+    """True when a file's mode lets users other than its owner write it (POSIX only)."""
+    if os_name() == "windows":
+        return False  # ACLs decide there; see docs/admin-guide.md
+    return bool(st.st_mode & (stat_mod.S_IWGRP | stat_mod.S_IWOTH))

@@ -1,0 +1,26 @@
+"""Start the agent again with fresh code and config (``restart()``)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from typing import NoReturn, Sequence
+
+from envy.platform.host import os_name
+
+
+def reexec(argv: Sequence[str]) -> NoReturn:
+    """Replace this process with ``python -m envy ARGV``.
+
+    POSIX has a real exec. Windows' ``os.execv`` starts a new process and exits
+    the old one, which detaches it from the console; a plain child process and
+    a clean exit does the same thing, more predictably.
+    """
+    command = [sys.executable, "-m", "envy", *argv]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if os_name() == "windows":
+        subprocess.Popen(command, close_fds=True)
+        sys.exit(0)
+    os.execv(sys.executable, command)

@@ -1,0 +1,108 @@
+"""Who is alive: watch each agent's heartbeat counter change on our own monotonic clock.
+
+Comparing a status file's mtime (or a time written inside it) with the
+observer's clock is wrong on a lab network: clocks drift, shares cache
+attributes for up to a minute and some keep 2 s timestamps (ENGINEERING §1.5).
+Instead we remember when *we* last saw each agent's (nonce, counter) change.
+
+A fresh observer has seen nothing change yet; it gives every agent a grace
+period of ``dead_after`` from the first sighting before calling it dead.
+A shell that runs one command and exits keeps its observations in a small
+local file (``ObservationCache``) so the next run knows what it saw, as long
+as the machine has not rebooted (monotonic clocks restart at boot).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+
+@dataclass
+class Sighting:
+    nonce: str
+    counter: int
+    first_seen: float  # our monotonic clock, first time we saw this agent at all
+    changed: float  # our monotonic clock, last time (nonce, counter) changed
+    changes: int = 0  # how many changes we have seen; 0 means "not yet proven alive"
+
+
+class LivenessTracker:
+    def __init__(self, dead_after: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.dead_after = dead_after
+        self.clock = clock
+        self.sightings: dict[str, Sighting] = {}
+
+    def observe(self, host: str, nonce: str, counter: int) -> None:
+        key = host.lower()
+        now = self.clock()
+        seen = self.sightings.get(key)
+        if seen is None:
+            self.sightings[key] = Sighting(nonce, counter, now, now)
+        elif seen.nonce != nonce or seen.counter != counter:
+            seen.nonce, seen.counter, seen.changed = nonce, counter, now
+            seen.changes += 1
+
+    def silent_for(self, host: str) -> float | None:
+        seen = self.sightings.get(host.lower())
+        return None if seen is None else self.clock() - seen.changed
+
+    def is_alive(self, host: str) -> bool:
+        """False once we have watched ``dead_after`` seconds pass without a change."""
+        silent = self.silent_for(host)
+        return silent is not None and silent < self.dead_after
+
+    def proven_alive(self, host: str) -> bool:
+        """Alive and seen to change at least once (not only within the first-sighting grace)."""
+        seen = self.sightings.get(host.lower())
+        return seen is not None and seen.changes > 0 and self.is_alive(host)
+
+    def nonce_of(self, host: str) -> str | None:
+        seen = self.sightings.get(host.lower())
+        return seen.nonce if seen else None
+
+
+def _boot_id() -> str:
+    import psutil
+
+    return str(int(psutil.boot_time()))
+
+
+class ObservationCache:
+    """Persist a tracker's sightings locally between runs of a one-shot command."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def load(self, tracker: LivenessTracker) -> None:
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return
+        if not isinstance(data, dict) or data.get("boot") != _boot_id():
+            return
+        now = tracker.clock()
+        for host, s in (data.get("sightings") or {}).items():
+            try:
+                sighting = Sighting(str(s["nonce"]), int(s["counter"]), float(s["first_seen"]), float(s["changed"]), int(s["changes"]))
+            except (KeyError, TypeError, ValueError):
+                continue
+            if sighting.changed <= now:
+                tracker.sightings[host] = sighting
+
+    def save(self, tracker: LivenessTracker) -> None:
+        data = {
+            "boot": _boot_id(),
+            "sightings": {h: s.__dict__ for h, s in tracker.sightings.items()},
+        }
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(data), encoding="utf-8")
+            os.replace(tmp, self.path)
+        except OSError:
+            pass  # a cache: losing it only costs a longer first look

@@ -1,0 +1,101 @@
+"""Writing commands into the instruction file (Envy IO's side of the protocol).
+
+Under the writers' lock (share/lock.py): read the file, stamp hand-written
+lines, drop commands older than their lifetime, append the new ones, and
+publish with one atomic replace. Agents never write this file.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+from envy.platform.host import host_name
+from envy.protocol.instructions import (
+    Instruction,
+    parse_instruction_file,
+    render_instruction_file,
+    stamp,
+)
+from envy.protocol.selectors import split_line
+from envy.share.atomic import atomic_write
+from envy.share.fs import REAL_FS, ShareFS
+from envy.share.layout import ShareLayout, instructions_header
+from envy.share.lock import RenameLock, owner_id
+from envy.share.names import nonce
+
+log = logging.getLogger(__name__)
+
+# Keep commands a little longer than their lifetime so a reader never sees a
+# command vanish while it is still eligible.
+PRUNE_MARGIN_S = 60.0
+
+Signer = Callable[[Instruction], Instruction]
+
+
+@dataclass
+class SendResult:
+    sent: list[Instruction]
+    stamped: list[Instruction]  # hand-written lines that got a stamp now
+    pruned: int
+    skipped: list[str]  # malformed lines found in the file (kept, commented out)
+
+
+class InstructionSender:
+    def __init__(
+        self,
+        layout: ShareLayout,
+        lifetime: float,
+        fs: ShareFS = REAL_FS,
+        signer: Signer | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.layout = layout
+        self.lifetime = lifetime
+        self.fs = fs
+        self.signer = signer
+        self.clock = clock
+        self.lock = RenameLock(layout.instructions_lock, owner_id(host_name(), nonce()), fs)
+
+    def send(self, lines: Sequence[str]) -> SendResult:
+        """Append ``lines`` ("SELECTOR COMMAND", already validated) as stamped commands."""
+        self.layout.require(self.fs)
+        with self.lock.held():
+            return self._send_locked(lines)
+
+    def _send_locked(self, lines: Sequence[str]) -> SendResult:
+        try:
+            data = self.fs.read_bytes(self.layout.instructions)
+        except FileNotFoundError:
+            data = b""
+        current = parse_instruction_file(data)
+        now = self.clock()
+        keep = [i for i in current.instructions if now - i.issued <= self.lifetime + PRUNE_MARGIN_S]
+        pruned = len(current.instructions) - len(keep)
+        last = max((i.id for i in current.instructions), default=None)
+        stamped: list[Instruction] = []
+        for text in current.unstamped:
+            try:
+                selector, command = split_line(text)
+            except ValueError:
+                continue
+            stamped.append(self._sign(stamp(selector, command, now, last)))
+            last = stamped[-1].id
+        sent: list[Instruction] = []
+        for text in lines:
+            selector, command = split_line(text)
+            sent.append(self._sign(stamp(selector, command, now, last)))
+            last = sent[-1].id
+        comments = current.comments or instructions_header().rstrip("\n").split("\n")
+        comments = [c for c in comments if not c.startswith("# skipped: ")]
+        bad_kept = [b.text for b in current.bad if b.line_no > 0]
+        text = render_instruction_file(comments, keep + stamped + sent, bad_kept)
+        atomic_write(self.layout.instructions, text, self.fs)
+        for ins in sent:
+            log.info("sent %s %s", ins.id, ins.text)
+        return SendResult(sent, stamped, pruned, [b.describe() for b in current.bad])
+
+    def _sign(self, ins: Instruction) -> Instruction:
+        return self.signer(ins) if self.signer else ins

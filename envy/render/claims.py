@@ -1,0 +1,302 @@
+"""Claiming work items by renaming them in place (ENGINEERING §1.3 to §1.7).
+
+An item is a per-frame scene file (``shot.0001.vrscene``) or a task file
+(``task.0001-0005.json``). Its state is in its name, which keeps the folder and
+the extension so relative ``#include``s and texture paths keep working::
+
+    shot.0001.vrscene                                 pending (fresh)
+    shot.0001.envy~retry~1~lab3-02.vrscene            pending again after 1 failure, last on lab3-02
+    shot.0001.envy~work~0~lab3-03~4211~9f2c01ab.vrscene   claimed: failures so far, host, pid, nonce
+    shot.0001.envy~done~lab3-03~9f2c01ab.vrscene      completed (kept, never deleted)
+    shot.0001.envy~failed~3~lab3-03~9f2c01ab.vrscene  failed after the retry limit (kept)
+
+Every transition is one rename to a name nobody else would choose (it carries
+our host, pid and per-start nonce), so only one claimer can win and nothing is
+ever renamed onto an existing name.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import re
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from envy.share.atomic import rename_attempt
+from envy.share.fs import REAL_FS, ShareFS
+from envy.share.names import is_junk
+
+log = logging.getLogger(__name__)
+
+TAG = ".envy~"
+# How many of the first pending items a claimer picks from at random: frames
+# still go roughly in order, but competing agents rarely try the same one.
+PICK_WINDOW = 8
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who is claiming: host, process and per-start nonce."""
+
+    host: str
+    pid: int
+    nonce: str
+
+
+@dataclass(frozen=True)
+class ItemName:
+    """A parsed item name."""
+
+    base: str  # "shot.0001"
+    ext: str  # ".vrscene" as written in the name
+    state: str  # pending | work | done | failed
+    failures: int = 0
+    host: str = ""
+    pid: int = 0
+    nonce: str = ""
+
+    @property
+    def key(self) -> str:
+        """What identifies the item whatever its state (case-folded, as the share compares)."""
+        return (self.base + self.ext).casefold()
+
+    def name(self) -> str:
+        if self.state == "pending" and not self.host:
+            return f"{self.base}{self.ext}"
+        if self.state == "pending":
+            return f"{self.base}{TAG}retry~{self.failures}~{self.host}{self.ext}"
+        if self.state == "work":
+            return f"{self.base}{TAG}work~{self.failures}~{self.host}~{self.pid}~{self.nonce}{self.ext}"
+        if self.state == "done":
+            return f"{self.base}{TAG}done~{self.host}~{self.nonce}{self.ext}"
+        return f"{self.base}{TAG}failed~{self.failures}~{self.host}~{self.nonce}{self.ext}"
+
+    @property
+    def original(self) -> str:
+        return f"{self.base}{self.ext}"
+
+
+class ItemPattern:
+    """Recognises the items of one job folder by their extensions; everything else is ignored."""
+
+    def __init__(self, extensions: Sequence[str]) -> None:
+        exts = sorted({e.lower() for e in extensions}, key=len, reverse=True)
+        alternatives = "|".join(re.escape(e) for e in exts)
+        self._re = re.compile(rf"^(?P<base>.+?)(?:\.envy~(?P<tag>[^./\\]*))?(?P<ext>{alternatives})$", re.IGNORECASE)
+
+    def parse(self, name: str) -> ItemName | None:
+        if is_junk(name) or name.startswith("."):
+            return None
+        m = self._re.match(name)
+        if not m or TAG in m["base"]:
+            return None
+        base, ext, tag = m["base"], m["ext"], m["tag"]
+        if tag is None:
+            return ItemName(base, ext, "pending")
+        parts = tag.split("~")
+        try:
+            if parts[0] == "retry" and len(parts) == 3:
+                return ItemName(base, ext, "pending", int(parts[1]), parts[2])
+            if parts[0] == "work" and len(parts) == 5:
+                return ItemName(base, ext, "work", int(parts[1]), parts[2], int(parts[3]), parts[4])
+            if parts[0] == "done" and len(parts) == 3:
+                return ItemName(base, ext, "done", 0, parts[1], 0, parts[2])
+            if parts[0] == "failed" and len(parts) == 4:
+                return ItemName(base, ext, "failed", int(parts[1]), parts[2], 0, parts[3])
+        except ValueError:
+            return None
+        return None  # a tag we do not know: not ours to touch
+
+
+@dataclass
+class Claim:
+    folder: Path
+    item: ItemName  # in state "work", ours
+
+    @property
+    def path(self) -> Path:
+        return self.folder / self.item.name()
+
+
+@dataclass
+class Listing:
+    """One listing of a job folder, sorted into states (a hint: §1.7)."""
+
+    pending: list[ItemName] = field(default_factory=list)
+    working: list[ItemName] = field(default_factory=list)
+    done: list[ItemName] = field(default_factory=list)
+    failed: list[ItemName] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        return {"pending": len(self.pending), "running": len(self.working), "done": len(self.done), "failed": len(self.failed)}
+
+
+def sort_listing(names: Iterable[str], pattern: ItemPattern) -> Listing:
+    listing = Listing()
+    buckets = {"pending": listing.pending, "work": listing.working, "done": listing.done, "failed": listing.failed}
+    for name in names:
+        item = pattern.parse(name)
+        if item is not None:
+            buckets[item.state].append(item)
+    listing.pending.sort(key=lambda i: i.key)
+    return listing
+
+
+class FolderQueue:
+    """The claimable items of one folder, for one claimer.
+
+    The folder is listed once and the pending names are tried from that cached
+    list: a failed rename only means someone else was first. So the cost of a
+    claim does not grow with the number of files; a new listing is made only
+    when the cached candidates run out.
+    """
+
+    def __init__(self, folder: Path, pattern: ItemPattern, me: Identity, fs: ShareFS = REAL_FS) -> None:
+        self.folder = folder
+        self.pattern = pattern
+        self.me = me
+        self.fs = fs
+        self._candidates: list[ItemName] = []
+        self.last_listing: Listing | None = None
+        self._lock = threading.Lock()  # the workers of one agent share a queue
+
+    def refresh(self) -> Listing:
+        listing = sort_listing(self.fs.listdir(self.folder), self.pattern)
+        self.last_listing = listing
+        self._candidates = list(listing.pending)
+        self._pos = 0
+        return listing
+
+    _pos = 0
+
+    def _pick(self, avoid_host: str | None) -> ItemName | None:
+        """Take one of the first PICK_WINDOW untried candidates (O(window), not O(files))."""
+        c = self._candidates
+        window: list[int] = []
+        i = self._pos
+        while i < len(c) and len(window) < PICK_WINDOW:
+            if not (avoid_host and c[i].host.casefold() == avoid_host.casefold()):
+                window.append(i)
+            i += 1
+        if not window:
+            return None
+        j = random.choice(window)
+        c[j], c[self._pos] = c[self._pos], c[j]
+        self._pos += 1
+        return c[self._pos - 1]
+
+    def claim_next(self, avoid_host: str | None = None) -> Claim | None:
+        """Claim one pending item, or None when there is none left to claim.
+
+        ``avoid_host``: skip items whose last failure was on this host (a retry
+        should go to a different host when there is one); the caller passes
+        None when no other host is available.
+        """
+        refreshed = False
+        while True:
+            with self._lock:
+                item = self._pick(avoid_host)
+                if item is None:
+                    if refreshed:
+                        return None
+                    self.refresh()
+                    refreshed = True
+                    continue
+            claim = self.try_claim(item)
+            if claim is not None:
+                return claim
+
+    def try_claim(self, item: ItemName) -> Claim | None:
+        mine = ItemName(item.base, item.ext, "work", item.failures, self.me.host, self.me.pid, self.me.nonce)
+        if rename_attempt(self.folder / item.name(), self.folder / mine.name(), self.fs):
+            return Claim(self.folder, mine)
+        return None
+
+    def reclaim(self, stale: ItemName) -> Claim | None:
+        """Take over an item claimed by a dead (or restarted) owner: a race only one may win (§1.6)."""
+        mine = ItemName(stale.base, stale.ext, "work", stale.failures, self.me.host, self.me.pid, self.me.nonce)
+        if rename_attempt(self.folder / stale.name(), self.folder / mine.name(), self.fs):
+            log.warning("reclaimed %s from %s (nonce %s)", stale.original, stale.host, stale.nonce)
+            return Claim(self.folder, mine)
+        return None
+
+    def still_mine(self, claim: Claim) -> bool:
+        """Ownership check before completing (§1.4): is our claimed name still there?"""
+        try:
+            self.fs.stat(claim.path)
+        except FileNotFoundError:
+            return False
+        return True
+
+    def complete(self, claim: Claim) -> bool:
+        """Mark the item completed. False if the claim was taken over meanwhile (we lost it)."""
+        if not self.still_mine(claim):
+            return False
+        done = ItemName(claim.item.base, claim.item.ext, "done", 0, self.me.host, 0, self.me.nonce)
+        return rename_attempt(claim.path, self.folder / done.name(), self.fs)
+
+    def fail(self, claim: Claim, max_retries: int) -> str | None:
+        """Count a failure: back to pending for a retry, or failed after the limit. Returns the new state."""
+        failures = claim.item.failures + 1
+        if failures > max_retries:
+            new = ItemName(claim.item.base, claim.item.ext, "failed", failures, self.me.host, 0, self.me.nonce)
+        else:
+            new = ItemName(claim.item.base, claim.item.ext, "pending", failures, self.me.host)
+        if not self.still_mine(claim) or not rename_attempt(claim.path, self.folder / new.name(), self.fs):
+            return None
+        return new.state
+
+    def release(self, claim: Claim) -> bool:
+        """Give an unfinished item back (stop()): pending again, failure count unchanged."""
+        item = claim.item
+        new = ItemName(item.base, item.ext, "pending", item.failures, item.host if item.failures else "")
+        if item.failures:
+            new = ItemName(item.base, item.ext, "pending", item.failures, self.me.host)
+        target = self.folder / new.name()
+        try:
+            self.fs.rename_no_replace(claim.path, target)
+            return True
+        except FileExistsError:
+            # Someone re-exported the frame meanwhile: keep theirs, ours becomes a retry name.
+            alt = ItemName(item.base, item.ext, "pending", item.failures, self.me.host)
+            return rename_attempt(claim.path, self.folder / alt.name(), self.fs)
+        except OSError:
+            return False
+
+
+def reset_items(folder: Path, pattern: ItemPattern, states: Sequence[str], fs: ShareFS = REAL_FS) -> int:
+    """Bring done/failed items back to pending under their original names (Envy IO's ``reset``)."""
+    count = 0
+    for name in fs.listdir(folder):
+        item = pattern.parse(name)
+        if item is None or item.state not in states:
+            continue
+        try:
+            fs.rename_no_replace(folder / name, folder / item.original)
+            count += 1
+        except FileExistsError:
+            log.warning("reset: %s already exists (re-exported?); left %s as it is", item.original, name)
+        except FileNotFoundError:
+            continue
+    return count
+
+
+def frame_number(base: str) -> int | None:
+    m = re.search(r"(\d+)$", base)
+    return int(m.group(1)) if m else None
+
+
+def claim_owner_key(item: ItemName) -> tuple[str, str]:
+    return item.host.lower(), item.nonce
+
+
+def is_within(path: Path, folder: Path) -> bool:
+    try:
+        Path(os.path.realpath(path)).relative_to(os.path.realpath(folder))
+    except ValueError:
+        return False
+    return True

@@ -1,0 +1,189 @@
+"""How to run one claimed item: the argv, the folder, and the outputs to check.
+
+Per-frame scene files run their renderer profile on the claimed file itself.
+Task files (JSON) say what to run; each task ``type`` has a plan builder in
+``TASK_TYPES`` (``range`` here; ``husk`` and ``hython`` register themselves
+from envy/usd and envy/houdini).
+
+Outputs are rendered to a temp name that carries our nonce and are moved
+into place only after the ownership check, so an agent that lost its claim
+(paused past the dead timeout) never overwrites the new owner's image.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from envy.config import Config
+from envy.platform.host import os_name
+from envy.render.claims import Claim, frame_number, is_within
+from envy.render.jobs import Job
+from envy.render.profiles import ProfileError, RendererProfile
+from envy.render.remap import PathRemap
+
+
+class PlanError(ValueError):
+    """The item cannot be run here (missing renderer, bad task file): fails the item with this reason."""
+
+
+@dataclass
+class Output:
+    temp: Path | None  # where the renderer writes; None when it writes the final name itself
+    final: Path
+
+    def written(self) -> Path | None:
+        """The file the renderer wrote, if it is there and not empty.
+
+        Renderers that number frames themselves pad differently (POV-Ray pads
+        to the width of the last frame number, Blender to 4), so a range
+        output named ``stem_0007.png`` is also found as ``stem_07.png``.
+        """
+        candidates = [self.temp] if self.temp is not None else [self.final, *self._padding_variants()]
+        for path in candidates:
+            try:
+                if path.stat().st_size > 0:
+                    return path
+            except OSError:
+                continue
+        return None
+
+    def _padding_variants(self) -> list[Path]:
+        m = re.match(r"^(?P<stem>.*_)(?P<num>\d+)(?P<ext>\.[^.]+)$", self.final.name)
+        if not m:
+            return []
+        n = int(m["num"])
+        return [self.final.with_name(f"{m['stem']}{n:0{w}d}{m['ext']}") for w in range(1, 9)]
+
+
+@dataclass
+class WorkPlan:
+    argv: list[str]
+    cwd: Path
+    label: str
+    profile: RendererProfile | None
+    outputs: list[Output] = field(default_factory=list)
+    frames: list[int] = field(default_factory=list)
+
+
+@dataclass
+class PlanInput:
+    job: Job
+    claim: Claim
+    profiles: Mapping[str, RendererProfile]
+    config: Config
+    nonce: str
+    job_dir: Path  # the job's folder on the share (jobs/<id>)
+
+    def remap(self) -> PathRemap:
+        return PathRemap.parse([*self.config.remap, *self.job.remap])
+
+    def local_path(self, path: str) -> Path:
+        return Path(self.remap().apply(path, os_name()))
+
+    def profile(self, name: str | None = None) -> RendererProfile:
+        key = (name or self.job.renderer).lower()
+        if key not in self.profiles:
+            raise PlanError(f"renderer '{key}' is not known here (known: {', '.join(sorted(self.profiles))})")
+        return self.profiles[key]
+
+    def executable(self, profile: RendererProfile) -> str:
+        exe = profile.find_executable(self.config.renderers)
+        if exe is None:
+            raise PlanError(f"renderer '{profile.name}' executable not found on this machine; set renderers.{profile.name}.executable in config")
+        return exe
+
+    def threads(self) -> int | None:
+        return self.config.threads or None
+
+
+def _output_for(inp: PlanInput, profile: RendererProfile, base: str, scene_dir: Path) -> Output | None:
+    if inp.job.output:
+        out_dir = inp.local_path(inp.job.output)
+    elif profile.name == "povray":
+        out_dir = scene_dir  # POV-Ray's documented default: <scene stem>.png next to the scene
+    else:
+        return None  # the scene file decides where the image goes
+    final = out_dir / f"{base}{profile.output_ext}"
+    temp = out_dir / f"{base}.envy~tmp~{inp.nonce}{profile.output_ext}"
+    return Output(temp, final)
+
+
+def plan_frame_file(inp: PlanInput) -> WorkPlan:
+    """A per-frame scene file: render the claimed file itself (same folder, same extension)."""
+    profile = inp.profile()
+    scene = inp.claim.path
+    base = inp.claim.item.base
+    output = _output_for(inp, profile, base, scene.parent)
+    if output is not None:
+        output.final.parent.mkdir(parents=True, exist_ok=True)
+    frame = frame_number(base)
+    try:
+        argv = profile.command(
+            executable=inp.executable(profile), scene=str(scene),
+            output=str(output.temp) if output else None, threads=inp.threads(),
+            frame=frame if "{frame}" in " ".join(profile.argv) else None,
+        )
+    except ProfileError as exc:
+        raise PlanError(str(exc)) from None
+    return WorkPlan(argv, scene.parent, f"{base}", profile, [output] if output else [], [frame] if frame is not None else [])
+
+
+def read_task(inp: PlanInput) -> dict[str, Any]:
+    try:
+        data = json.loads(inp.claim.path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise PlanError(f"task file unreadable: {exc}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("type"), str):
+        raise PlanError("task file must be a JSON object with a 'type'")
+    return data
+
+
+def plan_range_task(inp: PlanInput, task: Mapping[str, Any]) -> WorkPlan:
+    """A chunk of a frame-range job (``.blend``, animated ``.pov``): one renderer run for frames start..end."""
+    profile = inp.profile()
+    start, end = task.get("start"), task.get("end")
+    if not isinstance(start, int) or not isinstance(end, int) or end < start:
+        raise PlanError("range task needs whole numbers 'start' <= 'end'")
+    scene = inp.local_path(inp.job.source)
+    out_dir = inp.local_path(inp.job.output) if inp.job.output else scene.parent
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = scene.name.split(".")[0]
+    try:
+        argv = profile.command(
+            executable=inp.executable(profile), scene=str(scene), output=str(out_dir / f"{stem}_"),
+            threads=inp.threads(), start=start, end=end,
+        )
+    except ProfileError as exc:
+        raise PlanError(str(exc)) from None
+    outputs = [Output(None, out_dir / f"{stem}_{f:04d}{profile.output_ext}") for f in range(start, end + 1)]
+    return WorkPlan(argv, scene.parent, f"frames {start}-{end}", profile, outputs, list(range(start, end + 1)))
+
+
+TaskPlanner = Callable[[PlanInput, Mapping[str, Any]], WorkPlan]
+TASK_TYPES: dict[str, TaskPlanner] = {"range": plan_range_task}
+
+
+def plan_for(inp: PlanInput) -> WorkPlan:
+    if inp.job.kind == "frames":
+        return plan_frame_file(inp)
+    task = read_task(inp)
+    planner = TASK_TYPES.get(task["type"])
+    if planner is None:
+        raise PlanError(f"unknown task type {task['type']!r} (known: {', '.join(sorted(TASK_TYPES))})")
+    return planner(inp, task)
+
+
+def check_task_path(inp: PlanInput, value: str) -> Path:
+    """A path named in a task file must stay inside the job's folder (no ``..``, no absolute elsewhere)."""
+    if re.search(r"(^|[\\/])\.\.([\\/]|$)", value):
+        raise PlanError(f"task path {value!r} leaves the job folder ('..' is not allowed)")
+    path = Path(value)
+    if not path.is_absolute():
+        path = inp.job_dir / path
+    if not is_within(path, inp.job_dir):
+        raise PlanError(f"task path {value!r} is outside the job folder {inp.job_dir}")
+    return path

@@ -1,0 +1,436 @@
+"""Renderer profiles: how to find a renderer, build its command line and read its output.
+
+A profile is data (one YAML file per renderer, see ``builtin_profiles/`` and
+``docs/renderers.md``), so a studio can add or override a renderer without code.
+
+Command lines are argv lists. Each template item is filled with
+``str.format_map`` on its own, so a scene path with spaces, quotes or
+``; rm -rf /`` stays one argv item, verbatim; nothing here ever builds a shell
+string.
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import os
+import re
+import shutil
+import string
+import sys
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import yaml
+
+log = logging.getLogger(__name__)
+
+OS_NAMES = ("windows", "darwin", "linux")
+
+# Values command() fills in. {count} is end - start + 1 (husk wants a frame count, not an end frame).
+PLACEHOLDERS = frozenset({"scene", "output", "output_dir", "output_stem", "frame", "start", "end", "count", "threads"})
+_OUTPUT_PLACEHOLDERS = frozenset({"output", "output_dir", "output_stem"})
+
+# Whole argv items that say where output_arg / threads_arg go; without them they are appended.
+# Blender needs this: it runs its arguments in order, so "-o" after "-f 1" would be ignored.
+OUTPUT_MARK = "{output_arg}"
+THREADS_MARK = "{threads_arg}"
+_MARKS = {OUTPUT_MARK, THREADS_MARK}
+
+_NAME_RE = re.compile(r"^[a-z][a-z0-9_-]*$")
+# Sample values used to check a template's format specs (e.g. {frame:04d}) at load time.
+_SAMPLE = {
+    "scene": "scene.ext", "output": "out.png", "output_dir": "out", "output_stem": "out",
+    "frame": 1, "start": 1, "end": 2, "count": 2, "threads": 1,
+}
+
+
+class ProfileError(ValueError):
+    """A bad renderer profile or an impossible command: one line naming the key and the file."""
+
+
+def current_os() -> str:
+    """This machine as an ``executables`` key: "windows", "darwin" or "linux"."""
+    if sys.platform.startswith("win"):
+        return "windows"
+    if sys.platform == "darwin":
+        return "darwin"
+    return "linux"
+
+
+@dataclass(frozen=True)
+class RendererProfile:
+    name: str
+    extensions: tuple[str, ...]
+    executables: Mapping[str, tuple[str, ...]]
+    argv: tuple[str, ...]
+    progress: tuple[str, ...]
+    errors: tuple[str, ...]
+    ok_exit_codes: tuple[int, ...] = (0,)
+    output_arg: tuple[str, ...] = ()
+    output_ext: str = ".png"
+    frame_range: bool = False
+    range_argv: tuple[str, ...] = ()
+    threads_arg: tuple[str, ...] = ()
+    description: str = ""
+    source: str = field(default="<code>", compare=False)  # the YAML file, for error messages
+
+    def find_executable(
+        self, overrides: Mapping[str, Any] | None = None, os_name: str | None = None
+    ) -> str | None:
+        """The renderer's executable on this machine, or None.
+
+        ``overrides`` maps profile names to a path or command name (the
+        ``renderers: {vray: {executable: ...}}`` config; a ``{"executable": ...}``
+        mapping is accepted as the value too). An override wins over the
+        profile's candidates; if it does not exist the renderer is missing,
+        rather than silently running another install.
+        """
+        override = (overrides or {}).get(self.name)
+        if isinstance(override, Mapping):
+            override = override.get("executable")
+        if override:
+            found = _resolve(str(override))
+            if found is None:
+                log.warning("renderer %s: configured executable %s was not found", self.name, override)
+            return found
+        for candidate in self.executables.get(os_name or current_os(), ()):
+            found = _resolve(candidate)
+            if found is not None:
+                return found
+        return None
+
+    def command(
+        self,
+        *,
+        executable: str,
+        scene: str,
+        output: str | None,
+        threads: int | None,
+        frame: int | None = None,
+        start: int | None = None,
+        end: int | None = None,
+    ) -> list[str]:
+        """The argv list that renders ``scene``; argv[0] is ``executable``.
+
+        Give ``frame`` for one frame, or ``start`` and ``end`` for a range
+        (profiles with ``frame_range``), or neither for a still. ``output``
+        and ``threads`` are optional: without them ``output_arg`` and
+        ``threads_arg`` are left out and the renderer uses its own default.
+        """
+        for label, value in (("scene", scene), ("output", output), ("executable", executable)):
+            _check_value(self.name, label, value)
+        if (start is None) != (end is None):
+            raise ProfileError(f"renderer '{self.name}': give both start and end for a frame range")
+        if start is not None and end is not None:
+            if frame is not None:
+                raise ProfileError(f"renderer '{self.name}': give either a frame or a start and end, not both")
+            if end < start:
+                raise ProfileError(f"renderer '{self.name}': frame range {start}-{end} ends before it starts")
+            if not self.range_argv:
+                raise ProfileError(
+                    f"renderer '{self.name}' renders one frame per scene file and cannot render a frame range"
+                )
+            template, where = self.range_argv, "range_argv"
+        else:
+            template, where = self.argv, "argv"
+
+        values: dict[str, Any] = {
+            "scene": scene, "output": output, "output_dir": None, "output_stem": None,
+            "frame": frame, "start": start, "end": end,
+            "count": None if start is None or end is None else end - start + 1,
+            "threads": threads if threads else None,
+        }
+        if output is not None:
+            values["output_dir"], values["output_stem"] = _split_output(output)
+
+        spliced = {
+            OUTPUT_MARK: self._fill(self.output_arg, values, "output_arg") if output is not None else [],
+            THREADS_MARK: self._fill(self.threads_arg, values, "threads_arg") if values["threads"] else [],
+        }
+        argv = [executable]
+        for item in template:
+            if item in _MARKS:
+                argv.extend(spliced.pop(item))
+            else:
+                argv.extend(self._fill((item,), values, where))
+        for mark in (OUTPUT_MARK, THREADS_MARK):  # no marker in the template: append
+            argv.extend(spliced.get(mark, []))
+        return argv
+
+    def _fill(self, items: Iterable[str], values: Mapping[str, Any], where: str) -> list[str]:
+        filled = []
+        for item in items:
+            for name in _fields(item):
+                if values[name] is None:
+                    raise ProfileError(
+                        f"renderer '{self.name}' ({self.source}): '{where}' uses {{{name}}} but no {name} was given"
+                    )
+            filled.append(item.format_map(values))
+        return filled
+
+    def matches(self, filename: str) -> bool:
+        """Whether ``filename`` ends with one of the profile's extensions (any case)."""
+        return self.match_length(filename) > 0
+
+    def match_length(self, filename: str) -> int:
+        """Length of the longest extension that ``filename`` ends with, 0 if none."""
+        base = re.split(r"[\\/]", filename)[-1].lower()
+        return max((len(ext) for ext in self.extensions if base.endswith(ext) and len(base) > len(ext)), default=0)
+
+
+def profile_for_file(filename: str, profiles: Mapping[str, RendererProfile]) -> RendererProfile | None:
+    """The profile whose extension matches ``filename`` best: the longest extension wins
+    (``.ass.gz`` over ``.gz``); on a tie the profile listed later (a user profile) wins."""
+    best: RendererProfile | None = None
+    best_length = 0
+    for profile in profiles.values():
+        length = profile.match_length(filename)
+        if length and length >= best_length:
+            best, best_length = profile, length
+    return best
+
+
+def builtin_profiles() -> dict[str, RendererProfile]:
+    """The profiles shipped in ``envy/render/builtin_profiles/*.yaml``, by name."""
+    folder = resources.files("envy.render").joinpath("builtin_profiles")
+    profiles: dict[str, RendererProfile] = {}
+    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+        if not entry.name.endswith(".yaml"):
+            continue
+        where = f"builtin_profiles/{entry.name}"
+        for profile in _parse_document(entry.read_text(encoding="utf-8"), where):
+            if profile.name != entry.name[: -len(".yaml")]:
+                raise ProfileError(f"{where}: 'name' must match the file name, got {profile.name!r}")
+            profiles[profile.name] = profile
+    return profiles
+
+
+def load_profiles(user_files: Sequence[Path] = ()) -> dict[str, RendererProfile]:
+    """Built-in profiles, then each user file in order; a user profile replaces a built-in of the same name."""
+    profiles = builtin_profiles()
+    for path in user_files:
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ProfileError(f"{path}: cannot read renderer profile ({exc.strerror or exc})") from None
+        for profile in _parse_document(text, str(path)):
+            if profile.name in profiles:
+                log.info("renderer profile %s from %s replaces %s", profile.name, path, profiles[profile.name].source)
+                del profiles[profile.name]  # re-insert so the user's profile ranks last on extension ties
+            profiles[profile.name] = profile
+    return profiles
+
+
+def parse_profile(data: Any, where: str) -> RendererProfile:
+    """Validate one profile mapping (as read from YAML); ``where`` names its file in errors."""
+    if not isinstance(data, dict):
+        raise ProfileError(f"{where}: a renderer profile must be a mapping of keys, not {type(data).__name__}")
+    unknown = sorted(set(map(str, data)) - set(_KEYS))
+    if unknown:
+        raise ProfileError(f"{where}: unknown key '{unknown[0]}' (known keys: {', '.join(_KEYS)})")
+    for key in ("name", "extensions", "argv"):
+        if key not in data:
+            raise ProfileError(f"{where}: missing key '{key}'")
+    values = {key: _KEYS[key](key, data[key], where) for key in data}
+    profile = RendererProfile(
+        name=values["name"],
+        extensions=values["extensions"],
+        executables=values.get("executables", {}),
+        argv=values["argv"],
+        progress=values.get("progress", ()),
+        errors=values.get("errors", ()),
+        **{k: values[k] for k in _OPTIONAL if k in values},
+        source=where,
+    )
+    _check_templates(profile, where)
+    return profile
+
+
+def _parse_document(text: str, where: str) -> list[RendererProfile]:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f" line {mark.line + 1}:" if mark else ""
+        problem = " ".join(str(getattr(exc, "problem", None) or exc).split())
+        raise ProfileError(f"{where}:{line} not valid YAML ({problem})") from None
+    if isinstance(data, list):  # a user file may hold several profiles
+        return [parse_profile(item, f"{where}[{i}]") for i, item in enumerate(data)]
+    return [parse_profile(data, where)]
+
+
+# --- validators: each returns the clean value or raises a one-line ProfileError ---------------
+
+
+def _text(key: str, value: Any, where: str) -> str:
+    if not isinstance(value, str):
+        raise ProfileError(f"{where}: '{key}' must be text, got {value!r}")
+    return value
+
+
+def _name(key: str, value: Any, where: str) -> str:
+    if not isinstance(value, str) or not _NAME_RE.match(value):
+        raise ProfileError(f"{where}: '{key}' must be a lower-case name like 'vray' or 'my-husk', got {value!r}")
+    return value
+
+
+def _text_list(key: str, value: Any, where: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ProfileError(f"{where}: '{key}' must be a list of text items, got {value!r}")
+    return tuple(value)
+
+
+def _extensions(key: str, value: Any, where: str) -> tuple[str, ...]:
+    items = _text_list(key, value, where)
+    if not items or not all(len(ext) > 1 and ext.startswith(".") for ext in items):
+        raise ProfileError(f"{where}: '{key}' must list extensions that start with a dot, like ['.ass', '.ass.gz']")
+    return tuple(ext.lower() for ext in items)
+
+
+def _executables(key: str, value: Any, where: str) -> dict[str, tuple[str, ...]]:
+    if not isinstance(value, dict):
+        raise ProfileError(f"{where}: '{key}' must map {', '.join(OS_NAMES)} to lists of paths or command names")
+    out = {}
+    for os_name, paths in value.items():
+        if os_name not in OS_NAMES:
+            raise ProfileError(f"{where}: '{key}.{os_name}' is not an OS; use {', '.join(OS_NAMES)}")
+        out[os_name] = (paths,) if isinstance(paths, str) else _text_list(f"{key}.{os_name}", paths, where)
+    return out
+
+
+def _regexes(key: str, value: Any, where: str) -> tuple[str, ...]:
+    items = _text_list(key, value, where)
+    for i, pattern in enumerate(items):
+        try:
+            compiled = re.compile(pattern)
+        except re.error as exc:
+            raise ProfileError(f"{where}: '{key}[{i}]' is not a valid regular expression ({exc})") from None
+        groups = set(compiled.groupindex)
+        if key == "progress" and "pct" not in groups and not {"done", "total"} <= groups:
+            raise ProfileError(f"{where}: '{key}[{i}]' needs a group (?P<pct>...) or groups (?P<done>...) and (?P<total>...)")
+    return items
+
+
+def _exit_codes(key: str, value: Any, where: str) -> tuple[int, ...]:
+    if not isinstance(value, list) or not value or not all(isinstance(c, int) and not isinstance(c, bool) for c in value):
+        raise ProfileError(f"{where}: '{key}' must be a list of whole numbers, like [0]")
+    return tuple(value)
+
+
+def _ext(key: str, value: Any, where: str) -> str:
+    if not isinstance(value, str) or len(value) < 2 or not value.startswith("."):
+        raise ProfileError(f"{where}: '{key}' must be an extension that starts with a dot, like '.exr', got {value!r}")
+    return value.lower()
+
+
+def _flag(key: str, value: Any, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise ProfileError(f"{where}: '{key}' must be true or false, got {value!r}")
+    return value
+
+
+_KEYS: dict[str, Callable[[str, Any, str], Any]] = {
+    "name": _name,
+    "description": _text,
+    "extensions": _extensions,
+    "executables": _executables,
+    "argv": _text_list,
+    "range_argv": _text_list,
+    "output_arg": _text_list,
+    "threads_arg": _text_list,
+    "output_ext": _ext,
+    "frame_range": _flag,
+    "progress": _regexes,
+    "errors": _regexes,
+    "ok_exit_codes": _exit_codes,
+}
+_OPTIONAL = ("ok_exit_codes", "output_arg", "output_ext", "frame_range", "range_argv", "threads_arg", "description")
+
+
+def _fields(item: str) -> list[str]:
+    return [name for _, name, _, _ in string.Formatter().parse(item) if name is not None]
+
+
+def _check_templates(profile: RendererProfile, where: str) -> None:
+    """Reject unknown placeholders and impossible templates now, not at render time."""
+    templates = {"argv": profile.argv, "range_argv": profile.range_argv,
+                 "output_arg": profile.output_arg, "threads_arg": profile.threads_arg}
+    used: dict[str, set[str]] = {}
+    for key, items in templates.items():
+        used[key] = set()
+        for i, item in enumerate(items):
+            if item in _MARKS and key in ("argv", "range_argv"):
+                continue
+            try:
+                names = _fields(item)
+            except ValueError as exc:  # e.g. a lone "{"
+                raise ProfileError(f"{where}: '{key}[{i}]' is not a valid template ({exc})") from None
+            for name in names:
+                if name not in PLACEHOLDERS:
+                    known = ", ".join("{" + p + "}" for p in sorted(PLACEHOLDERS))
+                    raise ProfileError(f"{where}: '{key}[{i}]' uses unknown placeholder {{{name}}} (known: {known})")
+            try:
+                item.format_map(_SAMPLE)
+            except (ValueError, TypeError) as exc:  # a bad format spec such as {frame:x4}
+                raise ProfileError(f"{where}: '{key}[{i}]' is not a valid template ({exc})") from None
+            used[key].update(names)
+    if not profile.argv or "scene" not in used["argv"]:
+        raise ProfileError(f"{where}: 'argv' must use {{scene}}")
+    if profile.frame_range and not profile.range_argv:
+        raise ProfileError(f"{where}: 'range_argv' is required when 'frame_range' is true")
+    if profile.range_argv:
+        if not profile.frame_range:
+            raise ProfileError(f"{where}: 'range_argv' is only used when 'frame_range' is true")
+        if "scene" not in used["range_argv"] or not used["range_argv"] & {"start", "end", "count"}:
+            raise ProfileError(f"{where}: 'range_argv' must use {{scene}} and {{start}}/{{end}} or {{count}}")
+    if profile.output_arg and not used["output_arg"] & _OUTPUT_PLACEHOLDERS:
+        raise ProfileError(f"{where}: 'output_arg' must use {{output}}, {{output_dir}} or {{output_stem}}")
+    if profile.threads_arg and "threads" not in used["threads_arg"]:
+        raise ProfileError(f"{where}: 'threads_arg' must use {{threads}}")
+    for key in ("argv", "range_argv"):
+        for mark in _MARKS:
+            if list(templates[key]).count(mark) > 1:
+                raise ProfileError(f"{where}: '{key}' has {mark} more than once")
+
+
+def _check_value(profile: str, label: str, value: str | None) -> None:
+    if value is None:
+        return
+    if "\x00" in value:
+        raise ProfileError(f"renderer '{profile}': the {label} path contains a NUL character")
+    if label != "executable" and value.startswith("-"):
+        # A whole-item value starting with "-" would be read as an option by the renderer.
+        raise ProfileError(f"renderer '{profile}': the {label} path {value!r} starts with '-'; use ./{value}")
+
+
+def _split_output(output: str) -> tuple[str, str]:
+    """(folder, file name without its last extension), splitting on / and \\ alike."""
+    cut = max(output.rfind("/"), output.rfind("\\"))
+    folder, name = (output[:cut] or output[: cut + 1], output[cut + 1 :]) if cut >= 0 else (".", output)
+    dot = name.rfind(".")
+    return folder, name[:dot] if dot > 0 else name
+
+
+def _natural_key(text: str) -> list[Any]:
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", text)]
+
+
+def _resolve(candidate: str) -> str | None:
+    """An existing executable for one candidate: a path, a glob (newest version first) or a command name."""
+    expanded = os.path.expandvars(os.path.expanduser(candidate))
+    if glob.has_magic(expanded):
+        for match in sorted(glob.glob(expanded), key=_natural_key, reverse=True):
+            if _is_executable(match):
+                return match
+        return None
+    if "/" not in expanded and "\\" not in expanded:
+        return shutil.which(expanded)
+    return expanded if _is_executable(expanded) else None
+
+
+def _is_executable(path: str) -> bool:
+    return os.path.isfile(path) and (sys.platform.startswith("win") or os.access(path, os.X_OK))

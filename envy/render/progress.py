@@ -1,0 +1,94 @@
+"""Reading a renderer's output as it arrives: whole lines, the latest percent, the first error.
+
+Output comes in arbitrary chunks (pipe reads), lines end in ``\\n``, ``\\r\\n``
+or a bare ``\\r`` (POV-Ray and V-Ray redraw their progress line with ``\\r``).
+The profile's ``progress`` regexes give a percent; its ``errors`` regexes mark
+a failed render even when the renderer exits with 0.
+"""
+
+from __future__ import annotations
+
+import re
+
+from envy.render.profiles import RendererProfile
+
+_LINE_END = re.compile(r"\r\n|\r|\n")
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")  # colour and cursor codes some renderers print
+# A renderer that never ends a line must not grow the buffer without bound.
+MAX_LINE = 64 * 1024
+
+
+class ProgressParser:
+    """Feed it chunks of a renderer's output; read ``percent`` and ``error``."""
+
+    def __init__(self, profile: RendererProfile) -> None:
+        self._progress = [re.compile(pattern) for pattern in profile.progress]
+        self._errors = [re.compile(pattern) for pattern in profile.errors]
+        self._tail = ""
+        self._after_cr = False
+        self._percent: float | None = None
+        self._error: str | None = None
+
+    def feed(self, chunk: str) -> list[str]:
+        """Add output; return the lines it completed (without line ends or colour codes)."""
+        if not chunk:
+            return []
+        if self._after_cr and chunk.startswith("\n"):
+            chunk = chunk[1:]  # the "\n" of a "\r\n" split across two chunks
+        text = self._tail + chunk
+        # A line ended by "\r" is complete now (progress must not lag a chunk behind),
+        # but a "\n" that follows in the next chunk belongs to the same line end.
+        self._after_cr = text.endswith("\r")
+        parts = _LINE_END.split(text)
+        tail = parts.pop()
+        while len(tail) > MAX_LINE:
+            parts.append(tail[:MAX_LINE])
+            tail = tail[MAX_LINE:]
+        self._tail = tail
+        return [self._read(line) for line in parts]
+
+    def flush(self) -> list[str]:
+        """End of output: return the unfinished last line, if any."""
+        tail, self._tail = self._tail, ""
+        self._after_cr = False
+        return [self._read(tail)] if tail else []
+
+    @property
+    def percent(self) -> float | None:
+        """The latest progress, 0 to 100, or None before the first progress line."""
+        return self._percent
+
+    @property
+    def error(self) -> str | None:
+        """The first line that matched an error pattern, or None."""
+        return self._error
+
+    def _read(self, raw: str) -> str:
+        line = _ANSI.sub("", raw)
+        for pattern in self._progress:
+            matches = list(pattern.finditer(line))
+            if matches:
+                value = _percent_of(matches[-1])
+                if value is not None:
+                    self._percent = value
+                break
+        if self._error is None and any(pattern.search(line) for pattern in self._errors):
+            self._error = line.strip()
+        return line
+
+
+def _percent_of(match: re.Match[str]) -> float | None:
+    groups = match.groupdict()
+    try:
+        if groups.get("pct") is not None:
+            value = float(groups["pct"])
+        elif groups.get("done") is not None and groups.get("total") is not None:
+            total = float(groups["total"])
+            if total <= 0:
+                return None
+            value = 100.0 * float(groups["done"]) / total
+        else:
+            return None
+    except ValueError:
+        return None
+    return min(100.0, max(0.0, value))  # husk's ALF_PROGRESS can pass 100

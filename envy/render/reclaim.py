@@ -1,0 +1,114 @@
+"""Taking over the items of dead agents (ENGINEERING §1.5 and §1.6).
+
+While rendering, the agent watches every agent's heartbeat counter on its own
+monotonic clock. An item claimed by an owner that is dead is renamed to our
+own claim name, a race only one reclaimer can win, then rendered like any
+other. "Dead" means one of:
+
+* the owner's counter has not changed for ``dead_after`` seconds since we
+  first looked (a fresh observer gives everyone that much grace);
+* the owner restarted: its status shows a new nonce whose counter we have
+  seen move, so the claim (old nonce) belongs to a run that is gone;
+* the owner has no status file at all for ``dead_after`` seconds.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from typing import TYPE_CHECKING
+
+from envy.protocol.liveness import LivenessTracker
+from envy.protocol.status import AgentStatus, read_statuses
+from envy.render.claims import Claim, ItemName, sort_listing
+from envy.render.jobs import Job
+
+if TYPE_CHECKING:
+    from envy.render.render_loop import RenderLoop
+
+log = logging.getLogger(__name__)
+
+
+class Reclaimer(threading.Thread):
+    def __init__(self, loop: "RenderLoop") -> None:
+        super().__init__(name="envy-reclaimer", daemon=True)
+        self.loop = loop
+        cfg = loop.agent.config
+        self.tracker = LivenessTracker(cfg.dead_after)
+        self.statuses: dict[str, AgentStatus] = {}
+        self._orphan_seen: dict[tuple[str, str], float] = {}
+        self._ready: "collections.deque[tuple[Job, Claim]]" = collections.deque()
+        self._stopped = threading.Event()
+        self._lock = threading.Lock()
+        self._launched = False
+
+    def start(self) -> None:
+        if not self._launched:
+            self._launched = True
+            super().start()
+        self._stopped.clear()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        with self._lock:
+            ready = list(self._ready)
+            self._ready.clear()
+        for job, claim in ready:  # reclaimed but never started: give back
+            self.loop.queue_for(job).release(claim)
+
+    def take(self) -> tuple[Job, Claim] | None:
+        with self._lock:
+            return self._ready.popleft() if self._ready else None
+
+    def other_renderers_alive(self) -> bool:
+        me = self.loop.me.host
+        return any(h != me and s.state == "rendering" and self.tracker.is_alive(h) for h, s in self.statuses.items())
+
+    def run(self) -> None:
+        cfg = self.loop.agent.config
+        interval = max(cfg.heartbeat, cfg.poll_interval)
+        while not self.loop.agent.quitting.is_set():
+            if self.loop.active and not self._stopped.is_set():
+                try:
+                    self.scan()
+                except Exception:
+                    log.exception("reclaim scan failed")
+            self.loop.agent.quitting.wait(interval)
+
+    def observe(self) -> None:
+        statuses, _ = read_statuses(self.loop.agent.layout, self.loop.agent.fs)
+        for s in statuses:
+            self.tracker.observe(s.host, s.nonce, s.counter)
+            self.statuses[s.host.lower()] = s
+
+    def owner_is_gone(self, item: ItemName, now: float) -> bool:
+        me = self.loop.me
+        host = item.host.lower()
+        if host == me.host:
+            return item.nonce != me.nonce or item.pid != me.pid  # a claim of my own earlier run
+        status = self.statuses.get(host)
+        if status is not None:
+            if status.nonce != item.nonce and self.tracker.proven_alive(host):
+                return True  # the owner restarted; its old claims are orphans
+            return not self.tracker.is_alive(host)
+        first = self._orphan_seen.setdefault((host, item.nonce), now)
+        return now - first >= self.loop.agent.config.dead_after
+
+    def scan(self) -> None:
+        self.observe()
+        now = time.monotonic()
+        for job in self.loop.jobs():
+            queue = self.loop.queue_for(job)
+            try:
+                listing = sort_listing(self.loop.agent.fs.listdir(queue.folder), queue.pattern)
+            except OSError:
+                continue
+            for item in listing.working:
+                if self._stopped.is_set() or not self.owner_is_gone(item, now):
+                    continue
+                claim = queue.reclaim(item)
+                if claim is not None:
+                    with self._lock:
+                        self._ready.append((job, claim))

@@ -1,0 +1,153 @@
+"""``render()``: the agent's workers work through the active jobs, by priority then age.
+
+Each worker claims one item at a time (claims.py), runs it through the
+process handler (worker.py), and marks it completed or failed. The loop also
+watches other agents' heartbeats to take over the items of dead owners
+(reclaim.py). ``stop()`` kills the renders and gives their items back.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
+
+from envy.protocol.status import WorkerStatus
+from envy.render.claims import Claim, FolderQueue, Identity, ItemPattern
+from envy.render.jobs import Job, list_jobs, select_active
+from envy.render.plans import PlanInput
+from envy.render.profiles import RendererProfile, load_profiles
+from envy.render.reclaim import Reclaimer
+from envy.render.worker import RenderWorker
+
+if TYPE_CHECKING:
+    from envy.agent.agent import Agent
+
+log = logging.getLogger(__name__)
+
+
+class RenderLoop:
+    def __init__(self, agent: "Agent") -> None:
+        self.agent = agent
+        self.me = Identity(agent.host.lower(), os.getpid(), agent.nonce)
+        self.active = False
+        self.targets: tuple[str, ...] = ()
+        self.done_count = 0
+        self.hold_reason = ""  # set by the lockdown policy: finish the frame in hand, take no new one
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._workers: list[RenderWorker] = []
+        self._queues: dict[str, FolderQueue] = {}
+        self._jobs: list[Job] = []
+        self._jobs_read_at = -1e9
+        self._profiles: Mapping[str, RendererProfile] = {}
+        self.reclaimer = Reclaimer(self)
+
+    # -- control ----------------------------------------------------------------------
+    def start(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
+        self.targets = tuple(str(a) for a in args) + tuple(str(v) for k, v in kwargs.items() if k in ("job", "folder"))
+        self._profiles = load_profiles([Path(p) for p in self.agent.config.profiles])
+        self._jobs_read_at = -1e9
+        if self.active:
+            log.info("render: already rendering; now for %s", ", ".join(self.targets) or "all active jobs")
+            return
+        self._stop.clear()
+        self.active = True
+        count = self.agent.config.workers
+        self._workers = [RenderWorker(self, i) for i in range(count)]
+        for w in self._workers:
+            w.start()
+        self.reclaimer.start()
+        log.info("render: %d worker(s) on %s", count, ", ".join(self.targets) or "all active jobs")
+
+    def stop(self) -> None:
+        if not self.active:
+            return
+        self.active = False
+        self._stop.set()
+        for w in self._workers:
+            w.stop_current()
+        for w in self._workers:
+            w.join(timeout=15)
+        self.reclaimer.stop()
+        self._workers = []
+        log.info("render: stopped")
+
+    def close(self) -> None:
+        self.stop()
+
+    @property
+    def stopping(self) -> threading.Event:
+        return self._stop
+
+    # -- what to work on ----------------------------------------------------------------
+    def jobs(self) -> list[Job]:
+        """Active jobs for this agent, re-read at most once per poll interval."""
+        now = time.monotonic()
+        with self._lock:
+            if now - self._jobs_read_at >= self.agent.config.poll_interval:
+                jobs, warnings = list_jobs(self.agent.layout, self.agent.fs)
+                for w in warnings:
+                    self.agent.report_once(w)
+                self._jobs = select_active(jobs, self.targets)
+                self._jobs_read_at = now
+            return list(self._jobs)
+
+    def queue_for(self, job: Job) -> FolderQueue:
+        with self._lock:
+            queue = self._queues.get(job.id)
+            if queue is None:
+                folder = self.work_folder(job)
+                queue = FolderQueue(folder, ItemPattern(job.extensions), self.me, self.agent.fs)
+                self._queues[job.id] = queue
+            return queue
+
+    def work_folder(self, job: Job) -> Path:
+        if job.kind == "tasks":
+            return job.tasks_dir(self.agent.layout)
+        return self.plan_input(job, None).local_path(job.source)  # type: ignore[arg-type]
+
+    def plan_input(self, job: Job, claim: Claim | None) -> PlanInput:
+        return PlanInput(job, claim, self._profiles, self.agent.config, self.agent.nonce,  # type: ignore[arg-type]
+                         self.agent.layout.jobs_dir / job.id)
+
+    def next_claim(self) -> tuple[Job, Claim] | None:
+        """A reclaimed item first, else the next pending item of the best job."""
+        if self.hold_reason:
+            return None
+        taken = self.reclaimer.take()
+        if taken is not None:
+            return taken
+        others = self.reclaimer.other_renderers_alive()
+        for job in self.jobs():
+            try:
+                claim = self.queue_for(job).claim_next(avoid_host=self.me.host if others else None)
+            except OSError as exc:
+                self.agent.report_once(f"cannot read the items of job {job.id}: {exc}")
+                continue
+            if claim is not None:
+                return job, claim
+        return None
+
+    def max_retries(self, job: Job) -> int:
+        return job.max_retries if job.max_retries is not None else self.agent.config.max_retries
+
+    # -- what the status file shows -----------------------------------------------------
+    def worker_statuses(self) -> list[WorkerStatus]:
+        return [w.status() for w in self._workers]
+
+    def job_names(self) -> list[str]:
+        return sorted({w.job.id for w in self._workers if w.job is not None})
+
+    def describe(self) -> str:
+        if self.hold_reason:
+            return f"held: {self.hold_reason}"
+        busy = [w for w in self._workers if w.claim is not None]
+        if not self.active:
+            return ""
+        if not busy:
+            return "waiting for frames"
+        return "; ".join(f"{w.job.name if w.job else '?'} {w.claim.item.base if w.claim else ''}" for w in busy)

@@ -1,0 +1,136 @@
+"""Registering a render job on the share (``envy-io submit``).
+
+A folder of per-frame scene files becomes a ``frames`` job: agents claim the
+files in place. A scene that holds every frame (``.blend``, an animated
+``.pov``) plus ``--frames A-B --chunk N`` becomes a ``tasks`` job: one JSON
+task file per chunk in ``jobs/<id>/tasks/``. Task files are written before
+the job file, so agents never see a job whose tasks are half there.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from envy.platform.host import host_name, user_name
+from envy.render.claims import ItemPattern, sort_listing
+from envy.render.jobs import Job, JobError, new_job_id, save_job
+from envy.render.profiles import RendererProfile, profile_for_file
+from envy.render.remap import PathRemap
+from envy.share.atomic import atomic_write_json
+from envy.share.fs import REAL_FS, ShareFS
+from envy.share.layout import ShareLayout
+from envy.share.names import is_junk
+
+TASK_EXT = ".json"
+
+
+@dataclass
+class SubmitRequest:
+    source: str
+    frames: str | None = None
+    chunk: int = 1
+    renderer: str | None = None
+    priority: int = 50
+    output: str | None = None
+    name: str | None = None
+    max_retries: int | None = None
+    remap: Sequence[str] = ()
+    paused: bool = False
+    settings: dict = field(default_factory=dict)
+
+
+def parse_frames(text: str) -> tuple[int, int]:
+    m = re.fullmatch(r"\s*(-?\d+)\s*(?:-\s*(-?\d+)\s*)?", text)
+    if not m:
+        raise JobError(f"--frames {text!r} is not a range: use A-B, e.g. 1-240, or a single frame")
+    start = int(m.group(1))
+    end = int(m.group(2)) if m.group(2) is not None else start
+    if end < start:
+        raise JobError(f"--frames {text!r} ends before it starts")
+    return start, end
+
+
+def _detect_renderer(names: Sequence[str], profiles: Mapping[str, RendererProfile]) -> RendererProfile:
+    votes = Counter(p.name for p in (profile_for_file(n, profiles) for n in names) if p is not None)
+    if not votes:
+        known = sorted({e for p in profiles.values() for e in p.extensions})
+        raise JobError(f"no scene files found (known extensions: {', '.join(known)})")
+    return profiles[votes.most_common(1)[0][0]]
+
+
+def submit(layout: ShareLayout, req: SubmitRequest, profiles: Mapping[str, RendererProfile],
+           fs: ShareFS = REAL_FS, local_os: str | None = None) -> Job:
+    """Validate ``req`` and write the job (and its task files). Nothing is written on bad input."""
+    layout.require(fs)
+    if req.chunk < 1:
+        raise JobError(f"--chunk must be 1 or more, got {req.chunk}")
+    if not 0 <= req.priority <= 100:
+        raise JobError(f"--priority must be from 0 to 100, got {req.priority}")
+    remap = PathRemap.parse(list(req.remap))
+    local = Path(remap.apply(req.source, local_os)) if local_os else Path(req.source)
+    if req.renderer and req.renderer.lower() not in profiles:
+        raise JobError(f"unknown renderer {req.renderer!r} (known: {', '.join(sorted(profiles))})")
+    now = time.time()
+    common = dict(
+        priority=req.priority, state="paused" if req.paused else "active", output=req.output,
+        max_retries=req.max_retries, remap=list(req.remap), created_by=user_name(), created_host=host_name(),
+        created_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)), settings=dict(req.settings),
+    )
+    if local.is_dir():
+        if req.frames:
+            raise JobError("--frames is for a scene file that holds every frame; a folder's frames are its files")
+        names = [n for n in fs.listdir(local) if not is_junk(n)]
+        profile = profiles[req.renderer.lower()] if req.renderer else _detect_renderer(names, profiles)
+        listing = sort_listing(names, ItemPattern(profile.extensions))
+        if not (listing.pending or listing.working or listing.done or listing.failed):
+            raise JobError(f"{req.source}: no {'/'.join(profile.extensions)} files for renderer {profile.name}")
+        name = req.name or "/".join(local.parts[-2:])
+        job = Job(id=new_job_id(local.name, now), name=name, kind="frames", renderer=profile.name,
+                  source=req.source, extensions=list(profile.extensions), **common)  # type: ignore[arg-type]
+        save_job(layout, job, fs)
+        return job
+    if local.is_file():
+        profile = profiles[req.renderer.lower()] if req.renderer else profile_for_file(local.name, profiles)
+        if profile is None:
+            raise JobError(f"{req.source}: no renderer for this file type")
+        if not profile.range_argv:
+            raise JobError(f"{req.source}: renderer {profile.name} renders one file per frame; submit the folder of frame files")
+        if not req.frames:
+            raise JobError(f"{req.source} holds every frame: give --frames A-B (and --chunk N)")
+        start, end = parse_frames(req.frames)
+        job = Job(id=new_job_id(local.stem, now), name=req.name or local.name, kind="tasks", renderer=profile.name,
+                  source=req.source, extensions=[TASK_EXT], frames=f"{start}-{end}", chunk=req.chunk, **common)  # type: ignore[arg-type]
+        job.validate()
+        write_range_tasks(layout, job, local.stem.split(".")[0], start, end, req.chunk, fs)
+        save_job(layout, job, fs)
+        return job
+    raise JobError(f"{req.source}: no such file or folder (for another OS's path, add --remap FROM,TO)")
+
+
+def write_range_tasks(layout: ShareLayout, job: Job, stem: str, start: int, end: int, chunk: int, fs: ShareFS) -> int:
+    folder = job.tasks_dir(layout)
+    fs.makedirs(folder)
+    width = max(4, len(str(end)))
+    count = 0
+    for first in range(start, end + 1, chunk):
+        last = min(first + chunk - 1, end)
+        task = {"type": "range", "start": first, "end": last}
+        atomic_write_json(folder / f"{stem}.{first:0{width}d}-{last:0{width}d}{TASK_EXT}", task, fs)
+        count += 1
+    return count
+
+
+def write_tasks(layout: ShareLayout, job: Job, tasks: Sequence[tuple[str, dict]], fs: ShareFS = REAL_FS) -> None:
+    """Write prepared task files (husk, cache jobs), then the job file last."""
+    folder = job.tasks_dir(layout)
+    fs.makedirs(folder)
+    for name, task in tasks:
+        if not name.endswith(TASK_EXT) or "/" in name or "\\" in name or ".envy~" in name:
+            raise JobError(f"bad task file name {name!r}")
+        atomic_write_json(folder / name, task, fs)
+    save_job(layout, job, fs)

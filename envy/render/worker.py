@@ -1,0 +1,179 @@
+"""One render slot: claim an item, render it as a child process, complete or fail it."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from envy.protocol.status import WorkerStatus
+from envy.render.claims import Claim
+from envy.render.jobs import Job
+from envy.render.plans import PlanError, WorkPlan, plan_for
+from envy.render.progress import ProgressParser
+
+if TYPE_CHECKING:
+    from envy.render.render_loop import RenderLoop
+
+log = logging.getLogger(__name__)
+
+# How often a running render is checked: stop requests, memory, lost claims.
+CHECK_INTERVAL_S = 0.25
+
+
+class RenderWorker(threading.Thread):
+    def __init__(self, loop: "RenderLoop", index: int) -> None:
+        super().__init__(name=f"envy-worker-{index}", daemon=True)
+        self.loop = loop
+        self.index = index
+        self.job: Job | None = None
+        self.claim: Claim | None = None
+        self.parser: ProgressParser | None = None
+        self.started: float | None = None
+        self._child = None
+        self._stop_now = threading.Event()
+
+    def status(self) -> WorkerStatus:
+        claim, job, parser, started = self.claim, self.job, self.parser, self.started
+        if claim is None or job is None:
+            return WorkerStatus(self.index)
+        elapsed = time.monotonic() - started if started else None
+        return WorkerStatus(self.index, job.id, claim.item.base, parser.percent if parser else None,
+                            None, round(elapsed, 1) if elapsed is not None else None)
+
+    def stop_current(self) -> None:
+        self._stop_now.set()
+        child = self._child
+        if child is not None:
+            child.stop("stopped by stop()")
+
+    def run(self) -> None:
+        agent = self.loop.agent
+        while not self.loop.stopping.is_set():
+            try:
+                picked = self.loop.next_claim()
+            except Exception:
+                log.exception("worker %d: choosing work failed", self.index)
+                picked = None
+            if picked is None:
+                self.loop.stopping.wait(agent.config.poll_interval)
+                continue
+            self.job, self.claim = picked
+            try:
+                self.render(*picked)
+            except Exception:
+                log.exception("worker %d: rendering %s failed unexpectedly", self.index, picked[1].item.original)
+                self._fail(picked[0], picked[1], "Envy error while rendering (see agent log)")
+            finally:
+                self.job = self.claim = self.parser = self.started = None
+                self._child = None
+
+    # -- one item ----------------------------------------------------------------------
+    def render(self, job: Job, claim: Claim) -> None:
+        agent = self.loop.agent
+        attempt = claim.item.failures + 1
+        log_path = job.logs_dir(agent.layout) / f"{claim.item.base}.{agent.host.lower()}.{attempt}.log"
+        try:
+            plan = plan_for(self.loop.plan_input(job, claim))
+        except PlanError as exc:
+            self._write_reason(log_path, str(exc))
+            self._fail(job, claim, str(exc))
+            return
+        log.info("worker %d: rendering %s of %s", self.index, plan.label, job.name)
+        self.parser = ProgressParser(plan.profile) if plan.profile else None
+        self.started = time.monotonic()
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        memory = agent.config.memory_mb or None
+        self._child = agent.processes.start(
+            f"{job.id}:{claim.item.base}", plan.argv, log_path, cwd=plan.cwd, memory_limit_mb=memory,
+            on_output=self.parser.feed if self.parser else None,
+        )
+        result = self._wait(claim)
+        if self.parser:
+            self.parser.flush()
+        if self._stop_now.is_set() and self.loop.stopping.is_set():
+            self._cleanup(plan)
+            released = self.loop.queue_for(job).release(claim)
+            log.info("worker %d: stopped %s (%s)", self.index, claim.item.original, "given back" if released else "already taken")
+            return
+        reason = self._failure_reason(plan, result)
+        if reason is None:
+            self._complete(job, claim, plan)
+        else:
+            self._cleanup(plan)
+            self._write_reason(log_path, reason)
+            self._fail(job, claim, reason)
+
+    def _wait(self, claim: Claim):  # type: ignore[no-untyped-def]
+        queue_check = 0.0
+        child = self._child
+        while True:
+            result = child.wait(CHECK_INTERVAL_S)
+            if result is not None:
+                return result
+            now = time.monotonic()
+            if now - queue_check > self.loop.agent.config.heartbeat:
+                queue_check = now
+                if not self.loop.queue_for(self.job).still_mine(claim):  # type: ignore[arg-type]
+                    log.warning("worker %d: %s was taken over by another agent; stopping my render", self.index, claim.item.original)
+                    child.stop("claim taken over")
+
+    def _failure_reason(self, plan: WorkPlan, result) -> str | None:  # type: ignore[no-untyped-def]
+        if result.killed_reason:
+            return result.killed_reason
+        profile = plan.profile
+        ok_codes = profile.ok_exit_codes if profile else (0,)
+        if result.returncode not in ok_codes:
+            return f"renderer exited with code {result.returncode}"
+        if self.parser and self.parser.error:
+            return f"renderer reported an error: {self.parser.error[:200]}"
+        missing = [o.final.name for o in plan.outputs if o.written() is None]
+        if missing:
+            return f"expected output missing or empty: {', '.join(missing[:5])}"
+        return None
+
+    def _complete(self, job: Job, claim: Claim, plan: WorkPlan) -> None:
+        queue = self.loop.queue_for(job)
+        if not queue.still_mine(claim):
+            self._cleanup(plan)
+            log.warning("worker %d: %s is no longer mine (taken over while I was away); not completing it", self.index, claim.item.original)
+            return
+        for out in plan.outputs:
+            if out.temp is not None:
+                self.loop.agent.fs.replace(out.temp, out.final)
+        if queue.complete(claim):
+            self.loop.done_count += 1
+            took = time.monotonic() - (self.started or time.monotonic())
+            log.info("worker %d: completed %s of %s in %.1f s", self.index, plan.label, job.name, took)
+        else:
+            log.warning("worker %d: %s was taken over just before completing; the new owner finishes it", self.index, claim.item.original)
+
+    def _fail(self, job: Job, claim: Claim, reason: str) -> None:
+        state = self.loop.queue_for(job).fail(claim, self.loop.max_retries(job))
+        if state == "failed":
+            log.error("worker %d: %s FAILED for good: %s", self.index, claim.item.original, reason)
+        elif state == "pending":
+            log.warning("worker %d: %s failed (%s); it will be retried", self.index, claim.item.original, reason)
+        else:
+            log.warning("worker %d: %s failed but was no longer mine", self.index, claim.item.original)
+
+    def _cleanup(self, plan: WorkPlan) -> None:
+        for out in plan.outputs:
+            if out.temp is not None:
+                try:
+                    self.loop.agent.fs.unlink(out.temp)
+                except OSError:
+                    pass
+
+    @staticmethod
+    def _write_reason(log_path: Path, reason: str) -> None:
+        try:
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+            with open(log_path, "a", encoding="utf-8") as f:
+                f.write(f"\nENVY FAILED: {reason}\n")
+        except OSError as exc:
+            log.warning("cannot write the failure reason to %s: %s", log_path, exc)
+
+

@@ -1,0 +1,70 @@
+"""Publish a file atomically and read it back (ENGINEERING §1.2 and §1.3)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from typing import Any
+
+from envy.share.fs import REAL_FS, PathLike, ShareFS
+from envy.share.names import temp_name_for
+
+log = logging.getLogger(__name__)
+
+
+def atomic_write(path: PathLike, data: bytes | str, fs: ShareFS = REAL_FS) -> None:
+    """Write ``data`` to a unique temp name beside ``path``, fsync, then replace ``path``.
+
+    Readers see the old or the new file, never a torn one. On failure the temp
+    file is removed (best effort) and the error propagates: the caller decides
+    whether to retry.
+    """
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    path = os.fspath(path)
+    folder, name = os.path.split(path)
+    temp = os.path.join(folder, temp_name_for(name))
+    try:
+        fs.write_new(temp, data)
+        fs.replace(temp, path)
+    except BaseException:
+        try:
+            fs.unlink(temp)
+        except OSError:
+            pass
+        raise
+
+
+def atomic_write_json(path: PathLike, obj: Any, fs: ShareFS = REAL_FS) -> None:
+    atomic_write(path, json.dumps(obj, indent=1, sort_keys=True) + "\n", fs)
+
+
+def read_json(path: PathLike, fs: ShareFS = REAL_FS) -> Any:
+    """Read a JSON file; ValueError (with the path) when it is corrupt or truncated."""
+    raw = fs.read_bytes(path)
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{os.fspath(path)}: not valid JSON ({exc.__class__.__name__}: {exc})") from None
+
+
+def rename_attempt(src: PathLike, dst: PathLike, fs: ShareFS = REAL_FS) -> bool:
+    """Try to rename ``src`` to ``dst`` (a name carrying our identity). True if we won.
+
+    A rename is an attempt: on NFS a retransmitted RENAME can report ENOENT
+    although the first transmission succeeded, so after any error we stat the
+    destination we chose; if it is there, it is ours (nobody else uses our name).
+    """
+    try:
+        fs.rename(src, dst)
+        return True
+    except OSError as exc:
+        try:
+            fs.stat(dst)
+        except OSError:
+            if not isinstance(exc, FileNotFoundError):
+                log.debug("rename %s -> %s failed: %s", src, dst, exc)
+            return False
+        log.info("rename %s -> %s reported %s but the destination exists: it succeeded", src, dst, exc)
+        return True

@@ -1,0 +1,70 @@
+"""The filesystem seam: every operation Envy does on the share goes through here.
+
+A ``ShareFS`` is passed to the code that touches the share (like watchdog's
+``PollingObserverVFS`` takes ``stat`` and ``listdir``), so tests can inject a
+rename that lies, ESTALE on read, a stale listing or ENOSPC without mocking
+the code under test. The default implementation is the real ``os`` calls.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Union
+
+from envy.platform.files import rename_no_replace, replace_with_retry
+
+PathLike = Union[str, Path]
+
+
+class ShareFS:
+    """Real filesystem operations. Subclass and override one method to inject a fault."""
+
+    def stat(self, path: PathLike) -> os.stat_result:
+        return os.stat(path)
+
+    def exists(self, path: PathLike) -> bool:
+        try:
+            self.stat(path)
+        except FileNotFoundError:
+            return False
+        return True
+
+    def listdir(self, path: PathLike) -> list[str]:
+        return os.listdir(path)
+
+    def read_bytes(self, path: PathLike) -> bytes:
+        # Open, read, close at once: never hold a share file open (ENGINEERING §1.2).
+        with open(path, "rb") as f:
+            return f.read()
+
+    def write_new(self, path: PathLike, data: bytes) -> None:
+        """Create ``path`` (must not exist), write, flush, fsync and close it."""
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o664)
+        try:
+            view = memoryview(data)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            os.fsync(fd)
+        finally:
+            # close is where NFS reports delayed write errors: let it raise.
+            os.close(fd)
+
+    def replace(self, src: PathLike, dst: PathLike) -> None:
+        replace_with_retry(str(src), str(dst))
+
+    def rename(self, src: PathLike, dst: PathLike) -> None:
+        os.rename(src, dst)
+
+    def rename_no_replace(self, src: PathLike, dst: PathLike) -> None:
+        rename_no_replace(str(src), str(dst))
+
+    def unlink(self, path: PathLike) -> None:
+        os.unlink(path)
+
+    def makedirs(self, path: PathLike) -> None:
+        os.makedirs(path, exist_ok=True)
+
+
+REAL_FS = ShareFS()

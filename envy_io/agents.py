@@ -1,0 +1,163 @@
+"""What Envy IO knows about the agents: their status files and whether each is alive.
+
+Alive means "we watched its heartbeat counter change, on our own monotonic
+clock, less than ``dead_after`` seconds ago" (ENGINEERING §1.5). We never
+compare file times or times written by agents with our clock. A one-shot
+``envy-io status`` has seen nothing change yet, so it keeps its sightings in a
+local cache between runs and, for agents it cannot vouch for, re-reads the
+status files for a few seconds to watch their counters move.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from envy.protocol.liveness import LivenessTracker, ObservationCache
+from envy.protocol.status import AgentStatus, read_statuses
+from envy.share.fs import REAL_FS, ShareFS
+from envy.share.layout import ShareLayout
+
+# Status files are re-read this often while waiting for heartbeats.
+RECHECK_INTERVAL_S = 0.3
+# The default wait is one heartbeat plus this margin, never more than the cap.
+WAIT_MARGIN_S = 1.0
+MAX_DEFAULT_WAIT_S = 15.0
+# Progress of at most this many workers is shown on one status line.
+WORKERS_SHOWN = 4
+
+
+@dataclass(frozen=True)
+class AgentView:
+    status: AgentStatus
+    alive: bool
+    silent_s: float | None  # seconds since we last saw its counter change; None if never seen
+
+
+class AgentBoard:
+    """The latest status of every agent plus our own liveness sightings; safe to share between threads."""
+
+    def __init__(
+        self,
+        layout: ShareLayout,
+        dead_after: float,
+        cache: ObservationCache | None = None,
+        fs: ShareFS = REAL_FS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.layout = layout
+        self.fs = fs
+        self.cache = cache
+        self.tracker = LivenessTracker(dead_after, clock)
+        self._statuses: dict[str, AgentStatus] = {}
+        self._lock = threading.Lock()
+        if cache is not None:
+            cache.load(self.tracker)
+
+    def refresh(self) -> list[str]:
+        """Re-read every status file and record what changed; returns warnings about unreadable files."""
+        statuses, warnings = read_statuses(self.layout, self.fs)
+        with self._lock:
+            self._statuses = {}
+            for status in statuses:
+                key = status.host.lower()
+                self._statuses[key] = status
+                self.tracker.observe(key, status.nonce, status.counter)
+        return warnings
+
+    def hosts(self) -> list[str]:
+        with self._lock:
+            return sorted(s.host for s in self._statuses.values())
+
+    def undecided(self) -> list[str]:
+        """Hosts we cannot vouch for yet: not seen changing within ``dead_after``."""
+        with self._lock:
+            return [key for key in self._statuses if not self.tracker.proven_alive(key)]
+
+    def views(self) -> list[AgentView]:
+        with self._lock:
+            return [
+                AgentView(status, self.tracker.proven_alive(key), self.tracker.silent_for(key))
+                for key, status in sorted(self._statuses.items())
+            ]
+
+    def default_wait(self) -> float:
+        """Long enough to see one heartbeat of the slowest agent: its interval plus a margin, capped."""
+        with self._lock:
+            beats = [
+                float(s.heartbeat)
+                for s in self._statuses.values()
+                if isinstance(s.heartbeat, (int, float)) and not isinstance(s.heartbeat, bool) and s.heartbeat > 0
+            ]
+        if not beats:
+            return 0.0 if not self._statuses else WAIT_MARGIN_S
+        return min(max(beats) + WAIT_MARGIN_S, MAX_DEFAULT_WAIT_S)
+
+    def wait_for_heartbeats(
+        self,
+        timeout: float,
+        stop: threading.Event | None = None,
+        interval: float = RECHECK_INTERVAL_S,
+    ) -> list[str]:
+        """Re-read status files until every agent is proven alive or ``timeout`` passes; returns warnings."""
+        stop = stop or threading.Event()
+        deadline = self.tracker.clock() + timeout
+        warnings: list[str] = []
+        while self.undecided():
+            left = deadline - self.tracker.clock()
+            if left <= 0 or stop.wait(min(interval, left)):
+                break
+            warnings += self.refresh()
+        return warnings
+
+    def save(self) -> None:
+        if self.cache is not None:
+            with self._lock:
+                self.cache.save(self.tracker)
+
+
+def observation_cache(state_dir: Path) -> ObservationCache:
+    return ObservationCache(state_dir / "io-observations.json")
+
+
+def format_agent(index: int, view: AgentView) -> str:
+    """``Worker 0 - lab3-03 - 192.168.1.11 - idle`` (the Frame Server's style), plus what it is doing."""
+    status = view.status
+    line = f"Worker {index} - {status.host} - {status.ip or '?'} - {describe_state(status)}"
+    return line if view.alive else line + " (stale)"
+
+
+def describe_state(status: AgentStatus) -> str:
+    state = status.state or "unknown"
+    if state == "locked":
+        return f"locked ({status.locked_reason})" if status.locked_reason else state
+    if state not in ("rendering", "busy"):
+        return state
+    detail = [status.work] if status.work else []
+    progress = [_describe_worker(w) for w in status.workers[:WORKERS_SHOWN] if w.job or w.frame]
+    if len(status.workers) > WORKERS_SHOWN:
+        progress.append(f"+{len(status.workers) - WORKERS_SHOWN} more")
+    if progress:
+        detail.append("[" + ", ".join(progress) + "]")
+    return " ".join([state, *detail])
+
+
+def _describe_worker(worker: Any) -> str:
+    parts = [f"w{worker.index}"]
+    if worker.job:
+        parts.append(str(worker.job))
+    if worker.frame is not None:
+        parts.append(f"frame {worker.frame}")
+    if isinstance(worker.percent, (int, float)):
+        parts.append(f"{worker.percent:.0f}%")
+    return " ".join(parts)
+
+
+def agent_json(view: AgentView) -> dict[str, Any]:
+    data = view.status.to_json()
+    data["alive"] = view.alive
+    data["silent_s"] = None if view.silent_s is None else round(view.silent_s, 1)
+    return data

@@ -1,0 +1,5 @@
+#!/bin/bash
+# Start the Envy agent (macOS). Double-click, or add to Login Items.
+# Change the share path to your Envy folder.
+ENVY_SHARE="${ENVY_SHARE:-/Volumes/envy}"
+exec nice -n 10 python3 -m envy agent --share "$ENVY_SHARE"
