@@ -29,9 +29,12 @@ def log_dir_for(share_logs: Path, host: str) -> Path:
 class ResilientFileHandler(logging.Handler):
     """A rotating file handler on the share that falls back to a local file on OSError."""
 
-    def __init__(self, path: Path, fallback: Path, max_bytes: int, backups: int) -> None:
+    def __init__(self, path: Path, fallback: Path, max_bytes: int, backups: int, create_parents: bool = False) -> None:
         super().__init__()
         self.path = path
+        # On the share only the host's own folder may be created: creating
+        # logs/ itself would build a tree under an unmounted mount point.
+        self.create_parents = create_parents
         self.fallback = fallback
         self.max_bytes = max_bytes
         self.backups = backups
@@ -41,7 +44,7 @@ class ResilientFileHandler(logging.Handler):
         self._backoff = 1.0
 
     def _open_share(self) -> logging.handlers.RotatingFileHandler:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.parent.mkdir(parents=self.create_parents, exist_ok=True)
         handler = logging.handlers.RotatingFileHandler(
             self.path, maxBytes=self.max_bytes, backupCount=self.backups, encoding="utf-8", delay=False
         )
@@ -117,7 +120,7 @@ def setup_agent_logging(log_file: Path, fallback: Path, verbose: int, max_bytes:
     console.setLevel(logging.DEBUG if verbose > 0 else logging.INFO)
     console.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
     root.addHandler(console)
-    share = ResilientFileHandler(log_file, fallback, max_bytes, backups)
+    share = ResilientFileHandler(log_file, fallback, max_bytes, backups, create_parents=bool(os.environ.get("ENVY_LOG_DIR")))
     share.setFormatter(logging.Formatter(FORMAT))
     share.setLevel(logging.DEBUG if verbose > 1 else logging.INFO)
     root.addHandler(share)

@@ -88,14 +88,15 @@ class LineChecker:
         try:
             selector_text, command = split_line(text)
             selector = parse_selector(selector_text, self.groups, self.host_pattern)
-            call = parse_command(command, self.builtins, nv_names=self.nv_names())
+            if command.startswith(IO_PREFIX):
+                name = command[len(IO_PREFIX):].split("(")[0].strip() or "name"
+                raise UsageError(
+                    f"IO.{name} is an IO function: IO functions run in the Envy IO shell, type IO.{name}(...) "
+                    "there without a selector; agents run built-ins and NV.* functions"
+                )
+            call = parse_command(command, self.builtins, nv_names=self.nv_names(), allow_io=False)
         except (SelectorError, CommandError) as exc:
             raise UsageError(str(exc)) from None
-        if call.namespace == "IO":
-            raise UsageError(
-                f"{call.qualname} is an IO function: IO functions run in the Envy IO shell, type {call.qualname}(...) "
-                "there without a selector; agents run built-ins and NV.* functions"
-            )
         return InstructionLine(selector, call)
 
     def io_call(self, line: str) -> IoCallLine:

@@ -27,6 +27,7 @@ class AgentWatcher(threading.Thread):
         self.stopped = threading.Event()
         self._known: set[str] = set()
         self._alive: set[str] = set()
+        self._silent: set[str] = set()
 
     def run(self) -> None:
         self._known = {h.lower() for h in self.board.hosts()}
@@ -46,8 +47,12 @@ class AgentWatcher(threading.Thread):
                 self.notify(f"new agent {host} ({view.status.state})")
             if view.alive and key not in self._alive:
                 self._alive.add(key)
+                if key in self._silent:
+                    self._silent.discard(key)
+                    self.notify(f"{host} is back ({view.status.state})")
             elif not view.alive and key in self._alive:
                 self._alive.discard(key)
+                self._silent.add(key)
                 self.notify(f"{host} has gone silent: no heartbeat for {self.board.tracker.dead_after:g} s")
 
     def stop(self) -> None:

@@ -317,6 +317,20 @@ def test_unwritable_log_keeps_the_child_running(
     assert not (tmp_path / "missing").exists()
 
 
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full to fail writes for real")
+def test_log_write_failure_keeps_the_child_running(
+    handler: ProcessHandler, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """/dev/full accepts the open and fails every write with ENOSPC, like a full share."""
+    output = Output()
+    caplog.set_level(logging.WARNING, logger="envy.agent.processes")
+    child = handler.start("full", script("print('line one'); print('line two')"), Path("/dev/full"), on_output=output)
+    result = child.wait(DEADLINE_S)
+    assert result is not None and result.returncode == 0
+    assert output.text == "line one\nline two\n"
+    assert "without a log" in caplog.text
+
+
 def test_argv_must_be_a_list(handler: ProcessHandler, tmp_path: Path) -> None:
     with pytest.raises(TypeError):
         handler.start("shell", "echo hi", tmp_path / "shell.log")

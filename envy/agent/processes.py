@@ -31,6 +31,7 @@ import psutil
 
 from envy.platform.processes import (
     collect_tree,
+    has_exited,
     is_alive,
     is_same_process,
     kill_procs,
@@ -53,6 +54,9 @@ _LOG_FLUSH_INTERVAL_S = 1.0
 # After the child exits, how long its descendants may keep the output pipe
 # open before they count as left behind and are killed.
 _LEFTOVER_GRACE_S = 2.0
+# How often the exit waiter looks for the child's exit; it must not reap the
+# child (see Child._wait_for_exit), so it cannot block in wait().
+_EXIT_POLL_S = 0.1
 _KILL_TIMEOUT_S = 5.0
 _MB = 1024 * 1024
 
@@ -86,10 +90,12 @@ class _ChildLog:
         except OSError as exc:
             log.warning("cannot open log %s (%s); the child runs without a log", path, exc)
 
-    def write(self, data: bytes, *, flush: bool = False) -> None:
+    def write(self, data: bytes, *, flush: bool = False, own_line: bool = False) -> None:
         with self._lock:
             if self._file is None or not data:
                 return
+            if own_line and not self._at_line_start:
+                data = b"\n" + data
             try:
                 self._file.write(data)
                 self._dirty = True
@@ -101,8 +107,7 @@ class _ChildLog:
 
     def write_note(self, text: str) -> None:
         """An Envy line (header, footer, notes), always on a line of its own."""
-        prefix = b"" if self._at_line_start else b"\n"
-        self.write(prefix + f"=== envy: {text}\n".encode("utf-8", "replace"), flush=True)
+        self.write(f"=== envy: {text}\n".encode("utf-8", "replace"), flush=True, own_line=True)
 
     def flush_if_stale(self) -> None:
         with self._lock:
@@ -145,6 +150,7 @@ class Child:
         self,
         name: str,
         popen: subprocess.Popen[bytes],
+        proc: psutil.Process | None,
         create_time: float,
         child_log: _ChildLog,
         started_monotonic: float,
@@ -159,11 +165,13 @@ class Child:
         self.started_monotonic = started_monotonic
         self.memory_limit_mb = memory_limit_mb
         self._popen = popen
+        self._proc = proc
         self._log = child_log
         self._on_output = on_output
         self._on_finished = on_finished
         self._done = threading.Event()
         self._eof = threading.Event()
+        self._wake = threading.Event()  # set after a kill: look for the exit now
         self._result: ChildResult | None = None
         self._killed_reason: str | None = None
         self._stop_lock = threading.Lock()
@@ -198,10 +206,11 @@ class Child:
             self._stop_requested = True
             if self._done.is_set():
                 return
-            if self._killed_reason is None and self._popen.returncode is None:
+            if self._killed_reason is None and self._root_running():
                 self._killed_reason = reason
             killed = kill_procs(self._tree(), _KILL_TIMEOUT_S)
             log.info("%s (pid %s): %s; killed pids %s", self.name, self.pid, reason, killed)
+            self._wake.set()
         # The tree is gone, so the pipe closes and the result follows at once.
         self._done.wait(_KILL_TIMEOUT_S)
 
@@ -243,16 +252,25 @@ class Child:
             self._on_output = None
 
     def _wait_for_exit(self) -> None:
-        returncode = self._popen.wait()
+        """Wait for the child's exit, clean up what it left running, then reap it and finish.
+
+        The child is reaped last: until then its pid (a POSIX zombie, or a
+        Windows process whose handle we hold) cannot be given to another
+        process, so its tree and process group are still unambiguously its own.
+        """
+        while self._root_running():
+            self._wake.wait(_EXIT_POLL_S)
+            self._wake.clear()
         duration = time.monotonic() - self.started_monotonic
-        if not self._eof.wait(_LEFTOVER_GRACE_S):
-            # Descendants still hold the output pipe after the child exited.
-            leftovers = kill_procs(self._tree(), _KILL_TIMEOUT_S)
-            if leftovers:
-                log.warning("%s (pid %s) exited but left pids %s running; killed them", self.name, self.pid, leftovers)
-                self._log.write_note(f"killed processes left running after exit: {leftovers}")
-            if not self._eof.wait(_KILL_TIMEOUT_S):
-                log.warning("%s: a process outside its tree holds its output open; not waiting for it", self.name)
+        self._eof.wait(_LEFTOVER_GRACE_S)  # descendants may still be writing
+        leftovers = [p for p in self._tree() if p.pid != self.pid]
+        if leftovers:
+            killed = kill_procs(leftovers, _KILL_TIMEOUT_S)
+            log.warning("%s (pid %s) exited but left pids %s running; killed them", self.name, self.pid, killed)
+            self._log.write_note(f"killed processes left running after exit: {killed}")
+        if not self._eof.wait(_KILL_TIMEOUT_S):
+            log.warning("%s: a process outside its tree holds its output open; not waiting for it", self.name)
+        returncode = self._popen.wait()
         result = ChildResult(returncode, self._killed_reason, self.log_path, duration)
         footer = f"exit code {returncode} after {duration:.1f} s"
         if self._killed_reason:
@@ -262,6 +280,9 @@ class Child:
         self._result = result
         self._done.set()
         self._on_finished(self)
+
+    def _root_running(self) -> bool:
+        return not has_exited(self._popen, self._proc)
 
     # -- used by the handler's monitor -------------------------------------------
 
@@ -277,7 +298,7 @@ class Child:
     def _check(self) -> None:
         """Monitor tick: remember descendants, enforce the memory cap, flush a stale log."""
         self._log.flush_if_stale()
-        if self._popen.returncode is not None or self._stop_requested:
+        if self._stop_requested or not self._root_running():
             return
         tree = collect_tree(self.pid, create_time=self.create_time)
         with self._seen_lock:
@@ -374,14 +395,16 @@ class ProcessHandler:
             raise
         started_monotonic = time.monotonic()
         child_log.write_note(f"{started} started pid {popen.pid}: {json.dumps(args)}")
-        if self._low_priority:
-            try:
-                lower_priority(psutil.Process(popen.pid))
-            except psutil.NoSuchProcess:
-                pass  # already gone; the exit waiter reports it
-        identity = process_identity(popen.pid)
-        create_time = identity[1] if identity else time.time()
-        child = Child(name, popen, create_time, child_log, started_monotonic, memory_limit_mb, on_output, self._finished)
+        try:
+            proc: psutil.Process | None = psutil.Process(popen.pid)
+        except psutil.Error:
+            proc = None  # cannot watch it through psutil; Popen still can
+        if proc is not None and self._low_priority:
+            lower_priority(proc)
+        create_time = _create_time(proc)
+        child = Child(
+            name, popen, proc, create_time, child_log, started_monotonic, memory_limit_mb, on_output, self._finished
+        )
         with self._lock:
             self._children.append(child)
             self._write_record()
@@ -488,3 +511,12 @@ def _parse_entry(entry: dict[str, object]) -> tuple[int, float, str, tuple[int, 
     except (KeyError, TypeError, ValueError):
         return None
     return pid, created, str(entry.get("name", "?")), identity
+
+
+def _create_time(proc: psutil.Process | None) -> float:
+    try:
+        if proc is not None:
+            return proc.create_time()
+    except psutil.Error:
+        pass
+    return time.time()

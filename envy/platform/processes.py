@@ -151,6 +151,24 @@ def kill_tree(pid: int, timeout: float = 5.0, *, create_time: float | None = Non
     return kill_procs(collect_tree(pid, create_time=create_time), timeout)
 
 
+def has_exited(popen: subprocess.Popen[bytes], proc: psutil.Process | None = None) -> bool:
+    """True once our child has exited, without releasing its pid for reuse.
+
+    POSIX: ``Popen.poll`` would reap the child, after which its pid (and its
+    process group id) may go to another process; a zombie keeps both reserved,
+    so look at the status instead. Windows: the handle ``Popen`` holds keeps
+    the pid reserved, and its exit status is the authoritative answer.
+    """
+    if _WINDOWS:
+        return popen.poll() is not None
+    if proc is None:
+        try:
+            proc = psutil.Process(popen.pid)
+        except psutil.NoSuchProcess:
+            return True
+    return not is_alive(proc)
+
+
 def is_alive(proc: psutil.Process) -> bool:
     """True while ``proc`` (the very process, not a reused pid) runs; a zombie has exited."""
     try:
@@ -206,11 +224,12 @@ def _wait_gone(procs: list[psutil.Process], timeout: float) -> list[psutil.Proce
             break
         step = min(_WAIT_STEP_S, remaining)
         others = [p for p in alive if p.pid not in own]
+        gone: set[int] = set()
         if others:
-            psutil.wait_procs(others, timeout=step)
+            gone = {p.pid for p in psutil.wait_procs(others, timeout=step)[0]}
         else:
             time.sleep(step)  # bounded poll inside a bounded wait, not a loop timer
-        alive = [p for p in alive if is_alive(p)]
+        alive = [p for p in alive if p.pid not in gone and is_alive(p)]
     return alive
 
 

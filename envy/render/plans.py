@@ -167,10 +167,23 @@ TaskPlanner = Callable[[PlanInput, Mapping[str, Any]], WorkPlan]
 TASK_TYPES: dict[str, TaskPlanner] = {"range": plan_range_task}
 
 
+def _register_task_types() -> None:
+    """Task types that live with their own feature (husk in envy/usd, hython in envy/houdini)."""
+    if "husk" in TASK_TYPES:
+        return
+    from envy.houdini.cache_tasks import plan_cache_task
+    from envy.usd.husk_tasks import plan_husk_task
+
+    TASK_TYPES.setdefault("husk", plan_husk_task)
+    TASK_TYPES.setdefault("hython", plan_cache_task)
+
+
 def plan_for(inp: PlanInput) -> WorkPlan:
     if inp.job.kind == "frames":
         return plan_frame_file(inp)
     task = read_task(inp)
+    if task["type"] not in TASK_TYPES:
+        _register_task_types()
     planner = TASK_TYPES.get(task["type"])
     if planner is None:
         raise PlanError(f"unknown task type {task['type']!r} (known: {', '.join(sorted(TASK_TYPES))})")

@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from farm import Farm
+from netshare import netshare  # noqa: F401  (fixture re-export)
+
+
+@pytest.fixture(autouse=True)
+def _private_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep every test away from the real home: local state and config go to temp folders."""
+    base = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("ENVY_STATE_DIR", str(base / "state"))
+    monkeypatch.setenv("ENVY_CONFIG_DIR", str(base / "config"))
+    monkeypatch.delenv("ENVY_SHARE", raising=False)
+    monkeypatch.delenv("ENVY_LOG_DIR", raising=False)
+    monkeypatch.delenv("ENVY_POLICY", raising=False)
+
+
+@pytest.fixture
+def farm(tmp_path: Path) -> Iterator[Farm]:
+    f = Farm(tmp_path)
+    try:
+        yield f
+    finally:
+        f.stop_all()
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def require_tool(name: str) -> str:
+    """Skip on a developer machine without ``name``; in CI a missing tool is a failure."""
+    import shutil
+
+    path = shutil.which(name)
+    if path is None:
+        if in_ci():
+            pytest.fail(f"{name} is required in CI (installed by .ci/run)")
+        pytest.skip(f"{name} is not installed")
+    return path

@@ -1,0 +1,138 @@
+"""Test harness: a real share in a temp folder and real agent subprocesses.
+
+Waits are conditions with deadlines (``wait_for``), never bare sleeps.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Iterable
+
+from envy.protocol.sender import InstructionSender
+from envy.share.layout import ShareLayout, init_share
+
+FAST = {"heartbeat": 0.5, "poll_interval": 0.3, "dead_after": 3}
+
+
+def wait_for(predicate: Callable[[], object], timeout: float, what: str, interval: float = 0.05) -> object:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(interval)
+
+
+class AgentProc:
+    def __init__(self, farm: "Farm", host: str, popen: subprocess.Popen) -> None:
+        self.farm = farm
+        self.host = host
+        self.popen = popen
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def kill9(self) -> None:
+        self.popen.send_signal(signal.SIGKILL)
+        self.popen.wait(timeout=10)
+
+    def pause(self) -> None:
+        self.popen.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self.popen.send_signal(signal.SIGCONT)
+
+    def wait_exit(self, timeout: float = 15) -> int:
+        return self.popen.wait(timeout=timeout)
+
+    def log(self) -> str:
+        return self.farm.log(self.host)
+
+    def output(self) -> str:
+        path = self.farm.root / f"{self.host}.out"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+
+class Farm:
+    def __init__(self, root: Path, user: str = "student", settings: dict | None = None) -> None:
+        self.root = root
+        self.share = root / "share"
+        self.user = user
+        self.layout = ShareLayout(self.share)
+        self.settings = {**FAST, **(settings or {})}
+        self.env = {
+            **os.environ,
+            "ENVY_STATE_DIR": str(root / "state"),
+            "ENVY_CONFIG_DIR": str(root / "config"),
+            "USER": user,
+            "LOGNAME": user,
+            "USERNAME": user,
+            "PYTHONUNBUFFERED": "1",
+        }
+        self.env.pop("ENVY_LOG_DIR", None)
+        self.env.pop("ENVY_SHARE", None)
+        self.env.pop("ENVY_POLICY", None)
+        self.agents: list[AgentProc] = []
+        init_share(self.share, user)
+
+    def start_agent(self, host: str, share: Path | None = None, extra: Iterable[str] = (), **settings: object) -> AgentProc:
+        merged = {**self.settings, **settings}
+        argv = [sys.executable, "-m", "envy", "agent", "--share", str(share or self.share), "--host", host]
+        for key, value in merged.items():
+            argv += ["--set", f"{key}={json.dumps(value)}"]
+        argv += list(extra)
+        out = open(self.root / f"{host}.out", "ab")
+        popen = subprocess.Popen(argv, env=self.env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        out.close()
+        agent = AgentProc(self, host, popen)
+        self.agents.append(agent)
+        return agent
+
+    def wait_heartbeat(self, agent: AgentProc, timeout: float = 20) -> dict:
+        """Wait until the agent's status file shows its current pid."""
+        def ready() -> dict | None:
+            st = self.status(agent.host)
+            return st if st and st.get("pid") == agent.pid and st.get("state") != "starting" else None
+        return wait_for(ready, timeout, f"{agent.host} to heartbeat")  # type: ignore[return-value]
+
+    def sender(self, lifetime: float = 600) -> InstructionSender:
+        return InstructionSender(self.layout, lifetime)
+
+    def send(self, *lines: str) -> list[str]:
+        return [i.id for i in self.sender().send(list(lines)).sent]
+
+    def status(self, host: str) -> dict | None:
+        try:
+            return json.loads(self.layout.status_file(host).read_text())
+        except (OSError, ValueError):
+            return None
+
+    def log(self, host: str) -> str:
+        path = self.layout.host_logs(host) / "agent.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def count_in_log(self, host: str, text: str) -> int:
+        return self.log(host).count(text)
+
+    def stop_all(self) -> None:
+        for a in self.agents:
+            if a.alive():
+                try:
+                    a.resume()
+                    a.popen.terminate()
+                    a.popen.wait(timeout=10)
+                except (subprocess.TimeoutExpired, ProcessLookupError):
+                    a.popen.kill()
+                    a.popen.wait(timeout=5)
