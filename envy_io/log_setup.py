@@ -21,11 +21,8 @@ _MARK = "_envy_io_handler"
 
 def setup_logging(verbose: int, log_dir: Path | None) -> Path | None:
     """Install the console and file handlers (replacing ours from an earlier call); return the file."""
+    teardown_logging()
     root = logging.getLogger()
-    for handler in list(root.handlers):
-        if getattr(handler, _MARK, False):
-            root.removeHandler(handler)
-            handler.close()
     root.setLevel(logging.DEBUG)
     console = logging.StreamHandler(sys.stderr)
     console.setLevel(logging.WARNING if verbose <= 0 else logging.INFO if verbose == 1 else logging.DEBUG)
@@ -46,6 +43,15 @@ def setup_logging(verbose: int, log_dir: Path | None) -> Path | None:
     root.addHandler(file_handler)
     prune_log_files(log_dir, KEEP_LOG_FILES)
     return path
+
+
+def teardown_logging() -> None:
+    """Remove and close the handlers ``setup_logging`` installed (tests, embedding)."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if getattr(handler, _MARK, False):
+            root.removeHandler(handler)
+            handler.close()
 
 
 def prune_log_files(log_dir: Path, keep: int) -> None:

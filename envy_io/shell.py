@@ -126,19 +126,23 @@ class Shell:
         self.farm.board.save()
         return 0
 
-    def _session(self, history: History | None) -> PromptSession[str]:
-        sources = CompletionSources(
-            nv_functions=lambda: self.farm.functions.nv.summaries,
-            io_functions=self.farm.functions.io_summaries,
-            hosts=self.farm.board.hosts,
-            groups=lambda: self.farm.config.groups,
-            shell_commands=self.command_help,
-            host_pattern=self.farm.checker.host_pattern,
+    def completer(self) -> EnvyCompleter:
+        return EnvyCompleter(
+            CompletionSources(
+                nv_functions=lambda: self.farm.functions.nv.summaries,
+                io_functions=self.farm.functions.io_summaries,
+                hosts=self.farm.board.hosts,
+                groups=lambda: self.farm.config.groups,
+                shell_commands=self.command_help,
+                host_pattern=self.farm.checker.host_pattern,
+            )
         )
+
+    def _session(self, history: History | None) -> PromptSession[str]:
         return PromptSession(
             message=[("class:prompt", "envy> ")],
             lexer=EnvyLexer(self.command_help),
-            completer=EnvyCompleter(sources),
+            completer=self.completer(),
             complete_while_typing=False,
             auto_suggest=AutoSuggestFromHistory(),
             history=history or _history_file(local_state_dir() / HISTORY_FILE),

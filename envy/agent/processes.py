@@ -453,7 +453,12 @@ class ProcessHandler:
         return killed
 
     def close(self) -> None:
-        """Stop the monitor thread. Running children are not stopped (see ``stop_all``)."""
+        """Stop the monitor thread and hand the state folder over.
+
+        Running children are not stopped (see ``stop_all``) and stay in the
+        record, which this handler no longer writes: a new handler on the same
+        ``state_dir`` owns it, and its ``kill_orphans`` will kill them.
+        """
         self._closed.set()
         if self._monitor is not threading.current_thread():
             self._monitor.join(timeout=5.0)
@@ -489,6 +494,8 @@ class ProcessHandler:
 
     def _write_record(self) -> None:
         """Publish our live children and the previous ones not yet dealt with. Caller holds ``_lock``."""
+        if self._closed.is_set():
+            return
         agent = {"pid": self._me[0], "create_time": self._me[1]} if self._me else None
         entries = [
             {"pid": c.pid, "create_time": c.create_time, "name": c.name, "agent": agent}

@@ -92,6 +92,8 @@ class PlanInput:
 
     def executable(self, profile: RendererProfile) -> str:
         exe = profile.find_executable(self.config.renderers)
+        if exe is None and not self.config.renderers.get(profile.name):
+            exe = _next_to_python(profile)
         if exe is None:
             raise PlanError(f"renderer '{profile.name}' executable not found on this machine; set renderers.{profile.name}.executable in config")
         return exe
@@ -100,11 +102,29 @@ class PlanInput:
         return self.config.threads or None
 
 
+# Renderers whose image goes next to the scene unless the job sets an output
+# folder; the others (V-Ray, Arnold, ...) keep the output path the scene file holds.
+OUTPUT_NEXT_TO_SCENE = {"povray", "envy-mini"}
+
+
+def _next_to_python(profile: RendererProfile) -> str | None:
+    """A renderer installed into Envy's own environment (a venv not on PATH)."""
+    import os
+    import sys
+
+    folder = Path(sys.executable).parent
+    for name in profile.executables.get(os_name(), ()):
+        candidate = folder / Path(name).name
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return str(candidate)
+    return None
+
+
 def _output_for(inp: PlanInput, profile: RendererProfile, base: str, scene_dir: Path) -> Output | None:
     if inp.job.output:
         out_dir = inp.local_path(inp.job.output)
-    elif profile.name == "povray":
-        out_dir = scene_dir  # POV-Ray's documented default: <scene stem>.png next to the scene
+    elif profile.name in OUTPUT_NEXT_TO_SCENE:
+        out_dir = scene_dir  # <scene stem>.png next to the scene (POV-Ray's own default too)
     else:
         return None  # the scene file decides where the image goes
     final = out_dir / f"{base}{profile.output_ext}"

@@ -168,6 +168,9 @@ class RendererProfile:
                     raise ProfileError(
                         f"renderer '{self.name}' ({self.source}): '{where}' uses {{{name}}} but no {name} was given"
                     )
+                if f'"{{{name}' in item and '"' in str(values[name]):
+                    # The renderer quotes this value itself (POV-Ray's +I"..."): a '"' inside would end it.
+                    raise ProfileError(f"renderer '{self.name}' cannot take a {name} path containing '\"'")
             filled.append(item.format_map(values))
         return filled
 
@@ -279,6 +282,9 @@ def _name(key: str, value: Any, where: str) -> str:
 
 
 def _text_list(key: str, value: Any, where: str) -> tuple[str, ...]:
+    if isinstance(value, list) and any(isinstance(item, dict) for item in value):
+        # YAML reads an unquoted {output} as a mapping.
+        raise ProfileError(f"{where}: '{key}' must be a list of text items; quote items with placeholders: '{{output}}'")
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
         raise ProfileError(f"{where}: '{key}' must be a list of text items, got {value!r}")
     return tuple(value)
