@@ -7,7 +7,6 @@ bad input, 1 for a share problem); ``--debug`` also shows the traceback.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import traceback
 from collections.abc import Sequence

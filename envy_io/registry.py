@@ -29,6 +29,8 @@ from envy.config import Config
 from envy_io.errors import UsageError
 
 if TYPE_CHECKING:
+    from _typeshed import SupportsWrite
+
     from envy_io.farm import Farm
 
 PROG = "envy-io"
@@ -88,7 +90,7 @@ class OneLineParser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{message} (see {self.prog} --help)", prog=self.prog)
 
-    def _print_message(self, message: str, file: TextIO | None = None) -> None:
+    def _print_message(self, message: str, file: SupportsWrite[str] | None = None) -> None:
         super()._print_message(message, self.help_out or file)
 
 

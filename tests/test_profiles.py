@@ -230,6 +230,17 @@ def test_user_yaml_overrides_a_builtin_by_name(tmp_path: Path) -> None:
     assert profile_for_file("a.blend", profiles).name == "my-cycles"  # a user profile wins a tie
 
 
+def test_the_example_in_docs_loads(tmp_path: Path) -> None:
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "renderers.md").read_text(encoding="utf-8")
+    example = docs.split("```yaml\n- name: husk", 1)[1].split("```", 1)[0]
+    path = tmp_path / "studio.yaml"
+    path.write_text("- name: husk" + example, encoding="utf-8")
+    profiles = load_profiles([path])
+    assert "BRAY_HdKarmaXPU" in profiles["husk"].argv
+    argv = profiles["myrender"].command(executable="myrender", scene="/s/a.myscene", output="/o/a.exr", threads=2)
+    assert argv == ["myrender", "--threads", "2", "--out", "/o/a.exr", "/s/a.myscene"]
+
+
 GOOD = "name: mine\nextensions: [.abc]\nargv: ['{scene}']\n"
 
 

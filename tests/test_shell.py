@@ -29,10 +29,12 @@ from envy.platform.host import user_name
 from envy.protocol.instructions import parse_instruction_file
 from envy.protocol.status import AgentStatus, write_status
 from envy.share.layout import ShareLayout, init_share
+from envy_io.agents import AgentBoard
 from envy_io.farm import Farm
 from envy_io.lexer import lex_line
 from envy_io.shell import Shell, run_shell
 from envy_io.validation import LineValidator
+from envy_io.watcher import AgentWatcher
 
 ENTER, CTRL_C, CTRL_D = "\r", "\x03", "\x04"
 
@@ -224,3 +226,30 @@ def test_lexer_colours_the_parts_of_a_line() -> None:
     assert styles["'hero'"] == "class:string"
     assert styles["10"] == "class:number"
     assert dict((t, s) for s, t in lex_line("logs lab3-03", {"logs"}))["logs"] == "class:shell-command"
+
+
+def test_the_watcher_reports_agents_going_silent_coming_back_and_appearing(share: ShareLayout) -> None:
+    now = [1000.0]
+    board = AgentBoard(share, dead_after=30, clock=lambda: now[0])
+    agent = AgentStatus(host="lab3-03", nonce="n", state="idle")
+    write_status(share, agent)
+    board.refresh()
+    notices: list[str] = []
+    watcher = AgentWatcher(board, interval=60, notify=notices.append)  # checked by hand, never started
+
+    def beat_and_check(seconds: float) -> None:
+        now[0] += seconds
+        agent.counter += 1
+        write_status(share, agent)
+        watcher.check()
+
+    beat_and_check(1)
+    assert notices == []  # seen alive: nothing worth interrupting for
+    now[0] += 31
+    watcher.check()  # no heartbeat for longer than dead_after
+    assert notices == ["lab3-03 has gone silent: no heartbeat for 30 s"]
+    beat_and_check(1)
+    assert notices[-1] == "lab3-03 is back (idle)"
+    write_status(share, AgentStatus(host="lab3-04", nonce="m", state="starting"))
+    watcher.check()
+    assert notices[-1] == "new agent lab3-04 (starting)"

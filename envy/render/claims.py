@@ -24,7 +24,7 @@ import re
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 from envy.share.atomic import rename_attempt
 from envy.share.fs import REAL_FS, ShareFS
@@ -173,13 +173,13 @@ class FolderQueue:
 
     _pos = 0
 
-    def _pick(self, avoid_host: str | None) -> ItemName | None:
+    def _pick(self, avoid: Callable[[ItemName], bool] | None) -> ItemName | None:
         """Take one of the first PICK_WINDOW untried candidates (O(window), not O(files))."""
         c = self._candidates
         window: list[int] = []
         i = self._pos
         while i < len(c) and len(window) < PICK_WINDOW:
-            if not (avoid_host and c[i].host.casefold() == avoid_host.casefold()):
+            if avoid is None or not avoid(c[i]):
                 window.append(i)
             i += 1
         if not window:
@@ -189,17 +189,16 @@ class FolderQueue:
         self._pos += 1
         return c[self._pos - 1]
 
-    def claim_next(self, avoid_host: str | None = None) -> Claim | None:
+    def claim_next(self, avoid: Callable[[ItemName], bool] | None = None) -> Claim | None:
         """Claim one pending item, or None when there is none left to claim.
 
-        ``avoid_host``: skip items whose last failure was on this host (a retry
-        should go to a different host when there is one); the caller passes
-        None when no other host is available.
+        ``avoid``: items to leave for others for now (a retry should go to a
+        different host when there is one).
         """
         refreshed = False
         while True:
             with self._lock:
-                item = self._pick(avoid_host)
+                item = self._pick(avoid)
                 if item is None:
                     if refreshed:
                         return None

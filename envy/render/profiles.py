@@ -21,6 +21,7 @@ import sys
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import yaml
@@ -64,7 +65,7 @@ def current_os() -> str:
 class RendererProfile:
     name: str
     extensions: tuple[str, ...]
-    executables: Mapping[str, tuple[str, ...]]
+    executables: Mapping[str, tuple[str, ...]] = field(hash=False)  # read-only once loaded
     argv: tuple[str, ...]
     progress: tuple[str, ...]
     errors: tuple[str, ...]
@@ -242,7 +243,7 @@ def parse_profile(data: Any, where: str) -> RendererProfile:
     profile = RendererProfile(
         name=values["name"],
         extensions=values["extensions"],
-        executables=values.get("executables", {}),
+        executables=MappingProxyType(values.get("executables", {})),
         argv=values["argv"],
         progress=values.get("progress", ()),
         errors=values.get("errors", ()),

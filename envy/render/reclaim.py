@@ -62,10 +62,6 @@ class Reclaimer(threading.Thread):
         with self._lock:
             return self._ready.popleft() if self._ready else None
 
-    def other_renderers_alive(self) -> bool:
-        me = self.loop.me.host
-        return any(h != me and s.state == "rendering" and self.tracker.is_alive(h) for h, s in self.statuses.items())
-
     def run(self) -> None:
         cfg = self.loop.agent.config
         interval = max(cfg.heartbeat, cfg.poll_interval)

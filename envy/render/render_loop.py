@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from envy.protocol.status import WorkerStatus
-from envy.render.claims import Claim, FolderQueue, Identity, ItemPattern
+from envy.render.claims import Claim, FolderQueue, Identity, ItemName, ItemPattern
 from envy.render.jobs import Job, list_jobs, select_active
 from envy.render.plans import PlanInput
 from envy.render.profiles import RendererProfile, load_profiles
@@ -44,6 +44,7 @@ class RenderLoop:
         self._jobs: list[Job] = []
         self._jobs_read_at = -1e9
         self._profiles: Mapping[str, RendererProfile] = {}
+        self._failed_here: dict[str, float] = {}  # item key -> when this host failed it (monotonic)
         self.reclaimer = Reclaimer(self)
 
     # -- control ----------------------------------------------------------------------
@@ -121,16 +122,35 @@ class RenderLoop:
         taken = self.reclaimer.take()
         if taken is not None:
             return taken
-        others = self.reclaimer.other_renderers_alive()
         for job in self.jobs():
             try:
-                claim = self.queue_for(job).claim_next(avoid_host=self.me.host if others else None)
+                claim = self.queue_for(job).claim_next(avoid=self._failed_here_recently)
             except OSError as exc:
                 self.agent.report_once(f"cannot read the items of job {job.id}: {exc}")
                 continue
             if claim is not None:
                 return job, claim
         return None
+
+    def retry_elsewhere_s(self) -> float:
+        """How long a host leaves a frame it just failed to the others: long
+        enough for any rendering host to see it pending (its next claim), short
+        enough that a lone host retries without much delay."""
+        cfg = self.agent.config
+        return 2 * cfg.poll_interval + cfg.heartbeat + 1.0
+
+    def note_failure(self, item: ItemName) -> None:
+        with self._lock:
+            now = time.monotonic()
+            self._failed_here[item.key] = now
+            horizon = self.retry_elsewhere_s()
+            self._failed_here = {k: t for k, t in self._failed_here.items() if now - t < horizon}
+
+    def _failed_here_recently(self, item: ItemName) -> bool:
+        if item.host.casefold() != self.me.host:
+            return False
+        failed_at = self._failed_here.get(item.key)
+        return failed_at is not None and time.monotonic() - failed_at < self.retry_elsewhere_s()
 
     def max_retries(self, job: Job) -> int:
         return job.max_retries if job.max_retries is not None else self.agent.config.max_retries

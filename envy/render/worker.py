@@ -152,6 +152,7 @@ class RenderWorker(threading.Thread):
 
     def _fail(self, job: Job, claim: Claim, reason: str) -> None:
         state = self.loop.queue_for(job).fail(claim, self.loop.max_retries(job))
+        self.loop.note_failure(claim.item)
         if state == "failed":
             log.error("worker %d: %s FAILED for good: %s", self.index, claim.item.original, reason)
         elif state == "pending":

@@ -1,0 +1,81 @@
+"""A render may crash, an agent may die or freeze: no frame is lost or done twice."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import psutil
+
+from conftest import require_tool
+from envy.render.claims import ItemPattern, sort_listing
+from farm import Farm, wait_for
+from render_helpers import is_png, pov_frames, slow_povray_profile, submit_folder
+
+
+def listing(folder: Path):  # type: ignore[no-untyped-def]
+    return sort_listing([p.name for p in folder.iterdir()], ItemPattern([".pov"]))
+
+
+def renderer_children(pid: int) -> list[psutil.Process]:
+    try:
+        return [p for p in psutil.Process(pid).children(recursive=True) if "povray" in p.name()]
+    except psutil.NoSuchProcess:
+        return []
+
+
+def test_kill_9_mid_frame_frame_is_reclaimed_once_and_no_renderer_survives(farm: Farm, tmp_path: Path) -> None:
+    require_tool("povray")
+    profile = slow_povray_profile(tmp_path / "slow.yaml")
+    frames = pov_frames(tmp_path / "frames", 2)
+    submit_folder(farm.share, frames, renderer="povray-slow", profiles=[profile])
+    victim = farm.start_agent("lab1-01", profiles=[str(profile)])
+    farm.wait_heartbeat(victim)
+    farm.send("lab1-01 render()")
+    renders = wait_for(lambda: renderer_children(victim.pid), 30, "the victim to start rendering")
+    claimed = wait_for(lambda: listing(frames).working, 10, "a claimed frame")
+    frame = claimed[0].base  # type: ignore[index]
+    victim.kill9()
+    # No renderer of the killed agent survives (it dies with its pipe, or is killed by the next agent start).
+    wait_for(lambda: not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in renders), 20,  # type: ignore[union-attr]
+             "the killed agent's renderer to be gone")
+    rescuer = farm.start_agent("lab1-02", profiles=[str(profile)])
+    farm.wait_heartbeat(rescuer)
+    farm.send("lab1-02 render()")
+    wait_for(lambda: len(listing(frames).done) == 2, 120, "both frames done by the rescuer")
+    log = farm.log("lab1-02")
+    assert log.count(f"reclaimed {frame}.pov") == 1
+    assert is_png(frames / f"{frame}.png")
+    done = {i.base: i.host for i in listing(frames).done}
+    assert done[frame] == "lab1-02"
+
+
+def test_sigstop_past_dead_timeout_does_not_complete_twice_or_overwrite(farm: Farm, tmp_path: Path) -> None:
+    require_tool("povray")
+    profile = slow_povray_profile(tmp_path / "slow.yaml")
+    frames = pov_frames(tmp_path / "frames", 1)
+    submit_folder(farm.share, frames, renderer="povray-slow", profiles=[profile])
+    sleeper = farm.start_agent("lab1-01", profiles=[str(profile)])
+    farm.wait_heartbeat(sleeper)
+    farm.send("lab1-01 render()")
+    wait_for(lambda: renderer_children(sleeper.pid), 30, "the first agent to start rendering")
+    sleeper.pause()  # like a laptop lid closing mid-frame
+    try:
+        other = farm.start_agent("lab1-02", profiles=[str(profile)])
+        farm.wait_heartbeat(other)
+        farm.send("lab1-02 render()")
+        wait_for(lambda: "reclaimed shot010.0001.pov" in farm.log("lab1-02"), 60, "the frame to be reclaimed")
+        wait_for(lambda: len(listing(frames).done) == 1, 120, "the reclaimer to finish the frame")
+        output = frames / "shot010.0001.png"
+        reclaimer_image = output.read_bytes()
+    finally:
+        sleeper.resume()
+    wait_for(lambda: "no longer mine" in farm.log("lab1-01") or "taken over" in farm.log("lab1-01"), 60,
+             "the woken agent to notice it lost the claim")
+    time.sleep(1.0)  # the woken agent must not act on the frame after noticing
+    assert "completed shot010.0001" not in farm.log("lab1-01")
+    assert farm.log("lab1-02").count("completed shot010.0001") == 1
+    state = listing(frames)
+    assert len(state.done) == 1 and state.done[0].host == "lab1-02" and not state.working and not state.pending
+    assert output.read_bytes() == reclaimer_image and is_png(output)
+    assert not [p for p in frames.iterdir() if "envy~tmp~" in p.name]
