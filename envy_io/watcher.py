@@ -25,12 +25,12 @@ class AgentWatcher(threading.Thread):
         self.interval = interval
         self.notify = notify
         self.stopped = threading.Event()
-        self._known: set[str] = set()
+        # Agents already on the board when the shell started are not news.
+        self._known: set[str] = {host.lower() for host in board.hosts()}
         self._alive: set[str] = set()
         self._silent: set[str] = set()
 
     def run(self) -> None:
-        self._known = {h.lower() for h in self.board.hosts()}
         while not self.stopped.wait(self.interval):
             try:
                 self.check()
