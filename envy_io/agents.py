@@ -4,8 +4,8 @@ Alive means "we watched its heartbeat counter change, on our own monotonic
 clock, less than ``dead_after`` seconds ago" (ENGINEERING §1.5). We never
 compare file times or times written by agents with our clock. A one-shot
 ``envy-io status`` has seen nothing change yet, so it keeps its sightings in a
-local cache between runs and, for agents it cannot vouch for, re-reads the
-status files for a few seconds to watch their counters move.
+local cache between runs and, for agents it cannot vouch for, re-reads just
+their status files for a few seconds to watch their counters move.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 from envy.protocol.liveness import LivenessTracker, ObservationCache
 from envy.protocol.status import AgentStatus, read_statuses
+from envy.share.atomic import read_json
 from envy.share.fs import REAL_FS, ShareFS
 from envy.share.layout import ShareLayout
 
@@ -106,11 +107,28 @@ class AgentBoard:
         stop = stop or threading.Event()
         deadline = self.tracker.clock() + timeout
         warnings: list[str] = []
-        while self.undecided():
+        while True:
+            undecided = self.undecided()
             left = deadline - self.tracker.clock()
-            if left <= 0 or stop.wait(min(interval, left)):
-                break
-            warnings += self.refresh()
+            if not undecided or left <= 0 or stop.wait(min(interval, left)):
+                return warnings
+            warnings += self.refresh_hosts(undecided)
+
+    def refresh_hosts(self, hosts: list[str]) -> list[str]:
+        """Re-read only these agents' status files (while waiting, the others need no traffic)."""
+        warnings: list[str] = []
+        for host in hosts:
+            path = self.layout.status_file(host)
+            try:
+                status = AgentStatus.from_json(read_json(path, self.fs))
+            except FileNotFoundError:
+                continue  # being replaced right now, or the agent was removed: keep what we have
+            except (OSError, ValueError, TypeError) as exc:
+                warnings.append(f"skipped status file {path.name}: {exc}")
+                continue
+            with self._lock:
+                self._statuses[status.host.lower()] = status
+                self.tracker.observe(status.host.lower(), status.nonce, status.counter)
         return warnings
 
     def save(self) -> None:
