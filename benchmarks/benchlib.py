@@ -167,13 +167,15 @@ def write_profile(path: Path, name: str, extension: str, executable: str, argv: 
 
 
 def sleep_profile(path: Path, seconds: float, extension: str = ".frame") -> Path:
-    """A renderer that takes ``seconds`` per frame: ``/bin/sh -c 'sleep N' envy-frame SCENE``.
+    """A renderer that takes ``seconds`` per frame, run by bash (starts in a few milliseconds).
 
-    ``sh`` and ``sleep`` start in a few milliseconds (a Python renderer would
-    add its own start-up to every frame). The scene path travels as an argument
+    It prints its own start and end time (bash's built-in ``$EPOCHREALTIME``,
+    no extra process) into the frame's log, so a benchmark can tell the
+    renderer's time from Envy's. The scene path travels as an argument
     (``$1``), never inside the script text.
     """
-    return write_profile(path, "benchframe", extension, "/bin/sh", ["-c", f"sleep {seconds:g}", "envy-frame", "{scene}"])
+    script = f"echo envy-bench-start $EPOCHREALTIME; sleep {seconds:g}; echo envy-bench-end $EPOCHREALTIME"
+    return write_profile(path, "benchframe", extension, "/bin/bash", ["-c", script, "envy-frame", "{scene}"])
 
 
 # --------------------------------------------------------------------------- a farm of agent processes
@@ -204,15 +206,19 @@ class BenchFarm:
             init_share(self.share, user)
 
     # -- agents -------------------------------------------------------------------------
-    def agent_argv(self, host: str, settings: Mapping[str, Any] | None = None, share: Path | None = None) -> list[str]:
-        argv = [sys.executable, "-m", "envy", "agent", "--share", str(share or self.share), "--host", host]
+    def agent_argv(self, host: str, settings: Mapping[str, Any] | None = None, share: Path | None = None,
+                   launcher: Path | None = None) -> list[str]:
+        start = [sys.executable, str(launcher)] if launcher else [sys.executable, "-m", "envy"]
+        argv = [*start, "agent", "--share", str(share or self.share), "--host", host]
         for key, value in (settings or {}).items():
             argv += ["--set", f"{key}={json.dumps(value)}"]
         return argv
 
     def start_agent(self, host: str, settings: Mapping[str, Any] | None = None, *,
-                    prefix: Sequence[str] = (), share: Path | None = None) -> subprocess.Popen:
-        argv = [*prefix, *self.agent_argv(host, settings, share)]
+                    prefix: Sequence[str] = (), share: Path | None = None,
+                    launcher: Path | None = None) -> subprocess.Popen:
+        """Start ``python -m envy agent`` (or ``python LAUNCHER agent``: an experiment's patched entry point)."""
+        argv = [*prefix, *self.agent_argv(host, settings, share, launcher)]
         with open(self.root / "out" / f"{host}.out", "ab") as out:
             popen = subprocess.Popen(argv, env=self.env, stdout=out, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, cwd=self.root)

@@ -26,7 +26,7 @@ def slow_povray_profile(path: Path, width: int = 1600, height: int = 1200) -> Pa
         "name: povray-slow\nextensions: [.pov]\n"
         "executables: {linux: [/usr/bin/povray, povray], darwin: [povray], windows: [pvengine64.exe]}\n"
         f"argv: ['+I\"{{scene}}\"', +W{width}, +H{height}, +A0.05, +AM2, +R4, -D, +V, +FN, +WT1]\n"
-        "output_arg: ['+O\"{output}\"']\noutput_ext: .png\n"
+        "output_arg: ['+O\"{output}\"']\noutput_ext: .png\noutput_next_to_scene: true\n"
         "progress: ['Rendered (?P<done>\\d+) of (?P<total>\\d+) pixels']\n"
         "errors: ['^Parse Error', 'Fatal error']\n"
     )

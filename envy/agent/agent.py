@@ -164,6 +164,7 @@ class Agent:
         self.heartbeat.start()
         self.commands.start()
         self.wakeup.start()
+        self._resume_render()
         while not self._quit.is_set():
             self.poll_once()
             if self.policy_check is not None:
@@ -171,6 +172,14 @@ class Agent:
             self._wake.wait(self._next_wait())
             self._wake.clear()
         return self._shutdown()
+
+    def _resume_render(self) -> None:
+        from envy.render.render_loop import remembered_targets
+
+        targets = remembered_targets(self.state_dir)
+        if targets is not None:
+            log.info("resuming render mode from before the restart (%s)", ", ".join(targets) or "all active jobs")
+            self.start_render(tuple(targets), {})
 
     def _next_wait(self) -> float:
         base = self.config.poll_interval + self._backoff

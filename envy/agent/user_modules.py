@@ -52,7 +52,7 @@ def load_user_module(path: Path, label: str) -> UserModule:
         if isinstance(exc, KeyboardInterrupt):
             raise
         result.error = f"{path.name} failed to load: {exc.__class__.__name__}: {exc}".splitlines()[0]
-        log.error("%s", result.error)
+        log.warning("%s", result.error)
         log.debug("traceback of %s", path, exc_info=True)
         return result
     result.module = module

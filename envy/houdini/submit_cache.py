@@ -19,17 +19,18 @@ from __future__ import annotations
 import dataclasses
 import re
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+from envy.houdini.schema import MAX_WEDGES, CacheJob, CacheJobError, job_parms, version_roots
+from envy.houdini.versions import reserve_version_folder
 from envy.platform.host import host_name, user_name
 from envy.render.jobs import Job, new_job_id
 from envy.render.remap import PathRemap, RemapError
 from envy.render.submit import TASK_EXT, write_tasks
 from envy.share.fs import REAL_FS, ShareFS
 from envy.share.layout import ShareLayout
-from envy.houdini.schema import MAX_WEDGES, CacheJob, CacheJobError, job_parms, version_roots
-from envy.houdini.versions import reserve_version_folder
 
 TASK_FORMAT = 1
 _HIP_VAR_RE = re.compile(r"\$(?:\{HIP\}|HIP(?![A-Za-z0-9_]))")
@@ -71,6 +72,52 @@ def cache_tasks(
     return tasks
 
 
+@dataclass(frozen=True)
+class CheckedCacheJob:
+    """A cache job that passed every check that can be made before writing."""
+
+    job: CacheJob
+    wedges: int
+    priority: int
+    remap: tuple[str, ...]
+    version_root: str | None  # the folder before $NVV, as the submitter writes it
+    local_version_root: Path | None
+
+
+def check_cache_job(
+    job: CacheJob,
+    *,
+    wedges: int | None = None,
+    priority: int | None = None,
+    remap: Sequence[str] = (),
+    job_file: str | None = None,
+    local_os: str | None = None,
+) -> CheckedCacheJob:
+    """Everything ``submit_cache`` checks, without writing anything (``envy-io cache --check``)."""
+    where = job_file or "cache job"
+    count = job.wedges if wedges is None else wedges
+    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_WEDGES:
+        raise CacheJobError(f"--wedges must be a whole number from 1 to {MAX_WEDGES}, got {count!r}")
+    prio = job.priority if priority is None else priority
+    if isinstance(prio, bool) or not isinstance(prio, int) or not 0 <= prio <= 100:
+        raise CacheJobError(f"--priority must be from 0 to 100, got {prio!r}")
+    rules = (*job.remap, *remap)
+    try:
+        paths = PathRemap.parse(list(rules))
+    except RemapError as exc:
+        raise CacheJobError(f"{where}: {exc}") from None
+
+    def local(path: str) -> Path:
+        return Path(paths.apply(path, local_os)) if local_os else Path(path)
+
+    hip = local(job.hip)
+    if not hip.is_file():
+        here = f" (here: {hip})" if str(hip) != job.hip else ""
+        raise CacheJobError(f"{where}: HIP file {job.hip} not found{here}; for another OS's path add a remap rule")
+    root = _version_root(job, where)
+    return CheckedCacheJob(job, count, prio, rules, root, local(root) if root is not None else None)
+
+
 def submit_cache(
     layout: ShareLayout,
     job: CacheJob,
@@ -85,49 +132,29 @@ def submit_cache(
     local_os: str | None = None,
 ) -> Job:
     """Check ``job`` and write its wedges as one Envy job. ``CacheJobError`` (one line) before writing anything."""
-    where = job_file or "cache job"
     layout.require(fs)
-    count = job.wedges if wedges is None else wedges
-    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_WEDGES:
-        raise CacheJobError(f"--wedges must be a whole number from 1 to {MAX_WEDGES}, got {count!r}")
-    prio = job.priority if priority is None else priority
-    if isinstance(prio, bool) or not isinstance(prio, int) or not 0 <= prio <= 100:
-        raise CacheJobError(f"--priority must be from 0 to 100, got {prio!r}")
-    rules = [*job.remap, *remap]
-    try:
-        paths = PathRemap.parse(rules)
-    except RemapError as exc:
-        raise CacheJobError(f"{where}: {exc}") from None
-
-    def local(path: str) -> Path:
-        return Path(paths.apply(path, local_os)) if local_os else Path(path)
-
-    hip = local(job.hip)
-    if not hip.is_file():
-        here = f" (here: {hip})" if str(hip) != job.hip else ""
-        raise CacheJobError(f"{where}: HIP file {job.hip} not found{here}; for another OS's path add a remap rule")
-    root = _version_root(job, where)
-
+    checked = check_cache_job(job, wedges=wedges, priority=priority, remap=remap, job_file=job_file, local_os=local_os)
+    if name is not None:
+        job = dataclasses.replace(job, name=name)
     now = time.time()
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
     version = version_folder = None
     reserved: Path | None = None
-    if root is not None:
-        reserved = reserve_version_folder(local(root))
+    if checked.version_root is not None and checked.local_version_root is not None:
+        reserved = reserve_version_folder(checked.local_version_root)
         version = reserved.name
-        version_folder = _join(root, version)
-    display = name or job.display_name
+        version_folder = _join(checked.version_root, version)
     record = Job(
-        id=new_job_id(display, now), name=display, kind="tasks", renderer="hython", source=job.hip,
-        extensions=[TASK_EXT], priority=prio, state="paused" if paused else "active", output=version_folder,
-        max_retries=job.max_retries, remap=rules, created_by=user_name(), created_host=host_name(),
-        created_at=stamp,
-        settings={"node": job.node, "button": job.button, "wedges": count, "version": version, "job_file": job_file},
+        id=new_job_id(job.display_name, now), name=job.display_name, kind="tasks", renderer="hython",
+        source=job.hip, extensions=[TASK_EXT], priority=checked.priority, state="paused" if paused else "active",
+        output=version_folder, max_retries=job.max_retries, remap=list(checked.remap), created_by=user_name(),
+        created_host=host_name(), created_at=stamp,
+        settings={"node": job.node, "button": job.button, "wedges": checked.wedges, "version": version,
+                  "job_file": job_file},
     )
     tasks = cache_tasks(
-        job if name is None else dataclasses.replace(job, name=name), count, version=version,
-        version_folder=version_folder, created_at=stamp, created_by=record.created_by,
-        created_host=record.created_host, job_file=job_file,
+        job, checked.wedges, version=version, version_folder=version_folder, created_at=stamp,
+        created_by=record.created_by, created_host=record.created_host, job_file=job_file,
     )
     try:
         record.validate()

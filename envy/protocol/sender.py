@@ -71,15 +71,19 @@ class InstructionSender:
         except FileNotFoundError:
             data = b""
         current = parse_instruction_file(data)
+        skipped_extra: list[str] = []
         now = self.clock()
         keep = [i for i in current.instructions if now - i.issued <= self.lifetime + PRUNE_MARGIN_S]
         pruned = len(current.instructions) - len(keep)
         last = max((i.id for i in current.instructions), default=None)
         stamped: list[Instruction] = []
+        unsplittable: list[str] = []
         for text in current.unstamped:
             try:
                 selector, command = split_line(text)
-            except ValueError:
+            except ValueError as exc:
+                unsplittable.append(text)
+                skipped_extra.append(f"hand-written line skipped ({exc}): {text[:60]!r}")
                 continue
             stamped.append(self._sign(stamp(selector, command, now, last)))
             last = stamped[-1].id
@@ -90,12 +94,12 @@ class InstructionSender:
             last = sent[-1].id
         comments = current.comments or instructions_header().rstrip("\n").split("\n")
         comments = [c for c in comments if not c.startswith("# skipped: ")]
-        bad_kept = [b.text for b in current.bad if b.line_no > 0]
+        bad_kept = [b.text for b in current.bad if b.line_no > 0] + unsplittable
         text = render_instruction_file(comments, keep + stamped + sent, bad_kept)
         atomic_write(self.layout.instructions, text, self.fs)
         for ins in sent:
             log.info("sent %s %s", ins.id, ins.text)
-        return SendResult(sent, stamped, pruned, [b.describe() for b in current.bad])
+        return SendResult(sent, stamped, pruned, [b.describe() for b in current.bad] + skipped_extra)
 
     def _sign(self, ins: Instruction) -> Instruction:
         return self.signer(ins) if self.signer else ins

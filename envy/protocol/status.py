@@ -69,7 +69,9 @@ class AgentStatus:
             raise ValueError("'counter' must be an integer")
         workers = values.pop("workers", []) or []
         status = cls(**values)
-        status.workers = [WorkerStatus(**w) for w in workers if isinstance(w, dict) and isinstance(w.get("index"), int)]
+        worker_fields = set(WorkerStatus.__dataclass_fields__)
+        status.workers = [WorkerStatus(**{k: v for k, v in w.items() if k in worker_fields})
+                          for w in workers if isinstance(w, dict) and isinstance(w.get("index"), int)]
         return status
 
 

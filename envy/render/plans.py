@@ -102,11 +102,6 @@ class PlanInput:
         return self.config.threads or None
 
 
-# Renderers whose image goes next to the scene unless the job sets an output
-# folder; the others (V-Ray, Arnold, ...) keep the output path the scene file holds.
-OUTPUT_NEXT_TO_SCENE = {"povray", "envy-mini"}
-
-
 def _next_to_python(profile: RendererProfile) -> str | None:
     """A renderer installed into Envy's own environment (a venv not on PATH)."""
     import os
@@ -123,7 +118,7 @@ def _next_to_python(profile: RendererProfile) -> str | None:
 def _output_for(inp: PlanInput, profile: RendererProfile, base: str, scene_dir: Path) -> Output | None:
     if inp.job.output:
         out_dir = inp.local_path(inp.job.output)
-    elif profile.name in OUTPUT_NEXT_TO_SCENE:
+    elif profile.output_next_to_scene and profile.output_arg:
         out_dir = scene_dir  # <scene stem>.png next to the scene (POV-Ray's own default too)
     else:
         return None  # the scene file decides where the image goes

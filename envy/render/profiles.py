@@ -75,6 +75,9 @@ class RendererProfile:
     frame_range: bool = False
     range_argv: tuple[str, ...] = ()
     threads_arg: tuple[str, ...] = ()
+    # Without a job output folder: True puts <scene stem><output_ext> next to the
+    # scene (POV-Ray's own habit); False leaves the output path the scene file holds.
+    output_next_to_scene: bool = False
     description: str = ""
     source: str = field(default="<code>", compare=False)  # the YAML file, for error messages
 
@@ -351,11 +354,13 @@ _KEYS: dict[str, Callable[[str, Any, str], Any]] = {
     "threads_arg": _text_list,
     "output_ext": _ext,
     "frame_range": _flag,
+    "output_next_to_scene": _flag,
     "progress": _regexes,
     "errors": _regexes,
     "ok_exit_codes": _exit_codes,
 }
-_OPTIONAL = ("ok_exit_codes", "output_arg", "output_ext", "frame_range", "range_argv", "threads_arg", "description")
+_OPTIONAL = ("ok_exit_codes", "output_arg", "output_ext", "frame_range", "range_argv", "threads_arg", "description",
+             "output_next_to_scene")
 
 
 def _fields(item: str) -> list[str]:

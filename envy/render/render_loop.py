@@ -8,6 +8,7 @@ watches other agents' heartbeats to take over the items of dead owners
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -19,7 +20,9 @@ from envy.protocol.status import WorkerStatus
 from envy.render.claims import Claim, FolderQueue, Identity, ItemName, ItemPattern
 from envy.render.jobs import Job, list_jobs, select_active
 from envy.render.plans import PlanInput
+from envy.platform.host import os_name
 from envy.render.profiles import RendererProfile, load_profiles
+from envy.render.remap import PathRemap
 from envy.render.reclaim import Reclaimer
 from envy.render.worker import RenderWorker
 
@@ -27,6 +30,17 @@ if TYPE_CHECKING:
     from envy.agent.agent import Agent
 
 log = logging.getLogger(__name__)
+
+RENDER_MODE_FILE = "render-mode.json"
+
+
+def remembered_targets(state_dir: Path) -> list[str] | None:
+    """The targets of the render() this host was in when it last stopped, or None."""
+    try:
+        data = json.loads((state_dir / RENDER_MODE_FILE).read_text(encoding="utf-8"))
+        return [str(t) for t in data.get("targets", [])]
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 class RenderLoop:
@@ -49,7 +63,12 @@ class RenderLoop:
 
     # -- control ----------------------------------------------------------------------
     def start(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
-        self.targets = tuple(str(a) for a in args) + tuple(str(v) for k, v in kwargs.items() if k in ("job", "folder"))
+        remap = PathRemap.parse(list(self.agent.config.remap))
+        raw = [str(a) for a in args] + [str(v) for k, v in kwargs.items() if k in ("job", "folder")]
+        # A folder named in render('P:/proj/shot') is the submitter's path: compare it
+        # both as written and as this OS sees it.
+        self.targets = tuple(raw) + tuple(remap.apply(t, os_name()) for t in raw if ("/" in t or "\\" in t))
+        self._remember(True)
         self._profiles = load_profiles([Path(p) for p in self.agent.config.profiles])
         self._jobs_read_at = -1e9
         if self.active:
@@ -65,6 +84,25 @@ class RenderLoop:
         log.info("render: %d worker(s) on %s", count, ", ".join(self.targets) or "all active jobs")
 
     def stop(self) -> None:
+        self._remember(False)
+        self._halt()
+
+    def close(self) -> None:
+        """The agent is quitting: stop the renders but remember to resume after a restart."""
+        self._halt()
+
+    def _remember(self, rendering: bool) -> None:
+        """Keep render mode across restart() and crashes (a local file, not the share)."""
+        path = self.agent.state_dir / RENDER_MODE_FILE
+        try:
+            if rendering:
+                path.write_text(json.dumps({"targets": list(self.targets)}), encoding="utf-8")
+            else:
+                path.unlink(missing_ok=True)
+        except OSError as exc:
+            log.warning("cannot record render mode in %s: %s", path, exc)
+
+    def _halt(self) -> None:
         if not self.active:
             return
         self.active = False
@@ -76,9 +114,6 @@ class RenderLoop:
         self.reclaimer.stop()
         self._workers = []
         log.info("render: stopped")
-
-    def close(self) -> None:
-        self.stop()
 
     @property
     def stopping(self) -> threading.Event:

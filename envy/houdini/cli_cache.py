@@ -1,0 +1,48 @@
+"""``envy-io cache job.json [--wedges 10]``: the command behind the CLI, on parsed values.
+
+envy_io parses the command line and calls ``run_cache``; a bad job raises
+``CacheJobError`` (a ``JobError``: one line naming the file and the key; the
+CLI turns it into a usage error, exit 2) and nothing is written then.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Sequence
+
+from envy.houdini.schema import load_cache_job
+from envy.houdini.submit_cache import check_cache_job, submit_cache
+from envy.platform.host import os_name
+from envy.share.fs import REAL_FS, ShareFS
+from envy.share.layout import ShareLayout
+
+
+def run_cache(
+    share: ShareLayout | str | Path,
+    job_json: str | Path,
+    wedges: int | None = None,
+    *,
+    priority: int | None = None,
+    name: str | None = None,
+    paused: bool = False,
+    remap: Sequence[str] = (),
+    check_only: bool = False,
+    say: Callable[[str], None] = print,
+    fs: ShareFS = REAL_FS,
+) -> int:
+    job = load_cache_job(job_json)
+    if check_only:
+        checked = check_cache_job(job, wedges=wedges, priority=priority, remap=remap, job_file=str(job_json),
+                                  local_os=os_name())
+        version = f", a new version folder in {checked.version_root}" if checked.version_root else ""
+        say(f"{job_json}: OK: {checked.wedges} cache job{'s' if checked.wedges != 1 else ''} of {job.node} "
+            f"in {job.hip}{version} (nothing submitted)")
+        return 0
+    layout = share if isinstance(share, ShareLayout) else ShareLayout(Path(share))
+    record = submit_cache(layout, job, wedges=wedges, priority=priority, name=name, paused=paused, remap=remap,
+                          job_file=str(job_json), fs=fs, local_os=os_name())
+    count = record.settings["wedges"]
+    version = f" into {record.output}" if record.output else ""
+    say(f"submitted {record.id}: {count} cache job{'s' if count != 1 else ''} of {job.node} "
+        f"in {job.hip}{version}{' (paused)' if paused else ''}")
+    return 0

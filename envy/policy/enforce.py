@@ -1,0 +1,253 @@
+"""The lockdown policy on the agent: refuse to start, or stand down and resume by itself.
+
+``install_policy(agent)`` is called once at start (envy/cli.py). It reads the
+policy, refuses a blacklisted user (``PolicyRefusal``: one line, non-zero
+exit), claims a seat (seats.py) and hooks a ``PolicyEnforcer`` into the
+agent, which re-checks every ``check_every`` seconds (policy file, default
+20 s) from the polling loop:
+
+* the policy file is stat'ed each check and read only when it changed; an
+  edit that does not validate is logged and the last good policy kept; with
+  no good policy at all the agent stays locked (fail closed) until it is fixed;
+* the limit is the one for the lab's local time now (this machine's clock:
+  lab machines share the lab's time zone);
+* an agent holding a seat within the limit works; one whose seat is above a
+  lower limit gives it up; one without a seat tries to claim one, freeing
+  the seats of agents that are gone, and otherwise is *locked*: its render
+  workers finish the frame in hand and take no new one, NV functions are
+  refused, and the status shows state ``locked`` with the reason.
+
+Between checks the hook only re-asserts the state (no file access), so it is
+cheap enough to call after every poll.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+from envy.agent.commands import parse_agent_command
+from envy.platform.files import others_can_write
+from envy.policy.rules import DEFAULT_CHECK_EVERY_S, Limit, Policy, PolicyError, load_policy
+from envy.policy.seats import SeatOwner, Seats
+from envy.protocol.commands import CommandError
+from envy.security import add_instruction_check
+from envy.share.layout import ShareMissing
+
+if TYPE_CHECKING:
+    from envy.agent.agent import Agent
+    from envy.protocol.instructions import Instruction
+
+log = logging.getLogger(__name__)
+
+Now = Callable[[], datetime]
+
+
+class PolicyRefusal(Exception):
+    """This user may not run an agent at all: printed as one line, the agent exits non-zero."""
+
+
+class PolicyEnforcer:
+    """The agent's ``policy_check`` hook: call it after every poll; it does real work every ``check_every`` s."""
+
+    def __init__(self, agent: "Agent", path: Path, *, now: Now = datetime.now,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.agent = agent
+        self.path = path
+        self.now = now
+        self.clock = clock
+        me = SeatOwner(agent.host.lower(), os.getpid(), agent.nonce)
+        self.seats = Seats(agent.layout, agent.user, me, agent.fs, agent.config.dead_after, clock)
+        self.policy: Policy | None = None
+        self.limit: Limit | None = None
+        self.reason = ""  # non-empty: this agent is locked, and why
+        self._problem = f"{path}: policy file not read yet"  # why there is no usable policy
+        self._file_key: tuple[int, int, int] | None = None
+        self._next_check = 0.0
+        self._said: set[str] = set()
+        self._lock = threading.Lock()
+
+    # -- the hook -----------------------------------------------------------------------
+    def __call__(self, agent: "Agent") -> None:
+        with self._lock:
+            if self.clock() >= self._next_check:
+                try:
+                    self.check()
+                except Exception:  # a bug here must not stop the agent's polling loop
+                    self._next_check = self.clock() + DEFAULT_CHECK_EVERY_S
+                    log.exception("lockdown policy check failed; keeping the current state")
+            self._apply()
+
+    def start(self) -> None:
+        """The check at start: refuse a blacklisted user before claiming anything."""
+        with self._lock:
+            self._reload()
+            if self.policy is not None and self.policy.is_blacklisted(self.agent.user):
+                raise PolicyRefusal(
+                    f"user {self.agent.user} may not use the render farm (blacklisted in {self.path}); ask the lab's admin"
+                )
+            self.check()
+            self._apply()
+
+    def check(self) -> None:
+        every = self.policy.check_every if self.policy else DEFAULT_CHECK_EVERY_S
+        self._next_check = self.clock() + every * random.uniform(0.9, 1.1)  # spread agents started together
+        self._reload()
+        policy = self.policy
+        if policy is None:
+            self._release_quietly()
+            self._set_reason(f"no usable lockdown policy ({self._problem})")
+            return
+        user = self.agent.user
+        if policy.is_blacklisted(user):
+            self._release_quietly()
+            self._set_reason(f"user {user} is blacklisted in {self.path}")
+            return
+        self.limit = policy.limit_for(user, self.now())
+        try:
+            self._set_reason(self._settle_seat(self.limit))
+        except (OSError, ShareMissing) as exc:
+            if self.seats.held is not None:
+                self._say(f"cannot check seat {self.seats.held} in {self.seats.folder}: {exc}; keeping it")
+            else:
+                self._set_reason(f"cannot claim a seat in {self.seats.folder}: {exc}")
+
+    def close(self) -> None:
+        """On quit: give the seat back so another agent of the user can start at once."""
+        with self._lock:
+            self._release_quietly()
+
+    # -- instructions while locked --------------------------------------------------------
+    def allows(self, ins: "Instruction") -> bool:
+        """NV functions are work: a locked agent refuses them for good (built-ins still run)."""
+        reason = self.reason
+        if not reason:
+            return True
+        try:
+            call = parse_agent_command(ins.command)
+        except CommandError:
+            return True  # the agent reports the bad line itself
+        if call.namespace != "NV":
+            return True
+        self.agent.ledger.record(ins.id, ins.issued, self.agent.clock())  # never run it later by surprise
+        log.warning("command %s (%s) not run: this agent is locked: %s", ins.id, call.qualname, reason)
+        return False
+
+    # -- internals ---------------------------------------------------------------------
+    def _reload(self) -> None:
+        """Stat the policy file; read and validate it only when it changed."""
+        fs = self.agent.fs
+        try:
+            st = fs.stat(self.path)
+        except OSError as exc:
+            # Missing may be a cached negative look-up or a share hiccup (§1.7): keep what we have.
+            what = "not found" if isinstance(exc, FileNotFoundError) else f"cannot read it ({exc.strerror or exc})"
+            self._problem = f"{self.path}: policy file {what}"
+            self._say(self._problem + ("; keeping the last good policy" if self.policy else ""))
+            return
+        key = (st.st_mtime_ns, st.st_size, st.st_ino)
+        if key == self._file_key:
+            return
+        try:
+            policy = load_policy(self.path, fs)
+        except PolicyError as exc:
+            self._problem = str(exc)
+            if self.policy is not None:
+                self._say(f"{exc}; keeping the last good policy", error=True)
+            else:
+                self._say(str(exc), error=True)
+            self._file_key = key  # read it again only once it is edited
+            return
+        self._file_key = key
+        if policy != self.policy:
+            log.info("lockdown policy %s loaded", self.path)
+        self.policy = policy
+        if others_can_write(st):
+            self._say(f"{self.path}: other users can write the policy file; ask the admin to make it read-only for them")
+
+    def _settle_seat(self, limit: Limit) -> str:
+        """Keep, give up or claim a seat for ``limit``; the reason to stand down, or '' to work."""
+        seats, user = self.seats, self.agent.user
+        machines = limit.machines
+        self.agent.layout.require(self.agent.fs)  # an empty mount point says nothing about seats (§1.8)
+        if seats.held is not None and not seats.still_mine():
+            log.warning("seat %d was taken over by another agent (this one was silent longer than dead_after)", seats.held)
+            seats.held = None
+        if seats.held is not None and machines is not None and seats.held > machines:
+            log.info("giving up seat %d: the limit is now %s", seats.held, limit.describe())
+            seats.release()
+        if seats.held is not None:
+            return ""
+        if machines == 0:
+            return f"{user} may use no machines now: {limit.describe()}"
+        seats.ensure_folder()
+        listed = seats.scan()
+        if seats.adopt(listed, machines) is not None:
+            return ""
+        if seats.free_gone(listed, only_mine=True):  # this host's earlier runs (kill -9, reboot)
+            listed = seats.scan()
+        if seats.claim(machines, listed) is not None:
+            return ""
+        if seats.free_gone(listed) and seats.claim(machines, seats.scan()) is not None:
+            return ""
+        holders = sorted({s.owner.host for s in listed if s.owner and (machines is None or s.number <= machines)})
+        return f"{user} may use {limit.describe()}; in use by {', '.join(holders) or 'agents starting up'}"
+
+    def _set_reason(self, reason: str) -> None:
+        if reason == self.reason:
+            return
+        if reason:
+            log.warning("locked by the lab policy: %s (finishing the frame in hand, taking no new work)", reason)
+        else:
+            limit = self.limit.describe() if self.limit else ""
+            log.info("%s: seat %s, %s", "unlocked" if self.reason else "policy allows this agent", self.seats.held, limit)
+        self.reason = reason
+
+    def _apply(self) -> None:
+        """Show the decision in the status and hold or release the render workers (no file access)."""
+        agent, reason = self.agent, self.reason
+        if agent.quitting.is_set():
+            return
+        status = agent.status
+        if reason and (status.state != "locked" or status.locked_reason != reason):
+            agent.set_state("locked", reason)
+        elif not reason and status.state == "locked":
+            agent.set_state("idle")
+        render = agent.render
+        if render is not None and render.hold_reason != reason:
+            render.hold_reason = reason
+
+    def _release_quietly(self) -> None:
+        try:
+            self.seats.release()
+        except OSError as exc:
+            log.warning("could not give up seat in %s: %s (it is freed once this agent is seen gone)", self.seats.folder, exc)
+
+    def _say(self, message: str, error: bool = False) -> None:
+        """Log a problem once (a check runs every few seconds; the log must not fill up)."""
+        if message not in self._said:
+            self._said.add(message)
+            (log.error if error else log.warning)("%s", message)
+
+
+def install_policy(agent: "Agent") -> None:
+    """Apply the lockdown policy named by ``agent.config.policy`` (none: nothing to do).
+
+    Raises PolicyRefusal for a blacklisted user. Otherwise the agent starts,
+    locked or not, and keeps itself within the policy from then on.
+    """
+    if not agent.config.policy:
+        return
+    enforcer = PolicyEnforcer(agent, Path(agent.config.policy))
+    enforcer.start()
+    agent.policy_check = enforcer
+    add_instruction_check(agent, enforcer.allows)
+    hooks = getattr(agent, "shutdown_hooks", None)
+    if hooks is not None:  # without them a quitting agent's seat is freed once it is seen gone
+        hooks.append(enforcer.close)

@@ -1,0 +1,79 @@
+"""``envy-io policy``: what the lockdown policy means for one user now, and why.
+
+A plain function returning text, so the shell command, the one-shot command
+and tests share it. It reads the policy file and lists the user's seats (who
+holds them, as written in the seat files: a one-shot command has watched no
+heartbeats, so it does not judge who is alive).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+from envy.platform.files import others_can_write
+from envy.policy.rules import Limit, clock_text, load_policy, plural
+from envy.policy.seats import Seat, Seats, SeatOwner
+from envy.share.fs import REAL_FS, ShareFS
+from envy.share.layout import ShareLayout
+
+NO_POLICY = "no lockdown policy is set (agents use --policy, ENVY_POLICY or 'policy:' in config.yaml)"
+
+
+def describe_policy(
+    path: str | Path | None,
+    user: str,
+    *,
+    now: datetime | None = None,
+    layout: ShareLayout | None = None,
+    fs: ShareFS = REAL_FS,
+) -> str:
+    """Several lines: the file, blacklisted or not, the limit now and its next change, the seats in use.
+
+    Raises PolicyError (one line naming the file and key) when the file is
+    missing or invalid: the agents would stand down, and the user should know why.
+    """
+    if not path:
+        return NO_POLICY
+    path = Path(path)
+    policy = load_policy(path, fs)
+    now = datetime.now() if now is None else now
+    lines = [f"policy file: {path}"]
+    try:
+        if others_can_write(fs.stat(path)):
+            lines.append("warning: other users can write this file; ask the admin to make it read-only for them")
+    except OSError:
+        pass
+    if policy.is_blacklisted(user):
+        lines.append(f"{user}: blacklisted -- your agents refuse to start (ask the lab's admin)")
+        return "\n".join(lines)
+    lines.append(f"{user}: not blacklisted")
+    limit = policy.limit_for(user, now)
+    lines.append(f"now ({now:%a %H:%M} local time): {_amount(limit.machines)} ({limit.why})")
+    if limit.until is not None:
+        later = policy.limit_for(user, now.replace(hour=limit.until // 60, minute=limit.until % 60))
+        lines.append(f"from {clock_text(limit.until)}: {_amount(limit.then)} ({later.why})")
+    else:
+        lines.append("this applies all day")
+    if layout is not None:
+        lines.append(_seats_line(limit, user, layout, fs))
+    return "\n".join(lines)
+
+
+def _amount(machines: int | None) -> str:
+    return "no limit" if machines is None else f"at most {plural(machines, 'machine')}"
+
+
+def _seats_line(limit: Limit, user: str, layout: ShareLayout, fs: ShareFS) -> str:
+    seats = Seats(layout, user, SeatOwner("", 0, ""), fs)
+    try:
+        held: list[Seat] = seats.scan()
+    except OSError as exc:
+        return f"seats in use: unknown (cannot read {seats.folder}: {exc})"
+    if not held:
+        return "seats in use: none (no agent of yours is working)"
+    hosts = ", ".join(f"{s.number}:{s.owner.host if s.owner else '?'}" for s in held)
+    over = ""
+    if limit.machines is not None and any(s.number > limit.machines for s in held):
+        over = f"; seats above {limit.machines} are given up at the agents' next check"
+    return f"seats in use: {len(held)} ({hosts}){over}; your other agents are locked until a seat is free"

@@ -1,0 +1,183 @@
+"""Render jobs from Envy IO: ``submit``, ``jobs``, ``pause``, ``resume``, ``cancel``, ``priority``, ``reset``.
+
+Only Envy IO writes job files; agents read them. Each command validates
+everything before it writes, so bad input changes nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from pathlib import Path
+
+from envy.platform.host import os_name
+from envy.render.claims import ItemPattern, reset_items
+from envy.render.jobs import Job, JobError, find_jobs, list_jobs, save_job
+from envy.render.overview import summarize, work_folder
+from envy.render.profiles import ProfileError, load_profiles
+from envy.render.remap import PathRemap, RemapError
+from envy.render.submit import SubmitRequest, submit
+from envy_io.errors import FarmError, UsageError
+from envy_io.registry import CommandEnv, Subcommand, count
+
+
+def _profiles(env: CommandEnv):  # type: ignore[no-untyped-def]
+    try:
+        return load_profiles([Path(p) for p in env.config.profiles])
+    except ProfileError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _remap(env: CommandEnv, extra: list[str] | None = None) -> PathRemap:
+    try:
+        return PathRemap.parse([*env.config.remap, *(extra or [])])
+    except RemapError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _one_job(env: CommandEnv, target: str) -> list[Job]:
+    jobs = find_jobs(env.farm.layout, target, env.farm.fs)
+    if not jobs:
+        known, _ = list_jobs(env.farm.layout, env.farm.fs)
+        names = ", ".join(j.id for j in known[-5:]) or "none"
+        raise UsageError(f"no job matches {target!r} (give an id, a name or the submitted folder; recent: {names})")
+    return jobs
+
+
+# -- submit --------------------------------------------------------------------------------
+def add_submit(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("source", help="a folder of per-frame scene files, or a scene holding every frame")
+    parser.add_argument("--frames", help="frame range A-B for a scene that holds every frame (.blend, animated .pov)")
+    parser.add_argument("--chunk", type=count(1, 100_000), default=1, help="frames per task for --frames (default 1)")
+    parser.add_argument("--renderer", help="renderer profile (default: by file extension)")
+    parser.add_argument("--priority", type=count(0, 100), default=50, help="0-100, higher first (default 50)")
+    parser.add_argument("--output", help="output folder (default: the renderer's or the scene's own)")
+    parser.add_argument("--name", help="a name for the job (default: from the folder)")
+    parser.add_argument("--retries", type=count(0, 100), default=None, help="retries before a frame fails (default: config)")
+    parser.add_argument("--remap", action="append", default=[], metavar="FROM,TO",
+                        help="path remap for other OSes, e.g. 'P:/,/mnt/renders/' (repeatable)")
+    parser.add_argument("--paused", action="store_true", help="submit paused; start with: envy-io resume JOB")
+    parser.add_argument("--delegate", help="USD: the Hydra delegate for husk, e.g. BRAY_HdKarma (makes a husk job)")
+    parser.add_argument("--tiles", help="USD: split each frame into XxY tiles, e.g. 3x3")
+    parser.add_argument("--json", action="store_true", help="print the job as JSON")
+
+
+def run_submit(args: argparse.Namespace, env: CommandEnv) -> int:
+    farm = env.farm
+    remap = _remap(env, args.remap)
+    if args.delegate or args.tiles:
+        from envy.usd.submit_usd import submit_usd_from_cli
+
+        job = submit_usd_from_cli(farm.layout, args, remap, farm.fs)
+    else:
+        request = SubmitRequest(source=args.source, frames=args.frames, chunk=args.chunk, renderer=args.renderer,
+                                priority=args.priority, output=args.output, name=args.name, max_retries=args.retries,
+                                remap=args.remap, paused=args.paused)
+        try:
+            job = submit(farm.layout, request, _profiles(env), farm.fs, local_os=os_name() if args.remap else None)
+        except (JobError, RemapError) as exc:
+            raise UsageError(str(exc)) from None
+        except OSError as exc:
+            raise FarmError(f"cannot write the job: {exc}") from None
+    if args.json:
+        env.print(json.dumps(job.to_json(), indent=1))
+        return 0
+    summary = summarize(farm.layout, job, remap, farm.fs, reasons=False)
+    env.print(f"submitted {job.id}: {job.name} ({job.renderer}, {summary.total} {'tasks' if job.kind == 'tasks' else 'frames'}, "
+              f"priority {job.priority}{', paused' if job.state == 'paused' else ''})")
+    env.print("agents render it after:  SELECTOR render()   e.g.  lab3 * render()")
+    return 0
+
+
+# -- jobs --------------------------------------------------------------------------------------
+def add_jobs(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print a JSON list")
+    parser.add_argument("--all", action="store_true", help="include cancelled jobs")
+
+
+def run_jobs(args: argparse.Namespace, env: CommandEnv) -> int:
+    farm = env.farm
+    jobs, warnings = list_jobs(farm.layout, farm.fs)
+    for w in warnings:
+        env.warn(w)
+    remap = _remap(env)
+    summaries = [summarize(farm.layout, j, PathRemap.parse([*env.config.remap, *j.remap]) if j.remap else remap, farm.fs)
+                 for j in jobs if args.all or j.state != "cancelled"]
+    if args.json:
+        env.print(json.dumps([s.to_json() for s in summaries], indent=1))
+        return 0
+    if not summaries:
+        env.print("no jobs (submit one with: envy-io submit FOLDER)")
+        return 0
+    env.print(f"{'JOB':<36} {'STATE':<9} {'PRI':>3} {'DONE':>6} {'RUN':>4} {'FAIL':>4} {'PEND':>5}  NAME")
+    for s in summaries:
+        j = s.job
+        env.print(f"{j.id:<36} {j.state:<9} {j.priority:>3} {s.done:>6} {s.running:>4} {s.failed:>4} {s.pending:>5}  {j.name}")
+        if s.error:
+            env.print(f"    ! {s.error}")
+        for item, reason in list(s.failures.items())[:10]:
+            env.print(f"    failed {item}: {reason}")
+        if len(s.failures) > 10:
+            env.print(f"    ... and {len(s.failures) - 10} more failed")
+    return 0
+
+
+# -- pause / resume / cancel / priority -----------------------------------------------------------
+def add_target(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("job", help="job id (or its start), name, or submitted folder")
+
+
+def _set_state(state: str):  # type: ignore[no-untyped-def]
+    def run(args: argparse.Namespace, env: CommandEnv) -> int:
+        for job in _one_job(env, args.job):
+            if job.state == state:
+                env.print(f"{job.id} is already {state}")
+                continue
+            save_job(env.farm.layout, dataclasses.replace(job, state=state), env.farm.fs)
+            env.print(f"{job.id}: {state}")
+        return 0
+    return run
+
+
+def add_priority(parser: argparse.ArgumentParser) -> None:
+    add_target(parser)
+    parser.add_argument("priority", type=count(0, 100), help="0-100, higher renders first")
+
+
+def run_priority(args: argparse.Namespace, env: CommandEnv) -> int:
+    for job in _one_job(env, args.job):
+        save_job(env.farm.layout, dataclasses.replace(job, priority=args.priority), env.farm.fs)
+        env.print(f"{job.id}: priority {args.priority}")
+    return 0
+
+
+# -- reset ---------------------------------------------------------------------------------------
+def add_reset(parser: argparse.ArgumentParser) -> None:
+    add_target(parser)
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--failed", action="store_true", help="re-render the failed frames")
+    which.add_argument("--all", action="store_true", help="re-render every completed and failed frame")
+
+
+def run_reset(args: argparse.Namespace, env: CommandEnv) -> int:
+    states = ["failed"] if args.failed else ["failed", "done"]
+    for job in _one_job(env, args.job):
+        folder = work_folder(env.farm.layout, job, PathRemap.parse([*env.config.remap, *job.remap]))
+        try:
+            n = reset_items(folder, ItemPattern(job.extensions), states, env.farm.fs)
+        except OSError as exc:
+            raise FarmError(f"cannot reset {folder}: {exc}") from None
+        env.print(f"{job.id}: {n} item(s) back to pending")
+    return 0
+
+
+SUBCOMMANDS = [
+    Subcommand("submit", "register a render job (a folder of frame files, or a scene with --frames)", add_submit, run_submit),
+    Subcommand("jobs", "list jobs with done / running / failed / pending counts", add_jobs, run_jobs),
+    Subcommand("pause", "agents take no new frames of a job", add_target, _set_state("paused")),
+    Subcommand("resume", "let agents take frames of a paused job again", add_target, _set_state("active")),
+    Subcommand("cancel", "cancel a job (its files are kept)", add_target, _set_state("cancelled")),
+    Subcommand("priority", "change a job's priority (0-100)", add_priority, run_priority),
+    Subcommand("reset", "re-render failed (--failed) or all (--all) frames of a job", add_reset, run_reset),
+]
