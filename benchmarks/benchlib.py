@@ -81,12 +81,54 @@ def _commit() -> str | None:
         return None
 
 
+def load_average() -> list[float]:
+    """The 1, 5 and 15 minute load averages (other work on the machine skews timings)."""
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+_LOAD_AT_START: list[float] | None = None
+
+
+def wait_quiet(max_load: float = 1.0, timeout: float = 300.0) -> list[float]:
+    """Wait (up to ``timeout``) until the 1-minute load average is below ``max_load``.
+
+    Benchmarks time things; on a shared machine other people's test runs
+    skew the figures. The load seen when the benchmark starts is recorded in
+    the results either way.
+    """
+    global _LOAD_AT_START
+    deadline = time.monotonic() + timeout
+    warned = False
+    while os.getloadavg()[0] >= max_load and time.monotonic() < deadline:
+        if not warned:
+            print(f"(waiting up to {timeout:g} s for the machine to be quiet: load {load_average()})")
+            warned = True
+        time.sleep(5.0)
+    _LOAD_AT_START = load_average()
+    if _LOAD_AT_START[0] >= max_load:
+        print(f"(machine still busy, load {_LOAD_AT_START}: figures may be skewed)")
+    return _LOAD_AT_START
+
+
+def add_load_args(parser: Any) -> None:
+    parser.add_argument("--max-load", type=float, default=1.0,
+                        help="wait for the 1-minute load average to drop below this first (default 1.0)")
+    parser.add_argument("--quiet-timeout", type=float, default=120.0,
+                        help="wait at most this long for a quiet machine, then run anyway (default 120 s)")
+
+
+def begin(args: Any) -> None:
+    """Wait for a quiet machine (see wait_quiet), as the common arguments say."""
+    wait_quiet(args.max_load, args.quiet_timeout)
+
+
 def save_results(name: str, data: Mapping[str, Any]) -> Path:
-    """Write ``benchmarks/results/NAME.json`` (with the machine and the time of the run)."""
+    """Write ``benchmarks/results/NAME.json`` (with the machine, the load and the time of the run)."""
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     path = RESULTS_DIR / f"{name}.json"
     record = {"benchmark": name, "run_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-              "machine": machine_info(), **data}
+              "machine": machine_info(), "load_average_at_start": _LOAD_AT_START,
+              "load_average_at_end": load_average(), **data}
     path.write_text(json.dumps(record, indent=1, sort_keys=False) + "\n", encoding="utf-8")
     return path
 

@@ -34,13 +34,15 @@ import argparse
 import collections
 import multiprocessing as mp
 import os
+import random
+import resource
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import benchlib
-from envy.render.claims import FolderQueue, Identity, ItemPattern
+from envy.render.claims import TAG, Claim, FolderQueue, Identity, ItemName, ItemPattern
 from envy.share.fs import PathLike, ShareFS
 from envy.share.names import nonce
 
@@ -72,11 +74,58 @@ class CountingFS(ShareFS):
         return super().stat(path)
 
 
+class SpreadQueue(FolderQueue):
+    """EXPERIMENT (``--experiment-spread``): the fix proposed for the missed ratio. Envy's code is unchanged.
+
+    Envy's FolderQueue hands every claimer the same sorted list, so all of them
+    walk it in step and each learns of every item another took by a failed
+    rename: about one attempt per claimer per item, so a claimer's share of a
+    10,000-file folder costs it 10,000 attempts. Here a claimer (1) starts its
+    walk at a random point of its listing, (2) lists again after STALE_AFTER
+    failed renames in a row (its list is stale: others have been there), and
+    (3) makes a listing cheap by parsing only the names that can be pending
+    (no ``.envy~`` tag, or a ``retry`` tag): done names are skipped by a
+    substring test instead of three regular expressions.
+    """
+
+    STALE_AFTER = 8
+
+    def refresh(self) -> Any:
+        names = [n for n in self.fs.listdir(self.folder) if TAG not in n or f"{TAG}retry~" in n]
+        pending = sorted((i for i in map(self.pattern.parse, names) if i is not None and i.state == "pending"),
+                         key=lambda i: i.key)
+        k = random.randrange(len(pending)) if pending else 0
+        self._candidates = pending[k:] + pending[:k]
+        self._pos = 0
+        return None
+
+    def claim_next(self, avoid: Callable[[ItemName], bool] | None = None) -> Claim | None:
+        refreshed = False
+        misses = 0
+        while True:
+            with self._lock:
+                item = self._pick(avoid)
+                if item is None or misses >= self.STALE_AFTER:
+                    if item is None and refreshed:
+                        return None
+                    self.refresh()
+                    refreshed, misses = True, 0
+                    continue
+            claim = self.try_claim(item)
+            if claim is not None:
+                return claim
+            misses += 1
+
+
+QUEUE_CLASS: type[FolderQueue] = FolderQueue
+
+
 def drain(folder: Path, index: int) -> dict[str, Any]:
     fs = CountingFS()
-    queue = FolderQueue(folder, ItemPattern([EXT]), Identity(f"claimer-{index:02d}", os.getpid(), nonce()), fs)
+    queue = QUEUE_CLASS(folder, ItemPattern([EXT]), Identity(f"claimer-{index:02d}", os.getpid(), nonce()), fs)
     claimed: list[str] = []
     lost = 0
+    cpu0 = resource.getrusage(resource.RUSAGE_SELF)
     start = time.monotonic()
     while True:
         claim = queue.claim_next()
@@ -86,7 +135,10 @@ def drain(folder: Path, index: int) -> dict[str, Any]:
             claimed.append(claim.item.original)
         else:
             lost += 1
-    return {"start": start, "end": time.monotonic(), "claimed": claimed, "lost": lost, "ops": dict(fs.counts)}
+    end = time.monotonic()
+    cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+    return {"start": start, "end": end, "claimed": claimed, "lost": lost, "ops": dict(fs.counts),
+            "user_s": cpu1.ru_utime - cpu0.ru_utime, "sys_s": cpu1.ru_stime - cpu0.ru_stime}
 
 
 def claimer(index: int, folders: list[list[str]], barrier: Any, results: Any) -> None:
@@ -130,6 +182,8 @@ def summarise(results: list[dict[str, Any]], folders: list[Path], files_per_fold
     claims_by_item: collections.Counter[str] = collections.Counter()
     ops: collections.Counter[str] = collections.Counter()
     lost = 0
+    user = sum(r["user_s"] for r in results)
+    system = sum(r["sys_s"] for r in results)
     for folder, rs in per_folder.items():
         elapsed += max(r["end"] for r in rs) - min(r["start"] for r in rs)
         for r in rs:
@@ -139,7 +193,8 @@ def summarise(results: list[dict[str, Any]], folders: list[Path], files_per_fold
     total = sum(claims_by_item.values())
     # What the folders hold now: every item once, done, nothing left pending or in work.
     pattern = ItemPattern([EXT])
-    leftovers, done_names, item_states = 0, 0, collections.Counter()
+    leftovers, done_names = 0, 0
+    item_states: collections.Counter[str] = collections.Counter()
     for folder in folders:
         for name in os.listdir(folder):
             item = pattern.parse(name)
@@ -153,7 +208,7 @@ def summarise(results: list[dict[str, Any]], folders: list[Path], files_per_fold
     expected = len(folders) * files_per_folder
     duplicates = sum(1 for n in claims_by_item.values() if n > 1)
     never = expected - len(claims_by_item)
-    per_claimer = collections.Counter()
+    per_claimer: collections.Counter[int] = collections.Counter()
     for r in results:
         per_claimer[r["index"]] += len(r["claimed"])
     return {
@@ -161,6 +216,8 @@ def summarise(results: list[dict[str, Any]], folders: list[Path], files_per_fold
         "elapsed_s": round(elapsed, 3), "claims_per_s": round(total / elapsed, 1),
         "rename_attempts": ops["rename"], "rename_failed": ops["rename_failed"], "listdir": ops["listdir"],
         "stat": ops["stat"], "attempts_per_claim": round(ops["rename"] / max(total, 1), 2),
+        "cpu_user_s": round(user, 2), "cpu_sys_s": round(system, 2),
+        "cpu_ms_per_claim": round(1000 * (user + system) / max(total, 1), 3),
         "claims_per_claimer": {"min": min(per_claimer.values()), "max": max(per_claimer.values())},
         "duplicate_claims": duplicates, "never_claimed": never, "lost_before_complete": lost,
         "done_names": done_names, "left_pending_or_work": leftovers,
@@ -173,7 +230,15 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="3,000 claims per case instead of 10,000")
     parser.add_argument("--processes", type=int, default=32)
     parser.add_argument("--files", type=int, default=None, help="files in the big folder (default 10,000)")
+    parser.add_argument("--experiment-spread", action="store_true",
+                        help="EXPERIMENT: claimers use SpreadQueue (the proposed fix) instead of Envy's FolderQueue; "
+                             "results go to claims-spread-experiment.json")
+    benchlib.add_load_args(parser)
     args = parser.parse_args()
+    benchlib.begin(args)
+    global QUEUE_CLASS
+    if args.experiment_spread:
+        QUEUE_CLASS = SpreadQueue
     big = args.files or (3_000 if args.quick else 10_000)
     rounds = big // SMALL
     ctx = mp.get_context("fork")
@@ -194,12 +259,14 @@ def main() -> int:
     ok = ratio >= RATIO_TARGET and clean
     for label, r in ((f"{big:,} files", big_results), (f"{rounds} x {SMALL} files", small_results)):
         print(f"{label:16s}: {r['claims']:,} claims in {r['elapsed_s']:.2f} s = {r['claims_per_s']:8.1f} claims/s; "
-              f"{r['attempts_per_claim']} rename attempts per claim, {r['listdir']} listings; duplicates "
+              f"{r['attempts_per_claim']} rename attempts/claim, {r['listdir']} listings, CPU {r['cpu_ms_per_claim']} ms/claim "
+              f"(user {r['cpu_user_s']} s, sys {r['cpu_sys_s']} s); duplicates "
               f"{r['duplicate_claims']}, never claimed {r['never_claimed']}, left over {r['left_pending_or_work']}")
     print(f"throughput ratio {big:,} / {SMALL} files = {ratio:.3f} (target >= {RATIO_TARGET}); "
           f"zero duplicates: {clean}: {benchlib.verdict(ok)}")
-    path = benchlib.save_results("claims", {
-        "processes": args.processes, "big": big_results, "small": small_results, "ratio": round(ratio, 3),
+    name = "claims-spread-experiment" if args.experiment_spread else "claims"
+    path = benchlib.save_results(name, {
+        "queue": QUEUE_CLASS.__name__, "processes": args.processes, "big": big_results, "small": small_results, "ratio": round(ratio, 3),
         "zero_duplicates": clean, "pass": ok,
         "target": f"claims/s with {big:,} files >= {RATIO_TARGET} x with {SMALL}; zero duplicates",
     })

@@ -134,7 +134,9 @@ def main() -> int:
     parser.add_argument("--experiment-exit-poll", type=float, default=None, metavar="SECONDS",
                         help="EXPERIMENT: run the agents with the process handler's exit poll set to this "
                              "(Envy's is 0.1 s); results go to dispatch-exit-poll-experiment.json")
+    benchlib.add_load_args(parser)
     args = parser.parse_args()
+    benchlib.begin(args)
     frames = args.frames or (80 if args.quick else 200)
     slots_n = AGENTS * WORKERS
     ideal = frames * FRAME_S / slots_n

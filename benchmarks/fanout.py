@@ -115,7 +115,9 @@ def main() -> int:
     parser.add_argument("--agents", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=None)
     parser.add_argument("--only", choices=["local", "sshfs"], default=None)
+    benchlib.add_load_args(parser)
     args = parser.parse_args()
+    benchlib.begin(args)
     rounds = args.rounds or (1 if args.quick else 5)
     cfg = Config()
     limit = cfg.poll_interval + 1.0

@@ -58,7 +58,9 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="measure for 1 minute instead of 5")
     parser.add_argument("--minutes", type=float, default=None, help="measuring window (default 5)")
     parser.add_argument("--no-sshfs", action="store_true", help="measure the local-share agent only")
+    benchlib.add_load_args(parser)
     args = parser.parse_args()
+    benchlib.begin(args)
     minutes = args.minutes or (1.0 if args.quick else 5.0)
 
     results: dict[str, Any] = {}

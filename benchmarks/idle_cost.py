@@ -122,7 +122,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="measure for 1 minute instead of 3")
     parser.add_argument("--minutes", type=float, default=None, help="measuring window (default 3)")
+    benchlib.add_load_args(parser)
     args = parser.parse_args()
+    benchlib.begin(args)
     minutes = args.minutes or (1.0 if args.quick else 3.0)
 
     cfg = Config()  # the defaults: the benchmark passes no --set

@@ -145,3 +145,140 @@ def test_share_disappears_and_comes_back_nothing_lost_nothing_twice(tmp_path: Pa
         outputs = sorted(p.name for p in (export / "proj" / "out").iterdir())
         assert outputs == [f"{b}.png" for b in bases], "stray or missing output files"
         assert job.id
+
+
+def test_agent_started_on_an_empty_mount_point_waits_and_creates_nothing(farm: Farm, tmp_path: Path) -> None:
+    mount_point = tmp_path / "Z"  # the share is not mounted: an empty folder
+    mount_point.mkdir()
+    with EmptyWatch([mount_point]) as watch:
+        agent = farm.start_agent("lab1-01", share=mount_point)
+        wait_for(lambda: "has no sentinel" in agent.output(), 20, "the agent to notice the missing sentinel")
+        # Absence can only be shown over time: five more polls, and it still waits, alive.
+        noticed = time.monotonic()
+        wait_for(lambda: time.monotonic() - noticed > 5 * farm.settings["poll_interval"], 20, "five polls")
+        assert agent.alive()
+        assert os.listdir(mount_point) == [] and not watch.seen, f"created under the empty mount point: {watch.seen}"
+    # The share gets mounted (here: created): the agent carries on by itself.
+    init_share(mount_point, farm.user)
+    st = wait_for(lambda: _json(ShareLayout(mount_point).status_file("lab1-01")), 20, "the agent to heartbeat")
+    assert st["pid"] == agent.pid and agent.alive()
+    assert "is back" in agent.output()
+
+
+def _json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+# -- ENOSPC for real -------------------------------------------------------------------
+
+TMPFS_SIZE = "192k"
+
+
+@contextlib.contextmanager
+def small_tmpfs(folder: Path) -> Iterator[Path]:
+    """A tiny tmpfs at ``folder`` (needs root); always unmounted afterwards."""
+    folder.mkdir(parents=True, exist_ok=True)
+    why = None
+    if os.geteuid() != 0:
+        why = "mounting a tmpfs needs root"
+    else:
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={TMPFS_SIZE},mode=0755", "tmpfs", str(folder)],
+                              capture_output=True, text=True)
+        if done.returncode != 0:
+            why = f"cannot mount a tmpfs: {done.stderr.strip()}"
+    if why:
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(why)
+        pytest.skip(why)
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True)
+
+
+def _fill(path: Path) -> None:
+    """Write zeros to ``path`` until the filesystem is full."""
+    block = b"\0" * 4096
+    with open(path, "wb", buffering=0) as f:
+        try:
+            while True:
+                f.write(block)
+        except OSError as exc:
+            assert exc.errno == 28, exc  # ENOSPC
+
+
+class StatusReader:
+    """Reads the status file in a loop; every read must be a whole, valid status."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.reads = 0
+        self.bad: list[str] = []
+        self.counters: list[int] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.01):
+            try:
+                data = self.path.read_bytes()
+            except FileNotFoundError:
+                self.bad.append("missing")
+                continue
+            self.reads += 1
+            try:
+                self.counters.append(int(json.loads(data)["counter"]))
+            except (ValueError, KeyError, TypeError) as exc:
+                self.bad.append(f"{exc}: {data[:80]!r}")
+
+    def __enter__(self) -> "StatusReader":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def test_full_disk_agent_survives_and_no_file_is_torn(tmp_path: Path) -> None:
+    farm = Farm(tmp_path / "farm", settings={"heartbeat": 0.2, "poll_interval": 0.2, "dead_after": 2})
+    with small_tmpfs(tmp_path / "full") as share, contextlib.ExitStack() as cleanup:
+        cleanup.callback(farm.stop_all)
+        layout = ShareLayout(share)
+        init_share(share, farm.user)
+        agent = farm.start_agent("lab1-01", share=share)
+        wait_for(lambda: (_json(layout.status_file("lab1-01")) or {}).get("counter", 0) > 2, 20, "heartbeats")
+        sender = InstructionSender(layout, 600)
+        sender.send(["* print('before the disk filled')"])
+        wait_for(lambda: _printed(agent.output(), "before the disk filled"), 20, "the first command")
+        instructions_before = layout.instructions.read_bytes()
+
+        with StatusReader(layout.status_file("lab1-01")) as reader:
+            _fill(share / "filler.bin")
+            wait_for(lambda: "No space left" in agent.output(), 20, "the agent to hit ENOSPC")
+            # The shell cannot publish a command either: it says so, and the file is untouched.
+            with pytest.raises(OSError) as raised:
+                sender.send(["* print('lost to the full disk')"])
+            assert raised.value.errno == 28
+            assert layout.instructions.read_bytes() == instructions_before
+            full_reads = reader.reads
+            wait_for(lambda: reader.reads > full_reads + 50, 20, "more reads while the disk is full")
+            stuck = reader.counters[-1]
+            assert agent.alive()
+            (share / "filler.bin").unlink()
+            wait_for(lambda: reader.counters[-1] > stuck + 2, 20, "heartbeats to resume after space came back")
+        assert reader.bad == [], f"torn or missing status file seen: {reader.bad[:5]}"
+        assert reader.counters == sorted(reader.counters)
+
+        # The lock was released despite the failed send: the next send works at once.
+        sender.send(["* print('after the disk was freed')"])
+        wait_for(lambda: _printed(agent.output(), "after the disk was freed"), 20, "a command after freeing space")
+        assert _printed(agent.output(), "lost to the full disk") == 0
+        assert agent.alive()
+        leftovers = [str(p.relative_to(share)) for p in share.rglob("*") if is_temp(p.name)]
+        assert leftovers == [], f"temp files left behind: {leftovers}"
+        wait_for(lambda: "after the disk was freed" in _read(layout.host_logs("lab1-01") / "agent.log"), 20,
+                 "the share log to be written again")

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import require_tool
+
 from envy.render.profiles import builtin_profiles
 from envy.render.progress import MAX_LINE, ProgressParser
 
@@ -286,8 +288,8 @@ bpy.ops.wm.save_as_mainfile(filepath=sys.argv[-1])
 """
 
 
-@pytest.mark.skipif(shutil.which("blender") is None, reason="Blender is not installed")
 def test_real_blender_range_render_reports_progress_and_frame_files(tmp_path: Path) -> None:
+    require_tool("blender")
     blend = tmp_path / "my shot; v2" / "scene.blend"
     blend.parent.mkdir()
     (tmp_path / "make.py").write_text(MAKE_BLEND, encoding="utf-8")

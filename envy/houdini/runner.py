@@ -23,6 +23,8 @@ expands its own variables (``$HIP``, ``$F4``) in them when it evaluates the
 parameter, exactly as if the artist had typed the text into the field.
 """
 
+from __future__ import annotations  # annotations stay text: fine on Houdini's Python 3.7
+
 import json
 import os
 import re
@@ -30,6 +32,7 @@ import socket
 import sys
 import time
 import traceback
+from typing import IO, Any, Dict, Optional, Sequence, Tuple
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -53,7 +56,7 @@ class BadTask(RunnerError):
 # --- output lines ----------------------------------------------------------------------------
 
 
-def _emit(stream, text):
+def _emit(stream: IO[str], text: str) -> None:
     line = " ".join(str(text).split()) + "\n"
     try:
         stream.write(line)
@@ -63,23 +66,23 @@ def _emit(stream, text):
     stream.flush()
 
 
-def progress(percent, what):
+def progress(percent: int, what: str) -> None:
     _emit(sys.stdout, "ENVY_PROGRESS %d%% %s" % (percent, what))
 
 
-def error(message):
+def error(message: str) -> None:
     _emit(sys.stderr, "ENVY_ERROR %s" % message)
 
 
 # --- the task --------------------------------------------------------------------------------
 
 
-def parse_args(argv):
+def parse_args(argv: Sequence[str]) -> Tuple[str, Dict[str, Any]]:
     args = list(argv[1:])
     if not args or args[0].startswith("-"):
         raise BadTask("usage: hython runner.py TASK_FILE [--local JSON]")
     task_path, rest = args[0], args[1:]
-    local = {}
+    local: Dict[str, Any] = {}
     while rest:
         if rest[0] == "--local" and len(rest) >= 2:
             try:
@@ -94,7 +97,7 @@ def parse_args(argv):
     return task_path, local
 
 
-def read_task(path, local):
+def read_task(path: str, local: Dict[str, Any]) -> Dict[str, Any]:
     try:
         with open(path, "rb") as f:
             task = json.loads(f.read().decode("utf-8"))
@@ -123,7 +126,7 @@ def read_task(path, local):
 # --- in Houdini ------------------------------------------------------------------------------
 
 
-def describe(exc):
+def describe(exc: BaseException) -> str:
     """A hou exception's own message (str() of some only names the class)."""
     getter = getattr(exc, "instanceMessage", None)
     if callable(getter):
@@ -136,7 +139,7 @@ def describe(exc):
     return "%s: %s" % (type(exc).__name__, exc) if str(exc) else type(exc).__name__
 
 
-def as_houdini_value(value):
+def as_houdini_value(value: Any) -> Any:
     """JSON value -> what parm.set takes: lists become tuples, true/false become 1/0."""
     if isinstance(value, list):
         return tuple(as_houdini_value(v) for v in value)
@@ -145,7 +148,7 @@ def as_houdini_value(value):
     return value
 
 
-def plain(value):
+def plain(value: Any) -> Any:
     """A value read back from Houdini, as JSON can hold it."""
     if isinstance(value, (list, tuple)):
         return [plain(v) for v in value]
@@ -154,7 +157,7 @@ def plain(value):
     return str(value)
 
 
-def find_parm(hou, node, name, is_tuple):
+def find_parm(hou: Any, node: Any, name: str, is_tuple: bool) -> Any:
     if name.startswith("/"):
         found = hou.parmTuple(name) if is_tuple else hou.parm(name)
     else:
@@ -165,9 +168,9 @@ def find_parm(hou, node, name, is_tuple):
     return found
 
 
-def set_parms(hou, node, parms):
+def set_parms(hou: Any, node: Any, parms: Dict[str, Any]) -> Dict[str, Dict[str, Any]]:
     """Set each parameter as a value; return what changed: {name: {"before": ..., "after": ...}}."""
-    changed = {}
+    changed: Dict[str, Dict[str, Any]] = {}
     for name in sorted(parms):
         value = parms[name]
         is_tuple = isinstance(value, list)
@@ -185,7 +188,7 @@ def set_parms(hou, node, parms):
     return changed
 
 
-def output_parm(node, name):
+def output_parm(node: Any, name: Optional[str]) -> Any:
     names = [name] if name else list(DEFAULT_OUTPUT_PARMS)
     for candidate in names:
         found = node.parm(candidate)
@@ -197,7 +200,7 @@ def output_parm(node, name):
     )
 
 
-def info_path(out_parm):
+def info_path(out_parm: Any) -> str:
     """``<cache folder>/<cache name without frame and extension>.envy.json``."""
     path = out_parm.evalAsString()
     folder, name = os.path.split(path)
@@ -211,7 +214,7 @@ def info_path(out_parm):
     return os.path.join(folder or ".", (stem or "cache") + INFO_SUFFIX)
 
 
-def check_cache_written(folder):
+def check_cache_written(folder: str) -> None:
     try:
         names = [n for n in os.listdir(folder) if not n.startswith(".") and not n.endswith(INFO_SUFFIX)]
     except OSError:
@@ -220,8 +223,10 @@ def check_cache_written(folder):
         raise RunnerError("the cache wrote nothing into %s" % folder)
 
 
-def write_json_atomically(path, data):
-    temp = os.path.join(os.path.dirname(path) or ".", ".%s.envy-tmp-%d" % (os.path.basename(path), os.getpid()))
+def write_json_atomically(path: str, data: Dict[str, Any]) -> None:
+    # Unique per machine and process: a taken-over job may still be finishing on its old host.
+    unique = "%s-%d" % (re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname()), os.getpid())
+    temp = os.path.join(os.path.dirname(path) or ".", ".%s.envy-tmp-%s" % (os.path.basename(path), unique))
     with open(temp, "w", encoding="utf-8") as f:
         json.dump(data, f, indent=1, sort_keys=True, default=str)
         f.write("\n")
@@ -230,7 +235,7 @@ def write_json_atomically(path, data):
     os.replace(temp, path)
 
 
-def describe_cache(hou, task, changed, output):
+def describe_cache(hou: Any, task: Dict[str, Any], changed: Dict[str, Any], output: str) -> Dict[str, Any]:
     version = getattr(hou, "applicationVersionString", None)
     return {
         "envy_cache_info": 1,
@@ -257,7 +262,7 @@ def describe_cache(hou, task, changed, output):
     }
 
 
-def run(hou, task):
+def run(hou: Any, task: Dict[str, Any]) -> None:
     progress(1, "opening %s" % task["hip_opened"])
     try:
         hou.hipFile.load(task["hip_opened"], suppress_save_prompt=True, ignore_load_warnings=True)
@@ -289,7 +294,7 @@ def run(hou, task):
     progress(100, "done; wrote %s" % target)
 
 
-def main(argv=None):
+def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = sys.argv if argv is None else argv
     try:
         task_path, local = parse_args(argv)

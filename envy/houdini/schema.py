@@ -34,13 +34,13 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Union
+from typing import Any, Callable, List, Mapping, Union
 
 from envy.render.jobs import JobError
 from envy.share.atomic import atomic_write_json
 
 Scalar = Union[str, int, float, bool]
-ParmValue = Union[Scalar, list]
+ParmValue = Union[Scalar, List[Scalar]]
 
 HIP_EXTENSIONS = (".hip", ".hipnc", ".hiplc")
 MAX_WEDGES = 10_000

@@ -202,11 +202,11 @@ class SignedInstructions:
             return "unsigned"
         if not signature_ok(self.key, ins):
             return "bad signature (tampered with, or signed with another key)"
-        if not self.last.newer(ins.id):
-            return f"replayed (id not newer than {self.last.value}, the last one this agent ran)"
         age = self.clock() - ins.issued
         if age > self.lifetime:
             return f"expired (issued {age:.0f} s ago; commands live {self.lifetime:g} s)"
+        if not self.last.newer(ins.id):
+            return f"replayed (id not newer than {self.last.value}, the last one this agent ran)"
         return None
 
 

@@ -91,7 +91,7 @@ def _tile(value: Any) -> dict[str, Any] | None:
         value["suffix"] % value["index"]
     except (TypeError, ValueError):
         raise PlanError(f"husk task: tile suffix {value['suffix']!r} must hold one %d") from None
-    return value
+    return dict(value)
 
 
 def _output_index(argv: list[str], output: str) -> int:

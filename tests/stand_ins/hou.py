@@ -11,12 +11,15 @@ A "HIP file" here is JSON::
 ``cook`` says what pressing ``execute`` does: "write" writes the file named
 by ``sopoutput`` (or ``file``) at frame 1, holding every parameter's raw value
 and each ``set`` call, so a test can see exactly what arrived; "fail" raises
-``OperationFailed``; "error" leaves an error on the node and writes nothing.
+``OperationFailed``; "error" leaves an error on the node and writes nothing;
+"wait" writes like "write" once a file named ``release`` exists beside the
+HIP file (a cache that is still running when a test kills its agent).
 """
 
 import json
 import os
 import re
+import time
 
 _scene = {"path": None, "nodes": {}}
 
@@ -147,6 +150,10 @@ class Node:
         if self._cook == "error":
             self._errors.append("Stand-in error: cannot write the cache")
             return
+        if self._cook == "wait":
+            release = os.path.join(os.path.dirname(_scene["path"]), "release")
+            while not os.path.exists(release):
+                time.sleep(0.05)
         out = self.parm("sopoutput") or self.parm("file")
         target = out.evalAsString()
         os.makedirs(os.path.dirname(target) or ".", exist_ok=True)

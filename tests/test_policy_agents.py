@@ -1,0 +1,87 @@
+"""The lockdown policy with real agent subprocesses on a real temporary share.
+
+These need ``envy agent`` to call ``install_policy`` (envy/cli.py) and run
+its shutdown hooks (envy/agent/agent.py); until then they are skipped with
+that reason. The same behaviour is covered in-process by test_policy.py.
+"""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+import pytest
+
+import envy.agent.agent
+import envy.cli
+from farm import Farm, wait_for
+
+pytestmark = pytest.mark.skipif(
+    "install_policy" not in inspect.getsource(envy.cli) or "shutdown_hooks" not in inspect.getsource(envy.agent.agent),
+    reason="envy agent does not apply the lockdown policy yet (install_policy in envy/cli.py, shutdown hooks in agent.py)",
+)
+
+
+def write_policy(path: Path, machines: int | str, blacklist: tuple[str, ...] = ()) -> Path:
+    path.write_text(
+        f"blacklist: [{', '.join(blacklist)}]\n"
+        f'limits:\n  - {{hours: "00:00-24:00", machines: {machines}}}\n'
+        "check_every: 0.3\n"
+    )
+    return path
+
+
+def state(farm: Farm, host: str) -> str | None:
+    return (farm.status(host) or {}).get("state")
+
+
+def test_blacklisted_user_refuses_to_start_with_one_line_and_non_zero_exit(farm: Farm, tmp_path: Path) -> None:
+    policy = write_policy(tmp_path / "policy.yaml", 5, blacklist=("someone", "student"))
+    agent = farm.start_agent("lab1-01", extra=["--policy", str(policy)])
+    code = agent.wait_exit(20)
+    message = f"user student may not use the render farm (blacklisted in {policy}); ask the lab's admin"
+    output = agent.output()
+    assert code != 0
+    assert output.strip().splitlines()[-1] == f"envy agent: {message}"  # after the console log lines
+    assert "Traceback" not in output
+    assert message in farm.log("lab1-01")  # also in the share log: pythonw at log-in has no console
+    assert farm.status("lab1-01") is None  # it never announced itself
+    assert not (farm.share / "seats").exists()  # and claimed nothing
+
+
+def test_limit_of_two_with_three_agents_one_stands_down_and_resumes_when_one_quits(farm: Farm, tmp_path: Path) -> None:
+    policy = write_policy(tmp_path / "policy.yaml", 2)
+    hosts = ["lab1-01", "lab1-02", "lab1-03"]
+    agents = {}
+    for host in hosts:  # one after the other: the third to arrive is the newest
+        agents[host] = farm.start_agent(host, extra=["--policy", str(policy)])
+        farm.wait_heartbeat(agents[host])
+    wait_for(lambda: [state(farm, h) for h in hosts] == ["idle", "idle", "locked"], 15, "the newest agent to stand down")
+    reason = (farm.status("lab1-03") or {}).get("locked_reason", "")
+    assert reason == "student may use at most 2 machines (default limits, 00:00-24:00); in use by lab1-01, lab1-02"
+    assert "locked by the lab policy: " + reason in farm.log("lab1-03")
+    farm.send("lab1-01 quit()")
+    assert agents["lab1-01"].wait_exit(15) == 0
+    wait_for(lambda: state(farm, "lab1-03") == "idle", 15, "the locked agent to resume by itself")
+    assert "unlocked" in farm.log("lab1-03")
+    assert state(farm, "lab1-02") == "idle"
+
+
+@pytest.mark.parametrize("attempt", range(3))
+def test_two_agents_starting_at_the_same_moment_with_limit_one_exactly_one_wins(tmp_path: Path, attempt: int) -> None:
+    farm = Farm(tmp_path)
+    try:
+        policy = write_policy(tmp_path / "policy.yaml", 1)
+        pair = [farm.start_agent(h, extra=["--policy", str(policy)]) for h in ("lab2-01", "lab2-02")]
+        for agent in pair:
+            farm.wait_heartbeat(agent)
+        states = wait_for(
+            lambda: sorted(s for s in (state(farm, a.host) for a in pair)) if all(
+                state(farm, a.host) in ("idle", "locked") for a in pair) else None,
+            15, "both agents to settle",
+        )
+        assert states == ["idle", "locked"]
+        seats = sorted(p.name for p in (farm.share / "seats" / "student").iterdir())
+        assert seats == ["seat.1"]
+    finally:
+        farm.stop_all()
