@@ -275,7 +275,9 @@ class BenchFarm:
 
     def ready(self, host: str, pid: int | None = None) -> bool:
         st = self.status(host)
-        return bool(st) and st.get("state") not in (None, "starting") and (pid is None or st.get("pid") == pid)
+        if not st:
+            return False
+        return st.get("state") not in (None, "starting") and (pid is None or st.get("pid") == pid)
 
     def wait_ready(self, hosts: Iterable[str], timeout: float = 120, pids: Mapping[str, int] | None = None) -> None:
         hosts = list(hosts)

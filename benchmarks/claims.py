@@ -195,12 +195,12 @@ def summarise(results: list[dict[str, Any]], folders: list[Path], files_per_fold
     pattern = ItemPattern([EXT])
     leftovers, done_names = 0, 0
     item_states: collections.Counter[str] = collections.Counter()
-    for folder in folders:
-        for name in os.listdir(folder):
+    for folder_path in folders:
+        for name in os.listdir(folder_path):
             item = pattern.parse(name)
             if item is None:
                 continue
-            item_states[f"{folder}/{item.original}"] += 1
+            item_states[f"{folder_path}/{item.original}"] += 1
             if item.state == "done":
                 done_names += 1
             else:

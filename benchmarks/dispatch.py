@@ -57,6 +57,7 @@ def parse_slots(farm: benchlib.BenchFarm, hosts: list[str], job_logs: Path) -> d
     slots: dict[tuple[str, int], list[dict[str, Any]]] = collections.defaultdict(list)
     for host in hosts:
         open_frames: dict[tuple[int, str], dict[str, Any]] = {}
+        rec: dict[str, Any] | None
         for line in farm.log_path(host).read_text(errors="replace").splitlines():
             t = benchlib.log_time(line)
             if t is None:

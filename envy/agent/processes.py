@@ -14,32 +14,27 @@ OS-specific mechanics live in ``envy.platform.processes``.
 
 from __future__ import annotations
 
-import codecs
 import json
 import logging
 import os
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import BinaryIO
 
 import psutil
 
 from envy.platform.processes import (
-    collect_tree,
-    has_exited,
-    is_alive,
     is_same_process,
-    kill_procs,
     kill_tree,
     lower_priority,
     popen_kwargs_new_group,
     process_identity,
 )
+from envy.agent.child import Child, ChildResult, OutputCallback  # noqa: F401 (ChildResult re-exported)
+from envy.agent.child_log import ChildLog
 from envy.share.atomic import atomic_write_json, read_json
 
 log = logging.getLogger(__name__)
@@ -47,277 +42,7 @@ log = logging.getLogger(__name__)
 RECORD_NAME = "children.json"
 _RECORD_VERSION = 1
 _MONITOR_INTERVAL_S = 0.5
-_READ_SIZE = 64 * 1024
-# The log may be on a network share: flush at line ends, and progress-only
-# output (``\r`` updates) at most this often.
-_LOG_FLUSH_INTERVAL_S = 1.0
-# After the child exits, how long its descendants may keep the output pipe
-# open before they count as left behind and are killed.
-_LEFTOVER_GRACE_S = 2.0
-# How often the exit waiter looks for the child's exit; it must not reap the
-# child (see Child._wait_for_exit), so it cannot block in wait().
-_EXIT_POLL_S = 0.1
 _KILL_TIMEOUT_S = 5.0
-_MB = 1024 * 1024
-
-OutputCallback = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class ChildResult:
-    returncode: int | None
-    killed_reason: str | None  # "stopped", "memory limit 512 MB exceeded (RSS 700 MB)", ...
-    log_path: Path
-    duration_s: float
-
-
-class _ChildLog:
-    """One child's log file: opened once, written as output arrives.
-
-    A log that cannot be written (a share gone away, a full disk) is dropped
-    with a warning; the child keeps running.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._lock = threading.Lock()
-        self._file: BinaryIO | None = None
-        self._dirty = False
-        self._at_line_start = True
-        self._last_flush = time.monotonic()
-        try:
-            self._file = open(path, "ab")  # noqa: SIM115 - kept open for the child's lifetime
-        except OSError as exc:
-            log.warning("cannot open log %s (%s); the child runs without a log", path, exc)
-
-    def write(self, data: bytes, *, flush: bool = False, own_line: bool = False) -> None:
-        with self._lock:
-            if self._file is None or not data:
-                return
-            if own_line and not self._at_line_start:
-                data = b"\n" + data
-            try:
-                self._file.write(data)
-                self._dirty = True
-                self._at_line_start = data.endswith(b"\n")
-                if flush or b"\n" in data or time.monotonic() - self._last_flush >= _LOG_FLUSH_INTERVAL_S:
-                    self._flush()
-            except OSError as exc:
-                self._drop(exc)
-
-    def write_note(self, text: str) -> None:
-        """An Envy line (header, footer, notes), always on a line of its own."""
-        self.write(f"=== envy: {text}\n".encode("utf-8", "replace"), flush=True, own_line=True)
-
-    def flush_if_stale(self) -> None:
-        with self._lock:
-            if self._file is not None and self._dirty and time.monotonic() - self._last_flush >= _LOG_FLUSH_INTERVAL_S:
-                try:
-                    self._flush()
-                except OSError as exc:
-                    self._drop(exc)
-
-    def close(self) -> None:
-        with self._lock:
-            if self._file is None:
-                return
-            try:
-                self._file.close()  # close is where a network share reports write errors
-            except OSError as exc:
-                log.warning("log %s may be incomplete: %s", self.path, exc)
-            self._file = None
-
-    def _flush(self) -> None:
-        assert self._file is not None
-        self._file.flush()
-        self._dirty = False
-        self._last_flush = time.monotonic()
-
-    def _drop(self, exc: OSError) -> None:
-        log.warning("cannot write log %s (%s); the child keeps running without a log", self.path, exc)
-        try:
-            assert self._file is not None
-            self._file.close()
-        except OSError:
-            pass
-        self._file = None
-
-
-class Child:
-    """A started child process. Made by ``ProcessHandler.start``."""
-
-    def __init__(
-        self,
-        name: str,
-        popen: subprocess.Popen[bytes],
-        proc: psutil.Process | None,
-        create_time: float,
-        child_log: _ChildLog,
-        started_monotonic: float,
-        memory_limit_mb: int | None,
-        on_output: OutputCallback | None,
-        on_finished: Callable[[Child], None],
-    ) -> None:
-        self.name = name
-        self.pid = popen.pid
-        self.create_time = create_time
-        self.log_path = child_log.path
-        self.started_monotonic = started_monotonic
-        self.memory_limit_mb = memory_limit_mb
-        self._popen = popen
-        self._proc = proc
-        self._log = child_log
-        self._on_output = on_output
-        self._on_finished = on_finished
-        self._done = threading.Event()
-        self._eof = threading.Event()
-        self._wake = threading.Event()  # set after a kill: look for the exit now
-        self._result: ChildResult | None = None
-        self._killed_reason: str | None = None
-        self._stop_lock = threading.Lock()
-        self._stop_requested = False
-        # Descendants seen by the monitor: on Windows a dead parent no longer
-        # leads to its children, so we remember them.
-        self._seen: dict[int, psutil.Process] = {}
-        self._seen_lock = threading.Lock()
-        self._threads = [
-            threading.Thread(target=self._read_output, name=f"envy-{name}-output", daemon=True),
-            threading.Thread(target=self._wait_for_exit, name=f"envy-{name}-exit", daemon=True),
-        ]
-
-    def __repr__(self) -> str:
-        return f"Child({self.name!r}, pid={self.pid}, running={self.running})"
-
-    @property
-    def running(self) -> bool:
-        return not self._done.is_set()
-
-    def poll(self) -> ChildResult | None:
-        return self._result
-
-    def wait(self, timeout: float | None = None) -> ChildResult | None:
-        """The result once the child has finished, or None if ``timeout`` passed first."""
-        self._done.wait(timeout)
-        return self._result
-
-    def stop(self, reason: str = "stopped") -> None:
-        """Kill the child and all its descendants; ``reason`` goes into the result."""
-        with self._stop_lock:
-            self._stop_requested = True
-            if self._done.is_set():
-                return
-            if self._killed_reason is None and self._root_running():
-                self._killed_reason = reason
-            killed = kill_procs(self._tree(), _KILL_TIMEOUT_S)
-            log.info("%s (pid %s): %s; killed pids %s", self.name, self.pid, reason, killed)
-            self._wake.set()
-        # The tree is gone, so the pipe closes and the result follows at once.
-        self._done.wait(_KILL_TIMEOUT_S)
-
-    # -- threads ---------------------------------------------------------------
-
-    def _begin(self) -> None:
-        for thread in self._threads:
-            thread.start()
-
-    def _read_output(self) -> None:
-        """Copy the pipe to the log and ``on_output`` in chunks as they arrive (not lines: ``\\r``)."""
-        assert self._popen.stdout is not None
-        fd = self._popen.stdout.fileno()
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        try:
-            while True:
-                try:
-                    data = os.read(fd, _READ_SIZE)
-                except OSError:
-                    break
-                if not data:
-                    break
-                if self._done.is_set():
-                    continue  # gave up waiting for us; just drain
-                self._log.write(data)
-                self._emit(decoder.decode(data))
-            self._emit(decoder.decode(b"", final=True))
-        finally:
-            self._popen.stdout.close()
-            self._eof.set()
-
-    def _emit(self, text: str) -> None:
-        if not text or self._on_output is None:
-            return
-        try:
-            self._on_output(text)
-        except Exception:
-            log.warning("on_output of %s failed; output callbacks disabled for it", self.name, exc_info=True)
-            self._on_output = None
-
-    def _wait_for_exit(self) -> None:
-        """Wait for the child's exit, clean up what it left running, then reap it and finish.
-
-        The child is reaped last: until then its pid (a POSIX zombie, or a
-        Windows process whose handle we hold) cannot be given to another
-        process, so its tree and process group are still unambiguously its own.
-        """
-        while self._root_running():
-            self._wake.wait(_EXIT_POLL_S)
-            self._wake.clear()
-        duration = time.monotonic() - self.started_monotonic
-        self._eof.wait(_LEFTOVER_GRACE_S)  # descendants may still be writing
-        leftovers = [p for p in self._tree() if p.pid != self.pid]
-        if leftovers:
-            killed = kill_procs(leftovers, _KILL_TIMEOUT_S)
-            log.warning("%s (pid %s) exited but left pids %s running; killed them", self.name, self.pid, killed)
-            self._log.write_note(f"killed processes left running after exit: {killed}")
-        if not self._eof.wait(_KILL_TIMEOUT_S):
-            log.warning("%s: a process outside its tree holds its output open; not waiting for it", self.name)
-        returncode = self._popen.wait()
-        result = ChildResult(returncode, self._killed_reason, self.log_path, duration)
-        footer = f"exit code {returncode} after {duration:.1f} s"
-        if self._killed_reason:
-            footer += f" (killed: {self._killed_reason})"
-        self._log.write_note(footer)
-        self._log.close()
-        self._result = result
-        self._done.set()
-        self._on_finished(self)
-
-    def _root_running(self) -> bool:
-        return not has_exited(self._popen, self._proc)
-
-    # -- used by the handler's monitor -------------------------------------------
-
-    def _tree(self) -> list[psutil.Process]:
-        """The child's tree now, plus descendants seen earlier that are still alive."""
-        procs = {p.pid: p for p in collect_tree(self.pid, create_time=self.create_time)}
-        with self._seen_lock:
-            for pid, proc in self._seen.items():
-                if pid not in procs and is_alive(proc):
-                    procs[pid] = proc
-        return list(procs.values())
-
-    def _check(self) -> None:
-        """Monitor tick: remember descendants, enforce the memory cap, flush a stale log."""
-        self._log.flush_if_stale()
-        if self._stop_requested or not self._root_running():
-            return
-        tree = collect_tree(self.pid, create_time=self.create_time)
-        with self._seen_lock:
-            self._seen = {pid: p for pid, p in self._seen.items() if is_alive(p)}
-            self._seen.update((p.pid, p) for p in tree if p.pid != self.pid)
-        if self.memory_limit_mb is None:
-            return
-        rss = 0
-        for proc in tree:
-            try:
-                rss += proc.memory_info().rss
-            except psutil.Error:
-                continue  # exited or not ours to read
-        if rss > self.memory_limit_mb * _MB:
-            reason = f"memory limit {self.memory_limit_mb} MB exceeded (RSS {rss // _MB} MB)"
-            log.warning("%s (pid %s): %s; killing it", self.name, self.pid, reason)
-            self._stop_requested = True
-            # Kill in its own thread so the monitor keeps watching other children.
-            threading.Thread(target=self.stop, args=(reason,), name=f"envy-{self.name}-kill", daemon=True).start()
 
 
 class ProcessHandler:
@@ -375,7 +100,7 @@ class ProcessHandler:
         args = [os.fspath(a) for a in argv]
         if not args:
             raise ValueError("argv is empty")
-        child_log = _ChildLog(Path(log_path))
+        child_log = ChildLog(Path(log_path))
         started = datetime.now().astimezone().isoformat(timespec="seconds")
         try:
             popen = subprocess.Popen(
