@@ -204,3 +204,33 @@ def test_documented_examples_stay_valid() -> None:
     job = load_cache_job(docs / "examples" / "cache_job.json")
     assert job.wedges == 10 and job.parms["seed"] == "$NVJ" and job.uses_version()
     compile((docs / "examples" / "hda_callback.py").read_text(), "hda_callback.py", "exec")
+
+
+def test_check_only_checks_everything_and_writes_nothing(tmp_path: Path, layout: ShareLayout, hip: Path) -> None:
+    job_file = write_job(tmp_path / "job.json", {
+        "hip": "P:/fx/smoke.hip", "node": "/obj/a", "parms": {"file": "$HIP/cache/$NVV/x.$F4.bgeo.sc"}})
+    said: list[str] = []
+    # P:/ is this machine's config rule only: it finds the HIP file here but is not stored in the job.
+    here = [f"P:/fx,{hip.parent}"]
+    assert run_cache(None, job_file, 3, check_only=True, local_remap=here, say=said.append) == 0
+    assert "OK: 3 cache jobs" in said[0] and "nothing submitted" in said[0]
+    assert list_jobs(layout)[0] == [] and not (hip.parent / "cache").exists()
+    run_cache(layout.root, job_file, 1, local_remap=here, say=said.append)
+    job = list_jobs(layout)[0][0]
+    assert job.remap == [] and job.output == "P:/fx/cache/v001" and (hip.parent / "cache" / "v001").is_dir()
+    with pytest.raises(CacheJobError, match="HIP file P:/fx/smoke.hip not found"):
+        run_cache(None, job_file, check_only=True)
+
+
+def test_api_submits_to_the_share_given_or_configured(tmp_path: Path, layout: ShareLayout, hip: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    job = api.job_for_node(type("Node", (), {"path": lambda self: "/obj/sim/filecache1"})(), {"seed": "$NVJ"},
+                           hip=str(hip), wedges=4)
+    assert api.check(job).wedges == 4
+    record = api.submit(job, share=layout.root, paused=True)
+    assert (record.state, record.settings["wedges"]) == ("paused", 4)
+    monkeypatch.setenv("ENVY_SHARE", str(layout.root))
+    assert api.submit(api.duplicate(job, wedges=1)).settings["wedges"] == 1
+    monkeypatch.delenv("ENVY_SHARE")
+    with pytest.raises(CacheJobError, match="no Envy share"):
+        api.submit(job)

@@ -66,7 +66,9 @@ def test_load_key_refuses_missing_malformed_shared_and_readable_keys(tmp_path: P
         load_key(bad)
     share = tmp_path / "share"
     share.mkdir()
-    on_share = keygen(share / "signing.key")
+    with pytest.raises(SigningError, match="keep the signing key off the share"):
+        keygen(share / "signing.key", share)
+    on_share = keygen(share / "signing.key")  # put there by hand
     with pytest.raises(SigningError, match="must not be on the share"):
         load_key(on_share, share)
     if os.name == "posix":

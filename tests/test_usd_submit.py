@@ -138,3 +138,23 @@ def test_plan_refuses_a_tampered_task(tmp_path: Path, layout: ShareLayout) -> No
     path.write_text(json.dumps(task))
     with pytest.raises(PlanError, match="last argv item"):
         plan_for(plan_input(layout, job.id, "shot.0001.json"))
+
+
+def test_envy_io_submit_with_delegate_and_tiles_takes_the_husk_path(tmp_path: Path) -> None:
+    import contextlib
+    import io
+
+    from envy_io.cli import main
+
+    init_share(tmp_path / "share", "student")
+    layout = ShareLayout(tmp_path / "share")
+    folder = usd_folder(tmp_path, range(1, 3))
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(["--share", str(layout.root), "submit", str(folder), "--delegate", "BRAY_HdKarmaXPU",
+                     "--tiles", "3x3", "--priority", "80"])
+    assert code == 0, err.getvalue()
+    jobs, _ = list_jobs(layout)
+    assert len(jobs) == 1 and (jobs[0].renderer, jobs[0].priority) == ("husk", 80)
+    tasks = tasks_of(layout, jobs[0].id)
+    assert len(tasks) == 2 * 9 and all(t["delegate"] == "BRAY_HdKarmaXPU" for t in tasks.values())

@@ -33,7 +33,9 @@ from envy.platform.processes import (
     popen_kwargs_new_group,
     process_identity,
 )
-from envy.agent.child import Child, ChildResult, OutputCallback  # noqa: F401 (ChildResult re-exported)
+from envy.agent.child import Child, ChildResult, OutputCallback
+
+__all__ = ["Child", "ChildResult", "ProcessHandler"]
 from envy.agent.child_log import ChildLog
 from envy.share.atomic import atomic_write_json, read_json
 

@@ -92,8 +92,13 @@ def check_cache_job(
     remap: Sequence[str] = (),
     job_file: str | None = None,
     local_os: str | None = None,
+    local_remap: Sequence[str] = (),
 ) -> CheckedCacheJob:
-    """Everything ``submit_cache`` checks, without writing anything (``envy-io cache --check``)."""
+    """Everything ``submit_cache`` checks, without writing anything (``envy-io cache --check``).
+
+    ``remap`` rules are stored in the job (for the agents); ``local_remap``
+    rules (e.g. this machine's config) only help this machine find the files.
+    """
     where = job_file or "cache job"
     count = job.wedges if wedges is None else wedges
     if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_WEDGES:
@@ -103,7 +108,7 @@ def check_cache_job(
         raise CacheJobError(f"--priority must be from 0 to 100, got {prio!r}")
     rules = (*job.remap, *remap)
     try:
-        paths = PathRemap.parse(list(rules))
+        paths = PathRemap.parse([*rules, *local_remap])
     except RemapError as exc:
         raise CacheJobError(f"{where}: {exc}") from None
 
@@ -130,10 +135,12 @@ def submit_cache(
     job_file: str | None = None,
     fs: ShareFS = REAL_FS,
     local_os: str | None = None,
+    local_remap: Sequence[str] = (),
 ) -> Job:
     """Check ``job`` and write its wedges as one Envy job. ``CacheJobError`` (one line) before writing anything."""
     layout.require(fs)
-    checked = check_cache_job(job, wedges=wedges, priority=priority, remap=remap, job_file=job_file, local_os=local_os)
+    checked = check_cache_job(job, wedges=wedges, priority=priority, remap=remap, job_file=job_file,
+                              local_os=local_os, local_remap=local_remap)
     if name is not None:
         job = dataclasses.replace(job, name=name)
     now = time.time()

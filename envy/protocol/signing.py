@@ -64,13 +64,16 @@ def default_key_path(env: Mapping[str, str] | None = None) -> Path:
     return Path(override) if override else local_state_dir() / KEY_FILE
 
 
-def keygen(path: Path | None = None) -> Path:
+def keygen(path: Path | None = None, share: str | os.PathLike[str] | None = None) -> Path:
     """Write a new random key to ``path`` (default: default_key_path()), readable only by its owner.
 
     Never overwrites: a new key makes every agent that has the old one reject
     new commands, so replacing a key is a deliberate delete-then-keygen.
+    Refuses a place inside ``share`` (the Envy folder).
     """
     path = default_key_path() if path is None else path
+    if share is not None and _is_inside(path, Path(share)):
+        raise SigningError(f"{path} is inside the share {share}: keep the signing key off the share")
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600)

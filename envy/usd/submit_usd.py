@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from envy.platform.host import host_name, user_name
+from envy.platform.host import host_name, os_name, user_name
 from envy.render.jobs import Job, JobError, new_job_id
 from envy.render.remap import PathRemap, RemapError
 from envy.render.submit import TASK_EXT, write_tasks
@@ -170,13 +170,19 @@ def submit_usd(
 
 
 def submit_usd_request(
-    layout: ShareLayout, req: UsdSubmitRequest, fs: ShareFS = REAL_FS, local_os: str | None = None
+    layout: ShareLayout, req: UsdSubmitRequest, fs: ShareFS = REAL_FS, local_os: str | None = None,
+    local_remap: PathRemap | None = None,
 ) -> Job:
-    """``submit_usd`` for a prepared request."""
+    """``submit_usd`` for a prepared request.
+
+    ``local_remap`` (default: the request's own rules) is how this machine
+    reaches the folder, e.g. the config's rules plus ``--remap``; only
+    ``req.remap`` is stored in the job (agents have their own config).
+    """
     layout.require(fs)
     _validate(req)
     try:
-        remap = PathRemap.parse(list(req.remap))
+        remap = local_remap if local_remap is not None else PathRemap.parse(list(req.remap))
         local = Path(remap.apply(req.folder, local_os)) if local_os else Path(req.folder)
     except RemapError as exc:
         raise JobError(str(exc)) from None
@@ -198,6 +204,33 @@ def submit_usd_request(
     job.validate()
     write_tasks(layout, job, tasks, fs)
     return job
+
+
+def submit_usd_from_cli(layout: ShareLayout, args: Any, remap: PathRemap, fs: ShareFS = REAL_FS) -> Job:
+    """The husk path of ``envy-io submit DIR --delegate X [--tiles 3x3]`` (envy_io/commands/jobs.py).
+
+    ``args`` is the parsed ``submit`` command line (source, delegate, tiles,
+    priority, output, name, retries, remap, paused; optionally pattern and
+    tile_suffix); ``remap`` is how this machine reaches ``source`` (config
+    rules plus ``--remap``). Raises ``JobError`` (one line) for bad input,
+    before anything is written.
+    """
+    if getattr(args, "frames", None):
+        raise JobError("--frames is not used for a USD folder: each USD file is one frame")
+    if getattr(args, "chunk", 1) not in (None, 1):
+        raise JobError("--chunk is not used for a USD folder: each frame (or tile) is one task")
+    renderer = getattr(args, "renderer", None)
+    if renderer and renderer.lower() != "husk":
+        raise JobError(f"--delegate and --tiles are for husk; --renderer {renderer} cannot render them")
+    tiles = getattr(args, "tiles", None)
+    req = UsdSubmitRequest(
+        folder=args.source, delegate=getattr(args, "delegate", None) or DEFAULT_DELEGATE,
+        tiles=parse_tiles(tiles) if tiles else None, priority=args.priority, output=args.output, name=args.name,
+        pattern=getattr(args, "pattern", None), max_retries=getattr(args, "retries", None),
+        remap=list(getattr(args, "remap", None) or []), paused=bool(getattr(args, "paused", False)),
+        tile_suffix=getattr(args, "tile_suffix", None) or DEFAULT_TILE_SUFFIX,
+    )
+    return submit_usd_request(layout, req, fs, local_os=os_name(), local_remap=remap)
 
 
 def _validate(req: UsdSubmitRequest) -> None:

@@ -60,16 +60,27 @@ def add_submit(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--paused", action="store_true", help="submit paused; start with: envy-io resume JOB")
     parser.add_argument("--delegate", help="USD: the Hydra delegate for husk, e.g. BRAY_HdKarma (makes a husk job)")
     parser.add_argument("--tiles", help="USD: split each frame into XxY tiles, e.g. 3x3")
+    parser.add_argument("--pattern", help="USD: only the files matching this name pattern, e.g. 'shot.*.usd'")
+    parser.add_argument("--tile-suffix", help="USD: husk's tile suffix (default _tile%%02d)")
     parser.add_argument("--json", action="store_true", help="print the job as JSON")
 
 
 def run_submit(args: argparse.Namespace, env: CommandEnv) -> int:
     farm = env.farm
     remap = _remap(env, args.remap)
-    if args.delegate or args.tiles:
+    from envy.usd.cli_submit import looks_like_usd_folder
+
+    if args.delegate or args.tiles or (
+        (args.renderer or "husk").lower() == "husk" and looks_like_usd_folder(remap.apply(args.source, os_name()))
+    ):
         from envy.usd.submit_usd import submit_usd_from_cli
 
-        job = submit_usd_from_cli(farm.layout, args, remap, farm.fs)
+        try:
+            job = submit_usd_from_cli(farm.layout, args, remap, farm.fs)
+        except (JobError, RemapError) as exc:
+            raise UsageError(str(exc)) from None
+        except OSError as exc:
+            raise FarmError(f"cannot write the job: {exc}") from None
     else:
         request = SubmitRequest(source=args.source, frames=args.frames, chunk=args.chunk, renderer=args.renderer,
                                 priority=args.priority, output=args.output, name=args.name, max_retries=args.retries,
