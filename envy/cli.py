@@ -106,6 +106,15 @@ def cmd_agent(args: argparse.Namespace) -> int:
     setup_agent_logging(log_dir / "agent.log", state_dir / "agent-local.log", args.verbose,
                         config.log_max_bytes, config.log_backups)
     agent = Agent(config, layout, host, user, state_dir, log_dir, reload_config=load)
+    from envy.policy.enforce import PolicyRefusal, install_policy
+    from envy.protocol.signing import SigningError, install_signing
+
+    try:
+        install_signing(agent)  # first: a missing key must not leave a seat claimed
+        install_policy(agent)
+    except (SigningError, PolicyRefusal) as exc:
+        log.error("%s", exc)  # also in the share log: an agent started at log-in has no console
+        raise UsageError(str(exc)) from None
     code = agent.run()
     if code == EXIT_RESTART:
         argv = sys.argv[1:] if sys.argv and sys.argv[0].endswith(("envy", "envy.exe", "__main__.py")) else []

@@ -56,6 +56,12 @@ def _fraction(key: str, value: Any, where: str) -> float:
     return float(value)
 
 
+def _bool(key: str, value: Any, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{where}: '{key}' must be true or false, got {value!r}")
+    return value
+
+
 def _optional_str(key: str, value: Any, where: str) -> str | None:
     if value is None or value == "":
         return None
@@ -131,6 +137,8 @@ DEFAULTS: dict[str, tuple[Any, Validator]] = {
     "profiles": ((), _str_list),
     "remap": ((), _str_list),
     "policy": (None, _optional_str),
+    "signed": (False, _bool),
+    "strict_modes": (True, _bool),
     "log_max_bytes": (1_000_000, _positive_int),
     "log_backups": (3, _non_negative_int),
 }
@@ -154,6 +162,8 @@ class Config:
     profiles: tuple[str, ...] = ()
     remap: tuple[str, ...] = ()
     policy: str | None = None
+    signed: bool = False  # run only signed instruction lines (envy/protocol/signing.py)
+    strict_modes: bool = True  # refuse instruction files and user modules others can write (envy/security.py)
     log_max_bytes: int = 1_000_000
     log_backups: int = 3
     sources: tuple[str, ...] = ()  # the files that were read, for `envy-io config` and error messages

@@ -71,7 +71,15 @@ class Farm:
 
     @cached_property
     def sender(self) -> InstructionSender:
-        return InstructionSender(self.layout, self.config.command_lifetime, self.fs)
+        signer = None
+        if self.config.signed:  # sign with the key kept off the share (envy/protocol/signing.py)
+            from envy.protocol.signing import SigningError, load_key, make_signer
+
+            try:
+                signer = make_signer(load_key(share=self.config.share))
+            except SigningError as exc:
+                raise UsageError(str(exc)) from None
+        return InstructionSender(self.layout, self.config.command_lifetime, self.fs, signer=signer)
 
     @cached_property
     def board(self) -> AgentBoard:

@@ -40,6 +40,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "envy_io.commands.send",
     "envy_io.commands.status",
     "envy_io.commands.logs",
+    "envy_io.commands.policy",
     "envy_io.commands.jobs",
     "envy_io.commands.cache",
     "envy_io.commands.monitor",

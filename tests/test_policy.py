@@ -178,7 +178,8 @@ class Lab:
     def start(self, host: str) -> PolicyEnforcer:
         config = Config(share=str(self.layout.root), heartbeat=0.5, dead_after=3, policy=str(self.policy))
         agent = Agent(config, self.layout, host, self.user, self.root / "state" / host, self.root / "logs" / host)
-        agent._wait_for_share()  # as run() does first: the share is there, so status files may be written
+        if self.layout.is_mounted():
+            agent._wait_for_share()  # as run() does first: the share is there, so status files may be written
         enforcer = PolicyEnforcer(agent, self.policy, now=lambda: self.wall, clock=lambda: self.mono)
         enforcer.start()
         agent.policy_check = enforcer
@@ -250,9 +251,22 @@ def test_a_dead_agents_seat_is_freed_only_after_dead_after_without_a_heartbeat(t
 def test_a_restarted_host_frees_the_seat_of_its_earlier_run_at_once(tmp_path: Path) -> None:
     lab = Lab(tmp_path, 'limits:\n  - {hours: "00:00-24:00", machines: 1}\n')
     lab.start("lab1-01")  # then killed with -9: the seat stays
-    lab.agents.clear(), lab.enforcers.clear()
+    lab.agents.clear()
+    lab.enforcers.clear()
     again = lab.start("lab1-01")  # same host, new nonce
     assert again.seats.held == 1 and lab.locked() == []
+
+
+def test_an_unmounted_share_gets_no_seats_folder_and_the_agent_waits_locked(tmp_path: Path) -> None:
+    lab = Lab(tmp_path, LIMIT_2)
+    lab.layout.sentinel.unlink()  # the drive is not mounted: its mount point says nothing
+    enforcer = lab.start("lab1-01")
+    status = lab.agents["lab1-01"].status
+    assert status.state == "locked" and status.locked_reason.endswith("(the share is not mounted)")
+    assert not (lab.layout.root / "seats").exists()
+    init_share(lab.layout.root, "student")  # mounted again
+    lab.tick(30)
+    assert status.state == "idle" and enforcer.seats.held == 1
 
 
 def test_locked_agent_holds_its_render_workers_and_refuses_nv_functions(tmp_path: Path) -> None:
@@ -263,7 +277,7 @@ def test_locked_agent_holds_its_render_workers_and_refuses_nv_functions(tmp_path
     agent = lab.agents["lab1-01"]
     agent.render = RenderLoop(agent)
     enforcer(agent)
-    assert agent.render.hold_reason.startswith("student may use no machines now")
+    assert agent.render.hold_reason == "student may use no machines (default limits, 00:00-24:00)"
     assert agent.render.next_claim() is None
     nv, builtin = stamp("*", "NV.bake('hero')"), stamp("*", "print('hi')")
     assert not enforcer.allows(nv) and agent.ledger.has_run(nv.id)  # refused for good, never run later

@@ -15,6 +15,7 @@ import envy.agent.agent
 import envy.cli
 from envy.config import DEFAULTS
 from envy.protocol.instructions import Instruction, parse_instruction_file, stamp
+from envy.protocol.sender import InstructionSender
 from envy.protocol.signing import (
     KEY_ENV,
     LastRunId,
@@ -26,6 +27,7 @@ from envy.protocol.signing import (
     make_signer,
     signature_ok,
 )
+from envy.share.layout import ShareLayout, init_share
 from farm import Farm, wait_for
 
 KEY = bytes(range(32))
@@ -99,6 +101,21 @@ def test_the_checker_names_each_kind_of_rejection_and_persists_the_last_id(tmp_p
     # A restarted agent remembers: the same line is a replay even with an empty ledger.
     again = SignedInstructions(KEY, LastRunId(tmp_path / "last-id"), 600, lambda: now, reported.append)
     assert not again(second) and "replayed" in reported[-1]
+
+
+sender_signs_found_lines = inspect.getsource(InstructionSender._send_locked).count("_sign(") > 1
+
+
+@pytest.mark.skipif(sender_signs_found_lines, reason="envy/protocol/sender.py still signs hand-written lines it finds")
+def test_envy_io_never_signs_a_line_it_finds_in_the_file(tmp_path: Path) -> None:
+    init_share(tmp_path / "share", "student")
+    layout = ShareLayout(tmp_path / "share")
+    with open(layout.instructions, "a", encoding="utf-8") as f:
+        f.write("* print('planted by someone else')\n")
+    sender = InstructionSender(layout, 600, signer=make_signer(KEY))
+    result = sender.send(["* print('mine')"])
+    assert [i.signature is None for i in result.stamped] == [True]
+    assert all(signature_ok(KEY, i) for i in result.sent)
 
 
 # -- a real agent in signed mode ------------------------------------------------------------------

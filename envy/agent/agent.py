@@ -29,6 +29,7 @@ from envy.protocol.commands import CommandError
 from envy.protocol.instructions import Instruction, parse_instruction_file
 from envy.protocol.selectors import HostNamePattern, SelectorError, parse_selector
 from envy.protocol.status import AgentStatus
+from envy.security import strict_mode_problem
 from envy.share.fs import REAL_FS, ShareFS
 from envy.share.layout import ShareLayout
 from envy.share.names import nonce as new_nonce
@@ -87,6 +88,7 @@ class Agent:
         self.commands = CommandRunner(self)
         self.render: Any = None  # the RenderLoop, created on the first render()
         self.policy_check: Callable[["Agent"], None] | None = None  # set by the lockdown policy
+        self.shutdown_hooks: list[Callable[[], None]] = []  # run once work has stopped (the policy frees its seat)
         self.wakeup = EarlyWakeup(layout.root, self._wake)
 
     # -- state shared with other threads -------------------------------------------------
@@ -138,7 +140,13 @@ class Agent:
                 log.info("reload: configuration reloaded")
             except ConfigError as exc:
                 log.error("reload: %s (keeping the previous configuration)", exc)
-        self.nv_module = load_user_module(self.layout.user_dir(self.user) / NV_FILE, "nv")
+        path = self.layout.user_dir(self.user) / NV_FILE
+        problem = strict_mode_problem(path, "user module", fs=self.fs) if self.config.strict_modes else None
+        if problem:
+            log.error("%s", problem)
+            self.nv_module = UserModule(path, error=problem)
+            return
+        self.nv_module = load_user_module(path, "nv")
         names = ", ".join(self.nv_module.names()) or "none"
         log.info("reload: user functions loaded from %s: %s", self.nv_module.path, names)
 
@@ -147,6 +155,8 @@ class Agent:
 
         if self.render is None:
             self.render = RenderLoop(self)
+            if self.policy_check is not None:
+                self.policy_check(self)  # a locked agent's new workers must not take a first frame
         self.render.start(args, kwargs)
 
     # -- the polling loop --------------------------------------------------------------
@@ -160,6 +170,8 @@ class Agent:
             return self._shutdown()
         self.reload()
         self.set_state("idle")
+        if self.policy_check is not None:
+            self.policy_check(self)  # the first status already says "locked" when it is
         self.heartbeat.beat()  # announce ourselves at once, then at the heartbeat rate
         self.heartbeat.start()
         self.commands.start()
@@ -214,6 +226,11 @@ class Agent:
         key = (st.st_mtime_ns, st.st_size, st.st_ino)
         if key == self._last_key:
             return
+        if self.config.strict_modes:
+            problem = strict_mode_problem(self.layout.instructions, "instruction file", st=st)
+            if problem:
+                self.report_once(problem)
+                return  # checked again at each poll (the mode comes with the stat): a chmod fixes it
         try:
             data = self.fs.read_bytes(self.layout.instructions)
         except OSError as exc:
@@ -266,9 +283,6 @@ class Agent:
         """Run ``ins`` if it is for us, young enough, and not yet run by this agent."""
         if self.ledger.has_run(ins.id):
             return
-        now = self.clock()
-        if now - ins.issued > self.config.command_lifetime:
-            return  # an old one-shot command: a new agent must not replay it
         try:
             selector = parse_selector(ins.selector, self.config.groups, self._host_pattern())
         except SelectorError as exc:
@@ -276,8 +290,12 @@ class Agent:
             return
         if not selector.matches(self.host):
             return
+        # Before the age check, so that signed mode can log the expired lines addressed to us.
         if self.verify is not None and not self.verify(ins):
             return
+        now = self.clock()
+        if now - ins.issued > self.config.command_lifetime:
+            return  # an old one-shot command: a new agent must not replay it
         try:
             call = parse_agent_command(ins.command)
         except CommandError as exc:
@@ -310,6 +328,11 @@ class Agent:
             self.render.close()
         self.processes.stop_all("agent quit")
         self.processes.close()
+        for hook in self.shutdown_hooks:
+            try:
+                hook()
+            except Exception:
+                log.exception("shutdown hook %r failed", hook)
         self.commands.stop()
         self.heartbeat.stop()
         if self.heartbeat.is_alive():

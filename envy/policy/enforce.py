@@ -67,6 +67,7 @@ class PolicyEnforcer:
         self.policy: Policy | None = None
         self.limit: Limit | None = None
         self.reason = ""  # non-empty: this agent is locked, and why
+        self._decided = False  # the first decision is logged whatever it is
         self._problem = f"{path}: policy file not read yet"  # why there is no usable policy
         self._file_key: tuple[int, int, int] | None = None
         self._next_check = 0.0
@@ -96,10 +97,14 @@ class PolicyEnforcer:
             self._apply()
 
     def check(self) -> None:
-        every = self.policy.check_every if self.policy else DEFAULT_CHECK_EVERY_S
-        self._next_check = self.clock() + every * random.uniform(0.9, 1.1)  # spread agents started together
+        configured = self.agent.config.policy  # reload() may have pointed the agent elsewhere
+        if configured and Path(configured) != self.path:
+            log.info("lockdown policy file is now %s (was %s)", configured, self.path)
+            self.path, self._file_key = Path(configured), None
         self._reload()
         policy = self.policy
+        every = policy.check_every if policy else DEFAULT_CHECK_EVERY_S
+        self._next_check = self.clock() + every * random.uniform(0.9, 1.1)  # spread agents started together
         if policy is None:
             self._release_quietly()
             self._set_reason(f"no usable lockdown policy ({self._problem})")
@@ -113,10 +118,11 @@ class PolicyEnforcer:
         try:
             self._set_reason(self._settle_seat(self.limit))
         except (OSError, ShareMissing) as exc:
+            problem = "the share is not mounted" if isinstance(exc, ShareMissing) else str(exc)
             if self.seats.held is not None:
-                self._say(f"cannot check seat {self.seats.held} in {self.seats.folder}: {exc}; keeping it")
+                self._say(f"cannot check seat {self.seats.held} in {self.seats.folder} ({problem}); keeping it")
             else:
-                self._set_reason(f"cannot claim a seat in {self.seats.folder}: {exc}")
+                self._set_reason(f"cannot claim a seat in {self.seats.folder} ({problem})")
 
     def close(self) -> None:
         """On quit: give the seat back so another agent of the user can start at once."""
@@ -185,7 +191,7 @@ class PolicyEnforcer:
         if seats.held is not None:
             return ""
         if machines == 0:
-            return f"{user} may use no machines now: {limit.describe()}"
+            return f"{user} may use {limit.describe()}"
         seats.ensure_folder()
         listed = seats.scan()
         if seats.adopt(listed, machines) is not None:
@@ -200,13 +206,15 @@ class PolicyEnforcer:
         return f"{user} may use {limit.describe()}; in use by {', '.join(holders) or 'agents starting up'}"
 
     def _set_reason(self, reason: str) -> None:
-        if reason == self.reason:
+        if reason == self.reason and self._decided:
             return
+        self._decided = True
         if reason:
             log.warning("locked by the lab policy: %s (finishing the frame in hand, taking no new work)", reason)
         else:
             limit = self.limit.describe() if self.limit else ""
-            log.info("%s: seat %s, %s", "unlocked" if self.reason else "policy allows this agent", self.seats.held, limit)
+            log.info("%s: seat %s; %s may use %s", "unlocked" if self.reason else "lockdown policy",
+                     self.seats.held, self.agent.user, limit)
         self.reason = reason
 
     def _apply(self) -> None:

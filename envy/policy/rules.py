@@ -80,7 +80,13 @@ class Limit:
     then: int | None = None  # the number that applies after ``until`` (None: no limit)
 
     def describe(self) -> str:
-        amount = "no limit" if self.machines is None else f"at most {plural(self.machines, 'machine')}"
+        """E.g. "at most 5 machines until 22:00 (default limits, 00:00-22:00)", to follow "<user> may use"."""
+        if self.machines is None:
+            amount = "any number of machines"
+        elif self.machines == 0:
+            amount = "no machines"
+        else:
+            amount = f"at most {plural(self.machines, 'machine')}"
         until = f" until {clock_text(self.until)}" if self.until is not None else ""
         return f"{amount}{until} ({self.why})"
 

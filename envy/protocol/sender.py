@@ -85,7 +85,9 @@ class InstructionSender:
                 unsplittable.append(text)
                 skipped_extra.append(f"hand-written line skipped ({exc}): {text[:60]!r}")
                 continue
-            stamped.append(self._sign(stamp(selector, command, now, last)))
+            # Never sign a line found in the file: whoever can write the file could have put it
+            # there. Stamped unsigned, agents in signed mode reject it and log why.
+            stamped.append(stamp(selector, command, now, last))
             last = stamped[-1].id
         sent: list[Instruction] = []
         for text in lines:

@@ -52,6 +52,9 @@ class Reclaimer(threading.Thread):
 
     def stop(self) -> None:
         self._stopped.set()
+        self._give_back()
+
+    def _give_back(self) -> None:
         with self._lock:
             ready = list(self._ready)
             self._ready.clear()
@@ -67,6 +70,10 @@ class Reclaimer(threading.Thread):
         interval = max(cfg.heartbeat, cfg.poll_interval)
         while not self.loop.agent.quitting.is_set():
             if self.loop.active and not self._stopped.is_set():
+                if self.loop.hold_reason:
+                    self._give_back()  # held by the lockdown policy: take over nothing, sit on nothing
+                    self.loop.agent.quitting.wait(interval)
+                    continue
                 try:
                     self.scan()
                 except Exception:
