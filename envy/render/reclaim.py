@@ -21,8 +21,9 @@ import time
 from typing import TYPE_CHECKING
 
 from envy.protocol.liveness import LivenessTracker
-from envy.protocol.status import AgentStatus, read_statuses
-from envy.render.claims import Claim, ItemName, sort_listing
+from envy.protocol.status import AgentStatus
+from envy.share.atomic import read_json
+from envy.render.claims import Claim, FolderQueue, ItemName, sort_listing
 from envy.render.jobs import Job
 
 if TYPE_CHECKING:
@@ -67,7 +68,9 @@ class Reclaimer(threading.Thread):
 
     def run(self) -> None:
         cfg = self.loop.agent.config
-        interval = max(cfg.heartbeat, cfg.poll_interval)
+        # About one heartbeat, and at most a quarter of dead_after, so a dead
+        # owner is noticed soon after dead_after has passed.
+        interval = max(0.5, min(cfg.heartbeat, cfg.dead_after / 4))
         while not self.loop.agent.quitting.is_set():
             if self.loop.active and not self._stopped.is_set():
                 if self.loop.hold_reason:
@@ -80,11 +83,24 @@ class Reclaimer(threading.Thread):
                     log.exception("reclaim scan failed")
             self.loop.agent.quitting.wait(interval)
 
-    def observe(self) -> None:
-        statuses, _ = read_statuses(self.loop.agent.layout, self.loop.agent.fs)
-        for s in statuses:
-            self.tracker.observe(s.host, s.nonce, s.counter)
-            self.statuses[s.host.lower()] = s
+    def observe(self, hosts: set[str]) -> None:
+        """Read the status files of ``hosts`` only: the owners of claimed items.
+
+        Reading every status file on the share at every scan would cost each
+        rendering agent one read per host; owners of claims are all we judge.
+        """
+        layout, fs = self.loop.agent.layout, self.loop.agent.fs
+        for host in hosts:
+            try:
+                status = AgentStatus.from_json(read_json(layout.status_file(host), fs))
+            except FileNotFoundError:
+                self.statuses.pop(host, None)
+                continue
+            except (OSError, ValueError, TypeError) as exc:
+                log.debug("status of %s unreadable this time: %s", host, exc)
+                continue
+            self.tracker.observe(status.host, status.nonce, status.counter)
+            self.statuses[host] = status
 
     def owner_is_gone(self, item: ItemName, now: float) -> bool:
         me = self.loop.me
@@ -100,18 +116,22 @@ class Reclaimer(threading.Thread):
         return now - first >= self.loop.agent.config.dead_after
 
     def scan(self) -> None:
-        self.observe()
-        now = time.monotonic()
+        claimed: list[tuple[Job, FolderQueue, ItemName]] = []
         for job in self.loop.jobs():
             queue = self.loop.queue_for(job)
             try:
                 listing = sort_listing(self.loop.agent.fs.listdir(queue.folder), queue.pattern)
             except OSError:
                 continue
-            for item in listing.working:
-                if self._stopped.is_set() or not self.owner_is_gone(item, now):
-                    continue
-                claim = queue.reclaim(item)
-                if claim is not None:
-                    with self._lock:
-                        self._ready.append((job, claim))
+            claimed += [(job, queue, item) for item in listing.working]
+        me = self.loop.me
+        self.observe({item.host.lower() for _, _, item in claimed if item.host.lower() != me.host})
+        now = time.monotonic()
+        for job, queue, item in claimed:
+            if self._stopped.is_set() or not self.owner_is_gone(item, now):
+                continue
+            claim = queue.reclaim(item)
+            if claim is not None:
+                with self._lock:
+                    self._ready.append((job, claim))
+                self.loop.work_ready.set()  # wake an idle worker now, not at its next poll

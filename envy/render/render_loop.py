@@ -52,6 +52,9 @@ class RenderLoop:
         self.done_count = 0
         self.hold_reason = ""  # set by the lockdown policy: finish the frame in hand, take no new one
         self._stop = threading.Event()
+        # Set when there may be work for an idle worker (a reclaimed frame, stop):
+        # idle workers wait on it instead of sleeping a whole poll interval.
+        self.work_ready = threading.Event()
         self._lock = threading.Lock()
         self._workers: list[RenderWorker] = []
         self._queues: dict[str, FolderQueue] = {}
@@ -107,6 +110,7 @@ class RenderLoop:
             return
         self.active = False
         self._stop.set()
+        self.work_ready.set()
         for w in self._workers:
             w.stop_current()
         for w in self._workers:
@@ -118,6 +122,11 @@ class RenderLoop:
     @property
     def stopping(self) -> threading.Event:
         return self._stop
+
+    def wait_for_work(self) -> None:
+        """An idle worker's pause: until the next poll, or sooner when work is handed over."""
+        if self.work_ready.wait(self.agent.config.poll_interval):
+            self.work_ready.clear()
 
     # -- what to work on ----------------------------------------------------------------
     def jobs(self) -> list[Job]:

@@ -50,7 +50,6 @@ class RenderWorker(threading.Thread):
             child.stop("stopped by stop()")
 
     def run(self) -> None:
-        agent = self.loop.agent
         while not self.loop.stopping.is_set():
             try:
                 picked = self.loop.next_claim()
@@ -58,7 +57,7 @@ class RenderWorker(threading.Thread):
                 log.exception("worker %d: choosing work failed", self.index)
                 picked = None
             if picked is None:
-                self.loop.stopping.wait(agent.config.poll_interval)
+                self.loop.wait_for_work()
                 continue
             self.job, self.claim = picked
             try:
