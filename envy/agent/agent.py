@@ -33,6 +33,7 @@ from envy.security import strict_mode_problem
 from envy.share.fs import REAL_FS, ShareFS
 from envy.share.layout import ShareLayout
 from envy.share.names import nonce as new_nonce
+from envy.share.share_clock import ShareClock
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,10 @@ class Agent:
         self.host = host
         self.user = user
         self.fs = fs
-        self.clock = clock
+        # Command ages are judged on the file server's clock (see share_clock.py):
+        # ``clock()`` is our clock corrected by the offset the heartbeat learns.
+        self.share_clock = ShareClock(clock)
+        self.clock = self.share_clock.now
         self.state_dir = state_dir
         self.log_dir = log_dir
         self.nonce = new_nonce()
@@ -85,6 +89,7 @@ class Agent:
         self._share_error_logged = False
         self._backoff = 0.0
         self.heartbeat = Heartbeat(layout, fs, config.heartbeat, self.snapshot, lambda: self._share_ok)
+        self.heartbeat.share_clock = self.share_clock
         self.commands = CommandRunner(self)
         self.render: Any = None  # the RenderLoop, created on the first render()
         self.policy_check: Callable[["Agent"], None] | None = None  # set by the lockdown policy

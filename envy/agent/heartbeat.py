@@ -8,13 +8,19 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Callable
 
 from envy.protocol.status import AgentStatus, write_status
 from envy.share.fs import ShareFS
+from envy.share.share_clock import ShareClock, stat_mtime
 from envy.share.layout import ShareLayout
 
 log = logging.getLogger(__name__)
+
+# How often (in beats) the agent re-reads its status file's mtime to follow
+# the file server's clock: clocks drift slowly, and each look is one stat.
+CLOCK_EVERY_BEATS = 60
 
 
 class Heartbeat(threading.Thread):
@@ -35,6 +41,7 @@ class Heartbeat(threading.Thread):
         self.stopped = threading.Event()
         self.counter = 0
         self._failing = False
+        self.share_clock: ShareClock | None = None  # learns the server's time from our own writes
 
     def beat(self) -> None:
         if not self.share_ok():
@@ -43,7 +50,12 @@ class Heartbeat(threading.Thread):
         status = self.snapshot()
         status.counter = self.counter
         try:
+            written_at = time.time()
             write_status(self.layout, status, self.fs)
+            if self.share_clock is not None and (self.counter % CLOCK_EVERY_BEATS == 1 or not self.share_clock.measured):
+                mtime = stat_mtime(self.layout.status_file(status.host), self.fs)
+                if mtime is not None:
+                    self.share_clock.learn(mtime, written_at)
             if self._failing:
                 log.info("status file is writable again")
             self._failing = False

@@ -8,7 +8,6 @@ publish with one atomic replace. Agents never write this file.
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -25,6 +24,7 @@ from envy.share.fs import REAL_FS, ShareFS
 from envy.share.layout import ShareLayout, instructions_header
 from envy.share.lock import RenameLock, owner_id
 from envy.share.names import nonce
+from envy.share.share_clock import probe_share_time
 
 log = logging.getLogger(__name__)
 
@@ -50,13 +50,15 @@ class InstructionSender:
         lifetime: float,
         fs: ShareFS = REAL_FS,
         signer: Signer | None = None,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self.layout = layout
         self.lifetime = lifetime
         self.fs = fs
         self.signer = signer
-        self.clock = clock
+        # Issue times are the file server's time (share_clock.py), so agents with
+        # skewed clocks judge command ages right. Tests may inject a clock.
+        self.clock = clock or (lambda: probe_share_time(layout.root, fs))
         self.lock = RenameLock(layout.instructions_lock, owner_id(host_name(), nonce()), fs)
 
     def send(self, lines: Sequence[str]) -> SendResult:
