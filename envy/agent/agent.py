@@ -121,6 +121,11 @@ class Agent:
             self.status.locked_reason = reason
 
     @property
+    def share_ok(self) -> bool:
+        """The share was reachable (sentinel there, last poll worked)."""
+        return self._share_ok
+
+    @property
     def quitting(self) -> threading.Event:
         return self._quit
 
@@ -227,9 +232,9 @@ class Agent:
         except OSError as exc:
             self._share_failed(exc)
             return
-        self._share_recovered()
         key = (st.st_mtime_ns, st.st_size, st.st_ino)
         if key == self._last_key:
+            self._share_recovered()
             return
         if self.config.strict_modes:
             problem = strict_mode_problem(self.layout.instructions, "instruction file", st=st)
@@ -241,6 +246,7 @@ class Agent:
         except OSError as exc:
             self._share_failed(exc)
             return
+        self._share_recovered()  # only once the read worked too: a failing read keeps backing off
         self._last_key = key
         self.handle_instructions(data)
 

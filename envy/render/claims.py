@@ -33,6 +33,9 @@ from envy.share.names import is_junk
 log = logging.getLogger(__name__)
 
 TAG = ".envy~"
+# Answers of FolderQueue.ownership() and complete().
+MINE, LOST, UNKNOWN, DONE = "mine", "lost", "unknown", "done"
+
 # How many of the first pending items a claimer picks from at random: frames
 # still go roughly in order, but competing agents rarely try the same one.
 PICK_WINDOW = 8
@@ -163,6 +166,7 @@ class FolderQueue:
         self._candidates: list[ItemName] = []
         self.last_listing: Listing | None = None
         self._lock = threading.Lock()  # the workers of one agent share a queue
+        self._held: set[str] = set()  # keys of the items this claimer holds now
 
     def refresh(self) -> Listing:
         listing = sort_listing(self.fs.listdir(self.folder), self.pattern)
@@ -210,33 +214,76 @@ class FolderQueue:
                 return claim
 
     def try_claim(self, item: ItemName) -> Claim | None:
+        if item.key in self._held:
+            # A stale listing still shows an item we already hold as pending; its
+            # rename would fail and find our own claim name, which is no new win.
+            return None
         mine = ItemName(item.base, item.ext, "work", item.failures, self.me.host, self.me.pid, self.me.nonce)
         if rename_attempt(self.folder / item.name(), self.folder / mine.name(), self.fs):
-            return Claim(self.folder, mine)
+            return self._hold(Claim(self.folder, mine))
         return None
+
+    def _hold(self, claim: Claim) -> Claim:
+        with self._lock:
+            self._held.add(claim.item.key)
+        return claim
+
+    def _let_go(self, claim: Claim) -> None:
+        with self._lock:
+            self._held.discard(claim.item.key)
 
     def reclaim(self, stale: ItemName) -> Claim | None:
         """Take over an item claimed by a dead (or restarted) owner: a race only one may win (§1.6)."""
         mine = ItemName(stale.base, stale.ext, "work", stale.failures, self.me.host, self.me.pid, self.me.nonce)
+        if stale.key in self._held:
+            return None  # we hold this item already: never "reclaim" it from ourselves
         if rename_attempt(self.folder / stale.name(), self.folder / mine.name(), self.fs):
             log.warning("reclaimed %s from %s (nonce %s)", stale.original, stale.host, stale.nonce)
-            return Claim(self.folder, mine)
+            return self._hold(Claim(self.folder, mine))
         return None
+
+    def ownership(self, claim: Claim) -> str:
+        """``mine``, ``lost`` (taken over), or ``unknown`` (the share cannot tell us now).
+
+        Only a missing claim name in a folder we can still see means another
+        agent took it; a share that is gone or failing proves nothing (§1.7, §1.8).
+        """
+        try:
+            self.fs.stat(claim.path)
+            return MINE
+        except FileNotFoundError:
+            pass
+        except OSError:
+            return UNKNOWN
+        try:
+            self.fs.stat(self.folder)
+        except OSError:
+            return UNKNOWN
+        return LOST
 
     def still_mine(self, claim: Claim) -> bool:
         """Ownership check before completing (§1.4): is our claimed name still there?"""
-        try:
-            self.fs.stat(claim.path)
-        except FileNotFoundError:
-            return False
-        return True
+        return self.ownership(claim) == MINE
 
     def complete(self, claim: Claim) -> bool:
-        """Mark the item completed. False if the claim was taken over meanwhile (we lost it)."""
-        if not self.still_mine(claim):
-            return False
+        """Mark the item completed; False if it was taken over or the share could not be reached."""
+        return self.finish(claim) == DONE
+
+    def finish(self, claim: Claim) -> str:
+        """Mark the item completed: ``done``, ``lost`` (taken over meanwhile) or ``unknown`` (try again later)."""
+        state = self.ownership(claim)
+        if state != MINE:
+            if state == LOST:
+                self._let_go(claim)
+            return state
         done = ItemName(claim.item.base, claim.item.ext, "done", 0, self.me.host, 0, self.me.nonce)
-        return rename_attempt(claim.path, self.folder / done.name(), self.fs)
+        if rename_attempt(claim.path, self.folder / done.name(), self.fs):
+            self._let_go(claim)
+            return DONE
+        state = self.ownership(claim)
+        if state == LOST:
+            self._let_go(claim)
+        return UNKNOWN if state == MINE else state
 
     def fail(self, claim: Claim, max_retries: int) -> str | None:
         """Count a failure: back to pending for a retry, or failed after the limit. Returns the new state."""
@@ -247,6 +294,7 @@ class FolderQueue:
             new = ItemName(claim.item.base, claim.item.ext, "pending", failures, self.me.host)
         if not self.still_mine(claim) or not rename_attempt(claim.path, self.folder / new.name(), self.fs):
             return None
+        self._let_go(claim)
         return new.state
 
     def release(self, claim: Claim) -> bool:
@@ -256,6 +304,7 @@ class FolderQueue:
         if item.failures:
             new = ItemName(item.base, item.ext, "pending", item.failures, self.me.host)
         target = self.folder / new.name()
+        self._let_go(claim)
         try:
             self.fs.rename_no_replace(claim.path, target)
             return True

@@ -17,7 +17,6 @@ from __future__ import annotations
 import collections
 import logging
 import threading
-import time
 from typing import TYPE_CHECKING
 
 from envy.protocol.liveness import LivenessTracker
@@ -44,6 +43,7 @@ class Reclaimer(threading.Thread):
         self._stopped = threading.Event()
         self._lock = threading.Lock()
         self._launched = False
+        self._blind = False  # a scan could not read the share since the last good one
 
     def start(self) -> None:
         if not self._launched:
@@ -83,24 +83,43 @@ class Reclaimer(threading.Thread):
                     log.exception("reclaim scan failed")
             self.loop.agent.quitting.wait(interval)
 
-    def observe(self, hosts: set[str]) -> None:
+    def observe(self, hosts: set[str]) -> bool:
         """Read the status files of ``hosts`` only: the owners of claimed items.
 
         Reading every status file on the share at every scan would cost each
         rendering agent one read per host; owners of claims are all we judge.
+        False when a read failed: this round proves nothing about anyone.
         """
         layout, fs = self.loop.agent.layout, self.loop.agent.fs
+        ok = True
         for host in hosts:
             try:
                 status = AgentStatus.from_json(read_json(layout.status_file(host), fs))
             except FileNotFoundError:
                 self.statuses.pop(host, None)
                 continue
-            except (OSError, ValueError, TypeError) as exc:
+            except ValueError as exc:  # a torn or foreign file: judge by the others' next rounds
                 log.debug("status of %s unreadable this time: %s", host, exc)
+                continue
+            except OSError as exc:
+                log.debug("cannot read the status of %s: %s", host, exc)
+                ok = False
                 continue
             self.tracker.observe(status.host, status.nonce, status.counter)
             self.statuses[host] = status
+        return ok
+
+    def _after_blindness(self) -> None:
+        """Silence counts only while we could watch. After rounds in which we
+        could not see the share (an outage for everyone: nobody could beat),
+        start every owner's grace period again instead of calling them all
+        dead. (A paused observer needs no such care: when it looks again, the
+        living have moved their counters on.)"""
+        if self._blind:
+            log.info("the share is readable again; giving every agent a fresh grace period")
+            self.tracker = LivenessTracker(self.loop.agent.config.dead_after, self.tracker.clock)
+            self._orphan_seen.clear()
+            self._blind = False
 
     def owner_is_gone(self, item: ItemName, now: float) -> bool:
         me = self.loop.me
@@ -122,11 +141,15 @@ class Reclaimer(threading.Thread):
             try:
                 listing = sort_listing(self.loop.agent.fs.listdir(queue.folder), queue.pattern)
             except OSError:
-                continue
+                self._blind = True
+                return  # cannot see the items: nothing can be judged this round
             claimed += [(job, queue, item) for item in listing.working]
         me = self.loop.me
-        self.observe({item.host.lower() for _, _, item in claimed if item.host.lower() != me.host})
-        now = time.monotonic()
+        self._after_blindness()
+        if not self.observe({item.host.lower() for _, _, item in claimed if item.host.lower() != me.host}):
+            self._blind = True
+            return
+        now = self.tracker.clock()
         for job, queue, item in claimed:
             if self._stopped.is_set() or not self.owner_is_gone(item, now):
                 continue

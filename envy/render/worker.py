@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from envy.protocol.status import WorkerStatus
-from envy.render.claims import Claim
+from envy.render.claims import DONE, LOST, MINE, UNKNOWN, Claim
 from envy.render.jobs import Job
 from envy.render.plans import PlanError, WorkPlan, plan_for
 from envy.render.progress import ProgressParser
@@ -115,7 +115,9 @@ class RenderWorker(threading.Thread):
             now = time.monotonic()
             if now - queue_check > self.loop.agent.config.heartbeat:
                 queue_check = now
-                if not self.loop.queue_for(self.job).still_mine(claim):  # type: ignore[arg-type]
+                # Only a claim seen gone from a reachable folder is lost; an
+                # unreachable share says nothing, and the render goes on.
+                if self.loop.queue_for(self.job).ownership(claim) == LOST:  # type: ignore[arg-type]
                     log.warning("worker %d: %s was taken over by another agent; stopping my render", self.index, claim.item.original)
                     child.stop("claim taken over")
 
@@ -134,20 +136,45 @@ class RenderWorker(threading.Thread):
         return None
 
     def _complete(self, job: Job, claim: Claim, plan: WorkPlan) -> None:
+        """Check ownership, publish the outputs, mark done; wait out a share that is away."""
         queue = self.loop.queue_for(job)
-        if not queue.still_mine(claim):
-            self._cleanup(plan)
-            log.warning("worker %d: %s is no longer mine (taken over while I was away); not completing it", self.index, claim.item.original)
-            return
-        for out in plan.outputs:
-            if out.temp is not None:
-                self.loop.agent.fs.replace(out.temp, out.final)
-        if queue.complete(claim):
-            self.loop.done_count += 1
-            took = time.monotonic() - (self.started or time.monotonic())
-            log.info("worker %d: completed %s of %s in %.1f s", self.index, plan.label, job.name, took)
-        else:
-            log.warning("worker %d: %s was taken over just before completing; the new owner finishes it", self.index, claim.item.original)
+        delay = 1.0
+        published = False
+        while True:
+            state = queue.ownership(claim)
+            if state == LOST:
+                self._cleanup(plan)
+                log.warning("worker %d: %s is no longer mine (taken over while I was away); not completing it",
+                            self.index, claim.item.original)
+                return
+            if state == MINE:
+                try:
+                    if not published:
+                        for out in plan.outputs:
+                            if out.temp is not None and self.loop.agent.fs.exists(out.temp):
+                                self.loop.agent.fs.replace(out.temp, out.final)
+                        published = True
+                    state = queue.finish(claim)
+                except OSError as exc:
+                    log.warning("worker %d: cannot complete %s yet (%s)", self.index, claim.item.original, exc)
+                    state = UNKNOWN
+                if state == DONE:
+                    self.loop.done_count += 1
+                    took = time.monotonic() - (self.started or time.monotonic())
+                    log.info("worker %d: completed %s of %s in %.1f s", self.index, plan.label, job.name, took)
+                    return
+                if state == LOST:
+                    log.warning("worker %d: %s was taken over just before completing; the new owner finishes it",
+                                self.index, claim.item.original)
+                    return
+            # The share cannot tell us now: keep the frame and its image, and try again.
+            if self.loop.agent.quitting.is_set():
+                log.warning("worker %d: quitting with %s rendered but not marked done (share unreachable)",
+                            self.index, claim.item.original)
+                return
+            log.info("worker %d: share unreachable while completing %s; retrying in %.0f s", self.index, claim.item.original, delay)
+            self.loop.agent.quitting.wait(delay)
+            delay = min(delay * 2, 30.0)
 
     def _fail(self, job: Job, claim: Claim, reason: str) -> None:
         state = self.loop.queue_for(job).fail(claim, self.loop.max_retries(job))
