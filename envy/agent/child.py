@@ -159,7 +159,15 @@ class Child:
         Windows process whose handle we hold) cannot be given to another
         process, so its tree and process group are still unambiguously its own.
         """
-        while self._root_running():
+        if hasattr(os, "waitid"):
+            # POSIX: sleep until the child exits without reaping it (WNOWAIT), so
+            # its pid and process group stay reserved until the tree is dealt
+            # with; polling instead costs up to _EXIT_POLL_S per frame.
+            try:
+                os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOWAIT)
+            except ChildProcessError:
+                pass  # not our child any more: the loop below decides
+        while self._root_running():  # Windows (no waitid), or waitid gave up
             self._wake.wait(_EXIT_POLL_S)
             self._wake.clear()
         duration = time.monotonic() - self.started_monotonic

@@ -39,6 +39,10 @@ MINE, LOST, UNKNOWN, DONE = "mine", "lost", "unknown", "done"
 # How many of the first pending items a claimer picks from at random: frames
 # still go roughly in order, but competing agents rarely try the same one.
 PICK_WINDOW = 8
+# After this many failed renames in a row (others have been here), jump to a
+# random point of the untried names; after this many jumps without a win, list again.
+STALE_AFTER = 8
+JUMPS_BEFORE_LISTING = 3
 
 
 @dataclass(frozen=True)
@@ -164,16 +168,30 @@ class FolderQueue:
         self.me = me
         self.fs = fs
         self._candidates: list[ItemName] = []
-        self.last_listing: Listing | None = None
         self._lock = threading.Lock()  # the workers of one agent share a queue
         self._held: set[str] = set()  # keys of the items this claimer holds now
 
-    def refresh(self) -> Listing:
-        listing = sort_listing(self.fs.listdir(self.folder), self.pattern)
-        self.last_listing = listing
-        self._candidates = list(listing.pending)
+    def refresh(self) -> None:
+        """List the folder again and start this claimer's walk at a random point of it.
+
+        Claimers that all started at the head of one sorted listing would all
+        try the same few names, and a walk through a stale listing would be as
+        long as the folder; starting at random keeps competing agents apart.
+        Only names that can be pending are parsed: in a busy folder most are done.
+        """
+        names = [n for n in self.fs.listdir(self.folder) if TAG not in n or f"{TAG}retry~" in n]
+        pending = sorted((i for i in map(self.pattern.parse, names) if i is not None and i.state == "pending"),
+                         key=lambda i: i.key)
+        k = random.randrange(len(pending)) if pending else 0
+        self._candidates = pending[k:] + pending[:k]
         self._pos = 0
-        return listing
+
+    def _jump(self) -> None:
+        """Move the walk to a random point of the names not tried yet (none is dropped)."""
+        c, p = self._candidates, self._pos
+        if len(c) - p > 1:
+            k = random.randrange(len(c) - p)
+            c[p:] = c[p + k:] + c[p:p + k]
 
     _pos = 0
 
@@ -200,18 +218,23 @@ class FolderQueue:
         different host when there is one).
         """
         refreshed = False
+        misses = jumps = 0
         while True:
             with self._lock:
+                if misses >= STALE_AFTER and jumps < JUMPS_BEFORE_LISTING:
+                    self._jump()  # others have been here: try elsewhere
+                    jumps, misses = jumps + 1, 0
                 item = self._pick(avoid)
-                if item is None:
-                    if refreshed:
+                if item is None or misses >= STALE_AFTER:
+                    if item is None and refreshed:
                         return None
-                    self.refresh()
-                    refreshed = True
+                    self.refresh()  # the listing is stale: list again
+                    refreshed, misses, jumps = True, 0, 0
                     continue
             claim = self.try_claim(item)
             if claim is not None:
                 return claim
+            misses += 1
 
     def try_claim(self, item: ItemName) -> Claim | None:
         if item.key in self._held:
@@ -286,16 +309,32 @@ class FolderQueue:
         return UNKNOWN if state == MINE else state
 
     def fail(self, claim: Claim, max_retries: int) -> str | None:
-        """Count a failure: back to pending for a retry, or failed after the limit. Returns the new state."""
+        """Count a failure: back to pending for a retry, or failed after the limit.
+
+        Returns the new state (``pending`` or ``failed``), ``unknown`` when the
+        share cannot be reached now (try again), or None when the claim was lost.
+        """
         failures = claim.item.failures + 1
         if failures > max_retries:
             new = ItemName(claim.item.base, claim.item.ext, "failed", failures, self.me.host, 0, self.me.nonce)
         else:
             new = ItemName(claim.item.base, claim.item.ext, "pending", failures, self.me.host)
-        if not self.still_mine(claim) or not rename_attempt(claim.path, self.folder / new.name(), self.fs):
+        state = self.ownership(claim)
+        if state == LOST:
+            self._let_go(claim)
             return None
+        if state == UNKNOWN or not rename_attempt(claim.path, self.folder / new.name(), self.fs):
+            return UNKNOWN if self.ownership(claim) != LOST else self._lost(claim)
         self._let_go(claim)
         return new.state
+
+    def _lost(self, claim: Claim) -> None:
+        self._let_go(claim)
+        return None
+
+    def forget(self, claim: Claim) -> None:
+        """The worker is done with this claim, whatever became of it."""
+        self._let_go(claim)
 
     def release(self, claim: Claim) -> bool:
         """Give an unfinished item back (stop()): pending again, failure count unchanged."""

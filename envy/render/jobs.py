@@ -121,13 +121,19 @@ def load_job(layout: ShareLayout, job_id: str, fs: ShareFS = REAL_FS) -> Job:
     return Job.from_json(data)
 
 
-def list_jobs(layout: ShareLayout, fs: ShareFS = REAL_FS) -> tuple[list[Job], list[str]]:
-    """All readable jobs, oldest first; corrupt files become warnings."""
+def list_jobs(layout: ShareLayout, fs: ShareFS = REAL_FS, strict: bool = False) -> tuple[list[Job], list[str]]:
+    """All readable jobs, oldest first; corrupt files become warnings.
+
+    ``strict``: an unreadable jobs folder raises OSError instead of reading as
+    "no jobs" (an agent must not take an outage for an empty farm).
+    """
     jobs: list[Job] = []
     warnings: list[str] = []
     try:
         names = fs.listdir(layout.jobs_dir)
     except OSError as exc:
+        if strict:
+            raise
         return [], [f"cannot list {layout.jobs_dir}: {exc}"]
     for name in sorted(names):
         if is_junk(name) or not name.endswith(".json"):

@@ -136,7 +136,11 @@ class Reclaimer(threading.Thread):
 
     def scan(self) -> None:
         claimed: list[tuple[Job, FolderQueue, ItemName]] = []
-        for job in self.loop.jobs():
+        jobs = self.loop.jobs()
+        if not self.loop.jobs_readable:
+            self._blind = True
+            return  # the jobs folder cannot be read: nothing can be judged this round
+        for job in jobs:
             queue = self.loop.queue_for(job)
             try:
                 listing = sort_listing(self.loop.agent.fs.listdir(queue.folder), queue.pattern)

@@ -61,7 +61,8 @@ class RenderLoop:
         self._jobs: list[Job] = []
         self._jobs_read_at = -1e9
         self._profiles: Mapping[str, RendererProfile] = {}
-        self._failed_here: dict[str, float] = {}  # item key -> when this host failed it (monotonic)
+        self._failed_here: dict[str, float] = {}
+        self.jobs_readable = True  # False while the jobs folder cannot be listed  # item key -> when this host failed it (monotonic)
         self.reclaimer = Reclaimer(self)
 
     # -- control ----------------------------------------------------------------------
@@ -134,7 +135,14 @@ class RenderLoop:
         now = time.monotonic()
         with self._lock:
             if now - self._jobs_read_at >= self.agent.config.poll_interval:
-                jobs, warnings = list_jobs(self.agent.layout, self.agent.fs)
+                try:
+                    jobs, warnings = list_jobs(self.agent.layout, self.agent.fs, strict=True)
+                except OSError as exc:
+                    # Keep the jobs we knew: an outage is not an empty farm.
+                    self.jobs_readable = False
+                    log.debug("cannot list jobs: %s", exc)
+                    return list(self._jobs)
+                self.jobs_readable = True
                 for w in warnings:
                     self.agent.report_once(w)
                 self._jobs = select_active(jobs, self.targets)

@@ -66,6 +66,7 @@ class RenderWorker(threading.Thread):
                 log.exception("worker %d: rendering %s failed unexpectedly", self.index, picked[1].item.original)
                 self._fail(picked[0], picked[1], "Envy error while rendering (see agent log)")
             finally:
+                self.loop.queue_for(picked[0]).forget(picked[1])
                 self.job = self.claim = self.parser = self.started = None
                 self._child = None
 
@@ -177,7 +178,19 @@ class RenderWorker(threading.Thread):
             delay = min(delay * 2, 30.0)
 
     def _fail(self, job: Job, claim: Claim, reason: str) -> None:
-        state = self.loop.queue_for(job).fail(claim, self.loop.max_retries(job))
+        queue = self.loop.queue_for(job)
+        delay = 1.0
+        while True:
+            try:
+                state = queue.fail(claim, self.loop.max_retries(job))
+            except OSError:
+                state = UNKNOWN
+            if state != UNKNOWN or self.loop.agent.quitting.is_set():
+                break
+            # The share cannot be reached: the frame stays ours until it answers.
+            log.info("worker %d: share unreachable while failing %s; retrying in %.0f s", self.index, claim.item.original, delay)
+            self.loop.agent.quitting.wait(delay)
+            delay = min(delay * 2, 30.0)
         self.loop.note_failure(claim.item)
         if state == "failed":
             log.error("worker %d: %s FAILED for good: %s", self.index, claim.item.original, reason)
