@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 from envy.config import Config
-from envy.share.layout import ShareLayout
+from envy.share.layout import ShareLayout, make_dirs_within
 
 if TYPE_CHECKING:
     from envy.agent.processes import Child, ProcessHandler
@@ -46,5 +46,5 @@ class AgentContext:
         """Start ``argv`` as a child process with its own log under this host's logs folder."""
         safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:60]
         log_path = self.log_dir / "children" / f"{time.strftime('%Y%m%d-%H%M%S')}-{safe}.log"
-        log_path.parent.mkdir(parents=True, exist_ok=True)
+        make_dirs_within(self.log_dir.parent, self.log_dir.name, "children")  # never logs/ itself (§1.8)
         return self.processes.start(name, list(argv), log_path, cwd=cwd)

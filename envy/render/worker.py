@@ -13,6 +13,7 @@ from envy.render.claims import DONE, LOST, MINE, UNKNOWN, Claim
 from envy.render.jobs import Job
 from envy.render.plans import PlanError, WorkPlan, plan_for
 from envy.render.progress import ProgressParser
+from envy.share.layout import make_dirs_within
 
 if TYPE_CHECKING:
     from envy.render.render_loop import RenderLoop
@@ -84,7 +85,7 @@ class RenderWorker(threading.Thread):
         log.info("worker %d: rendering %s of %s", self.index, plan.label, job.name)
         self.parser = ProgressParser(plan.profile) if plan.profile else None
         self.started = time.monotonic()
-        log_path.parent.mkdir(parents=True, exist_ok=True)
+        make_dirs_within(agent.layout.jobs_dir, job.id, "logs")
         memory = agent.config.memory_mb or None
         self._child = agent.processes.start(
             f"{job.id}:{claim.item.base}", plan.argv, log_path, cwd=plan.cwd, memory_limit_mb=memory,
@@ -207,10 +208,9 @@ class RenderWorker(threading.Thread):
                 except OSError:
                     pass
 
-    @staticmethod
-    def _write_reason(log_path: Path, reason: str) -> None:
+    def _write_reason(self, log_path: Path, reason: str) -> None:
         try:
-            log_path.parent.mkdir(parents=True, exist_ok=True)
+            make_dirs_within(self.loop.agent.layout.jobs_dir, log_path.parent.parent.name, "logs")
             with open(log_path, "a", encoding="utf-8") as f:
                 f.write(f"\nENVY FAILED: {reason}\n")
         except OSError as exc:

@@ -102,6 +102,20 @@ class ShareLayout:
             )
 
 
+def make_dirs_within(base: Path, *parts: str) -> Path:
+    """Create ``base/part1/part2...`` one level at a time, never ``base`` itself.
+
+    Used for folders on the share: if the share is not mounted, ``base`` (an
+    Envy folder such as logs/ or jobs/) is missing and this raises
+    FileNotFoundError instead of building a fresh tree under the mount point.
+    """
+    path = Path(base)
+    for part in parts:
+        path = path / part
+        path.mkdir(exist_ok=True)
+    return path
+
+
 def init_share(root: Path, user: str, fs: ShareFS = REAL_FS) -> list[Path]:
     """Create the Envy folder: layout, the user's folder from user_template/, then the sentinel.
 
