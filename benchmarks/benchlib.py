@@ -248,19 +248,16 @@ class BenchFarm:
             init_share(self.share, user)
 
     # -- agents -------------------------------------------------------------------------
-    def agent_argv(self, host: str, settings: Mapping[str, Any] | None = None, share: Path | None = None,
-                   launcher: Path | None = None) -> list[str]:
-        start = [sys.executable, str(launcher)] if launcher else [sys.executable, "-m", "envy"]
-        argv = [*start, "agent", "--share", str(share or self.share), "--host", host]
+    def agent_argv(self, host: str, settings: Mapping[str, Any] | None = None, share: Path | None = None) -> list[str]:
+        argv = [sys.executable, "-m", "envy", "agent", "--share", str(share or self.share), "--host", host]
         for key, value in (settings or {}).items():
             argv += ["--set", f"{key}={json.dumps(value)}"]
         return argv
 
     def start_agent(self, host: str, settings: Mapping[str, Any] | None = None, *,
-                    prefix: Sequence[str] = (), share: Path | None = None,
-                    launcher: Path | None = None) -> subprocess.Popen:
-        """Start ``python -m envy agent`` (or ``python LAUNCHER agent``: an experiment's patched entry point)."""
-        argv = [*prefix, *self.agent_argv(host, settings, share, launcher)]
+                    prefix: Sequence[str] = (), share: Path | None = None) -> subprocess.Popen:
+        """Start ``python -m envy agent`` (``prefix``: e.g. strace and its options)."""
+        argv = [*prefix, *self.agent_argv(host, settings, share)]
         with open(self.root / "out" / f"{host}.out", "ab") as out:
             popen = subprocess.Popen(argv, env=self.env, stdout=out, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, cwd=self.root)

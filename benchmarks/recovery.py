@@ -42,90 +42,15 @@ FRAME_S = 60.0
 VICTIM, RESCUER = "lab6-01", "lab6-02"
 
 
-# EXPERIMENT only (--experiment-fix): the agents run with the fix proposed in docs/benchmarks.md
-# patched in at start-up, to show what it would change. Envy's code is not edited.
-EXPERIMENT_LAUNCHER = """
-import logging
-import sys
-import threading
-
-import envy.render.reclaim as reclaim
-import envy.render.render_loop as render_loop
-
-log = logging.getLogger("envy.render.reclaim")
-
-
-class _WorkOrStop:
-    # Stands in for RenderLoop.stopping: waits end early when the reclaimer queues an item.
-    def __init__(self, stop):
-        self.stop, self.nudge = stop, threading.Event()
-
-    def is_set(self):
-        return self.stop.is_set()
-
-    def wait(self, timeout=None):
-        if not self.stop.is_set():
-            self.nudge.wait(timeout)
-            self.nudge.clear()
-        return self.stop.is_set()
-
-
-_init = render_loop.RenderLoop.__init__
-
-
-def _patched_init(self, agent):
-    _init(self, agent)
-    self._work_or_stop = _WorkOrStop(self._stop)
-
-
-render_loop.RenderLoop.__init__ = _patched_init
-render_loop.RenderLoop.stopping = property(lambda self: self._work_or_stop)
-
-
-def _patched_run(self):
-    cfg = self.loop.agent.config
-    interval = cfg.heartbeat  # was max(cfg.heartbeat, cfg.poll_interval)
-    while not self.loop.agent.quitting.is_set():
-        if self.loop.active and not self._stopped.is_set():
-            try:
-                self.scan()
-            except Exception:
-                log.exception("reclaim scan failed")
-        self.loop.agent.quitting.wait(interval)
-
-
-_scan = reclaim.Reclaimer.scan
-
-
-def _patched_scan(self):
-    before = len(self._ready)
-    _scan(self)
-    if len(self._ready) > before:
-        self.loop.stopping.nudge.set()  # wake an idle worker now, not at its next poll
-
-
-reclaim.Reclaimer.run = _patched_run
-reclaim.Reclaimer.scan = _patched_scan
-
-from envy.cli import main
-
-raise SystemExit(main(sys.argv[1:]))
-"""
-
-
-def one_run(index: int, experiment: bool) -> dict[str, Any]:
+def one_run(index: int) -> dict[str, Any]:
     with benchlib.BenchFarm() as farm:
-        launcher = None
-        if experiment:
-            launcher = farm.root / "agent_recovery_fix.py"
-            launcher.write_text(EXPERIMENT_LAUNCHER, encoding="utf-8")
         profile = benchlib.sleep_profile(farm.root / "benchframe.yaml", FRAME_S)
         folder = farm.share / "projects" / "recovery"
         benchlib.make_frames(folder, 1)
         benchlib.submit_frames(farm.layout, folder, profile, name="recovery")
         settings = {**SETTINGS, "profiles": [str(profile)]}
-        farm.start_agent(VICTIM, settings, launcher=launcher)
-        farm.start_agent(RESCUER, settings, launcher=launcher)
+        farm.start_agent(VICTIM, settings)
+        farm.start_agent(RESCUER, settings)
         farm.wait_ready([VICTIM, RESCUER])
 
         farm.send(f"{VICTIM} render()")
@@ -172,16 +97,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="2 runs instead of 5")
     parser.add_argument("--repeats", type=int, default=None)
-    parser.add_argument("--experiment-fix", action="store_true",
-                        help="EXPERIMENT: run the agents with the proposed fix patched in at start-up "
-                             "(reclaim scan every heartbeat; a reclaimed frame wakes an idle worker); "
-                             "results go to recovery-fix-experiment.json")
     benchlib.add_load_args(parser)
     args = parser.parse_args()
     benchlib.begin(args)
     repeats = args.repeats or (2 if args.quick else 5)
     print(f"kill -9 an agent mid-frame, {repeats} times (heartbeat 1 s, dead_after 5 s, other settings default)")
-    runs = [one_run(i, args.experiment_fix) for i in range(1, repeats + 1)]
+    runs = [one_run(i) for i in range(1, repeats + 1)]
     reclaimed = [r["reclaimed_after_s"] for r in runs if r["reclaimed_after_s"] is not None]
     running = [r["running_after_s"] for r in runs]
     ok_reclaimed = len(reclaimed) == repeats and max(reclaimed) <= TARGET_S
@@ -189,9 +110,7 @@ def main() -> int:
     print(f"\ntarget: running again elsewhere within {TARGET_S:g} s of the kill")
     print(f"  reclaimed (rename to the rescuer): {reclaimed} -> max {max(reclaimed):.3f} s: {benchlib.verdict(ok_reclaimed)}")
     print(f"  rendering again (renderer started): {running} -> max {max(running):.3f} s: {benchlib.verdict(ok_running)}")
-    name = "recovery-fix-experiment" if args.experiment_fix else "recovery"
-    path = benchlib.save_results(name, {
-        "experiment": "agents patched at start-up with the proposed fix" if args.experiment_fix else None,
+    path = benchlib.save_results("recovery", {
         "settings": {**SETTINGS, "poll_interval": 2.0, "workers": 1, "frame_s": FRAME_S},
         "runs": runs, "reclaimed_after_s": benchlib.summary_stats(reclaimed) if reclaimed else None,
         "running_after_s": benchlib.summary_stats(running),
