@@ -3,8 +3,11 @@
 Each skewed agent runs with libfaketime preloaded (``FAKETIME=+10m`` / ``-10m``). Only the wall
 clock is skewed (``FAKETIME_DONT_FAKE_MONOTONIC=1``): clocks drift between
 machines, while a monotonic clock is private to its machine and never
-compared across them (libfaketime 0.9.10 also hangs Python's timed waits when
-it fakes the monotonic clock).
+compared across them. libfaketime 0.9.10 has two bugs of its own here: faking
+the monotonic clock hangs Python's timed waits, and not faking it makes
+``time.sleep`` fail with EINVAL (it sleeps to an absolute monotonic deadline
+that libfaketime shifts). A ``sitecustomize`` shim in the skewed agent's path
+makes ``time.sleep`` wait on an Event instead; nothing else is changed.
 
 Liveness must come from counters seen changing on the observer's own clock
 (ENGINEERING §1.5), so skew must not make anyone alive or dead wrongly:
@@ -31,6 +34,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from envy.protocol.instructions import Instruction, new_id
 from envy.render.claims import ItemPattern, sort_listing
 from envy.render.profiles import load_profiles
 from envy.render.submit import SubmitRequest, submit
@@ -57,6 +61,21 @@ def libfaketime() -> str:
     return found[0]
 
 
+SLEEP_SHIM = """# Test shim (see tests/test_faults_clock.py): libfaketime breaks time.sleep's absolute deadline.
+import threading
+import time
+
+
+def _sleep(seconds):
+    if seconds < 0:
+        raise ValueError("sleep length must be non-negative")
+    threading.Event().wait(seconds)
+
+
+time.sleep = _sleep
+"""
+
+
 def start_skewed(farm: Farm, host: str, offset: str, **settings: object) -> AgentProc:
     """An agent subprocess whose wall clock is shifted by ``offset`` (e.g. "+10m").
 
@@ -67,7 +86,12 @@ def start_skewed(farm: Farm, host: str, offset: str, **settings: object) -> Agen
     argv = [sys.executable, "-m", "envy", "agent", "--share", str(farm.share), "--host", host]
     for key, value in merged.items():
         argv += ["--set", f"{key}={json.dumps(value)}"]
-    env = {**farm.env, "LD_PRELOAD": libfaketime(), "FAKETIME": offset, "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
+    shim = farm.root / "faketime-shim"
+    shim.mkdir(exist_ok=True)
+    (shim / "sitecustomize.py").write_text(SLEEP_SHIM, encoding="utf-8")
+    path = os.pathsep.join(p for p in (str(shim), farm.env.get("PYTHONPATH", "")) if p)
+    env = {**farm.env, "LD_PRELOAD": libfaketime(), "FAKETIME": offset, "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+           "PYTHONPATH": path}
     with open(farm.root / f"{host}.out", "ab") as out:
         popen = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     agent = AgentProc(farm, host, popen)
@@ -106,9 +130,7 @@ def test_ten_minutes_of_skew_makes_nobody_dead_or_alive_wrongly(tmp_path: Path) 
     with contextlib.ExitStack() as cleanup:
         cleanup.callback(kill_standins, standin)
         cleanup.callback(farm.stop_all)
-        # command_lifetime is raised so the fast agent runs render() at all: see
-        # test_an_agent_ten_minutes_ahead_runs_a_command_sent_now for why.
-        common = {**standin.settings(), "command_lifetime": 3 * SKEW_S}
+        common = standin.settings()
         normal = farm.start_agent("lab1-01", **common)
         ahead = start_skewed(farm, "lab1-02", "+10m", **common)
         behind = start_skewed(farm, "lab1-03", "-10m", **common)
@@ -121,7 +143,7 @@ def test_ten_minutes_of_skew_makes_nobody_dead_or_alive_wrongly(tmp_path: Path) 
 
         shot = tmp_path / "shot"
         standin.make_frames(shot, 12, 4.0)
-        submit(farm.layout, SubmitRequest(str(shot)), load_profiles([standin.profile]))
+        submit(farm.layout, SubmitRequest(str(shot), output=str(tmp_path / "out")), load_profiles([standin.profile]))
         farm.send("* render()")
 
         def owners() -> dict[str, str]:
@@ -192,15 +214,18 @@ class ReclaimWatch:
         self._thread.join()
 
 
-@pytest.mark.xfail(strict=True, reason="bug: the agent judges a command's age by its own clock against the "
-                   "shell's issue time, so an agent 10 minutes ahead ignores every command at the default lifetime")
-def test_an_agent_ten_minutes_ahead_runs_a_command_sent_now(farm: Farm) -> None:
+def test_skewed_agents_judge_command_ages_by_the_share_clock_not_their_own(farm: Farm) -> None:
     libfaketime()
-    normal = farm.start_agent("lab1-01")
-    ahead = start_skewed(farm, "lab1-02", "+10m")
-    farm.wait_heartbeat(normal)
-    farm.wait_heartbeat(ahead)
+    # Twelve minutes old: past the default 10-minute lifetime, so no new agent may run it;
+    # an agent 10 minutes behind that trusted its own clock would think it 2 minutes old.
+    stale = Instruction(new_id(time.time() - 720), time.time() - 720, "*", "print('twelve minutes old')")
+    farm.layout.instructions.write_text(farm.layout.instructions.read_text() + stale.format() + "\n")
+    agents = [farm.start_agent("lab1-01"), start_skewed(farm, "lab1-02", "+10m"), start_skewed(farm, "lab1-03", "-10m")]
+    for agent in agents:
+        farm.wait_heartbeat(agent)
+    # Sent now: an agent 10 minutes ahead that trusted its own clock would think it 10 minutes old.
     farm.send("* print('sent now')")
-    wait_for(lambda: "print: sent now" in normal.log(), 15, "the normal agent to run it")
-    # The skewed agent polls as often as the normal one: a few more polls at most.
-    wait_for(lambda: "print: sent now" in ahead.log(), 5, "the agent 10 minutes ahead to run it")
+    wait_for(lambda: all("print: sent now" in a.log() for a in agents), 15, "every agent to run the new command")
+    for agent in agents:
+        assert agent.log().count("print: sent now") == 1
+        assert "twelve minutes old" not in agent.log(), f"{agent.host} replayed an expired command"

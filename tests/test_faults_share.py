@@ -27,7 +27,6 @@ from typing import Iterator
 
 import pytest
 
-from envy.protocol.instructions import parse_instruction_file
 from envy.protocol.sender import InstructionSender
 from envy.render.claims import ItemPattern, sort_listing
 from envy.render.profiles import load_profiles

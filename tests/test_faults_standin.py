@@ -32,23 +32,37 @@ import os
 import sys
 import time
 
+
+def say(text, end="\n"):
+    # Like a renderer that logs to its own file, keep rendering when the agent
+    # reading our output is gone (kill -9): only the agent's next start kills us.
+    try:
+        print(text, end=end, flush=True)
+    except BrokenPipeError:
+        sys.stdout = open(os.devnull, "w")
+
+
 markers, scene, output = sys.argv[1], sys.argv[2], sys.argv[3]
 with open(scene, encoding="utf-8") as f:
-    seconds = float(f.read().split()[0])
+    words = f.read().split()
+seconds = float(words[0])
 steps = 4
 for i in range(steps):
-    print(f"Rendered {i * 25} of 100 pixels", end="\r", flush=True)
+    say(f"Rendered {i * 25} of 100 pixels", end="\r")
     time.sleep(seconds / steps)
+if "fail" in words[1:]:
+    say("standin: error: this frame is made to fail")
+    sys.exit(4)
 try:
     with open(output, "wb") as f:
         f.write(b"standin render of " + os.path.basename(scene).encode())
 except OSError as exc:
-    print(f"standin: error writing {output}: {exc}", flush=True)
+    say(f"standin: error writing {output}: {exc}")
     sys.exit(3)
-print("Rendered 100 of 100 pixels", flush=True)
 base = os.path.basename(scene).split(".envy~")[0]
 with open(os.path.join(markers, f"{base}~{os.getpid()}"), "w"):
     pass
+say("Rendered 100 of 100 pixels")
 '''
 
 
@@ -90,12 +104,13 @@ class StandIn:
         self.profile.write_text(json.dumps(profile, indent=1), encoding="utf-8")
         return self
 
-    def make_frames(self, folder: Path, count: int, seconds: float, stem: str = "shot") -> list[str]:
-        """``count`` frame files ``shot.0001.frame``... each costing ``seconds``; returns the bases."""
+    def make_frames(self, folder: Path, count: int, seconds: float, stem: str = "shot", fail: bool = False) -> list[str]:
+        """``count`` frame files ``shot.0001.frame``... each costing ``seconds`` (and failing, with
+        ``fail``: exit code 4 after that time); returns the bases."""
         folder.mkdir(parents=True, exist_ok=True)
         bases = [f"{stem}.{n:04d}" for n in range(1, count + 1)]
         for base in bases:
-            (folder / f"{base}{EXTENSION}").write_text(f"{seconds}\n", encoding="utf-8")
+            (folder / f"{base}{EXTENSION}").write_text(f"{seconds}{' fail' if fail else ''}\n", encoding="utf-8")
         return bases
 
     def renders(self) -> collections.Counter[str]:
