@@ -57,3 +57,11 @@ def test_user_template_config_is_valid_and_matches_the_defaults(tmp_path: Path) 
     template = resources.files("user_template") / "config.yaml"
     path = write(tmp_path / "t.yaml", template.read_text())
     assert load_config(config_file=str(path), env={}).heartbeat == 5.0
+
+
+def test_a_users_copied_template_does_not_override_the_farm_config(tmp_path: Path) -> None:
+    share = tmp_path / "share"
+    init_share(share, "ana")  # copies user_template/config.yaml into users/ana/
+    write(share / "config.yaml", "dead_after: 12\nheartbeat: 2\n")
+    cfg = load_config(share=str(share), user="ana", env={}, config_file=None)
+    assert (cfg.dead_after, cfg.heartbeat) == (12.0, 2.0)

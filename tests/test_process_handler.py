@@ -345,7 +345,9 @@ def test_a_missing_program_raises_and_is_logged(handler: ProcessHandler, tmp_pat
 
 def test_close_stops_the_monitor(state_dir: Path) -> None:
     handler = ProcessHandler(state_dir)
+    monitor = handler._monitor  # this handler's own thread: other tests may have handlers of their own
+    assert monitor.is_alive()
     handler.close()
-    assert not any(t.name == "envy-process-monitor" and t.is_alive() for t in threading.enumerate())
+    assert not monitor.is_alive()
     with pytest.raises(RuntimeError):
         handler.start("late", SLEEPER, state_dir / "late.log")
