@@ -79,3 +79,32 @@ def test_sigstop_past_dead_timeout_does_not_complete_twice_or_overwrite(farm: Fa
     assert len(state.done) == 1 and state.done[0].host == "lab1-02" and not state.working and not state.pending
     assert output.read_bytes() == reclaimer_image and is_png(output)
     assert not [p for p in frames.iterdir() if "envy~tmp~" in p.name]
+
+
+def test_a_reclaimer_removes_the_dead_owners_temp_image(tmp_path: Path) -> None:
+    """In-process: a reclaimed frame's old temp output (left by a killed render) is removed."""
+    from envy.render.claims import FolderQueue, Identity, ItemPattern
+
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    (frames / "shot.0001.pov").write_text("scene")
+    dead = FolderQueue(frames, ItemPattern([".pov"]), Identity("lab1-01", 111, "deadbeef"))
+    stale = dead.claim_next()
+    assert stale is not None
+    leftover = frames / "shot.0001.envy~tmp~deadbeef.png"
+    leftover.write_bytes(b"half an image")
+    mine = FolderQueue(frames, ItemPattern([".pov"]), Identity("lab1-02", 222, "0badf00d"))
+    claim = mine.reclaim(stale.item)
+    assert claim is not None and claim.reclaimed_from == "deadbeef"
+
+    from types import SimpleNamespace
+
+    from envy.render.plans import Output, WorkPlan
+    from envy.render.worker import RenderWorker
+    from envy.share.fs import REAL_FS
+
+    worker = RenderWorker.__new__(RenderWorker)
+    worker.loop = SimpleNamespace(agent=SimpleNamespace(nonce="0badf00d", fs=REAL_FS))  # type: ignore[assignment]
+    plan = WorkPlan([], frames, "shot.0001", None, [Output(frames / "shot.0001.envy~tmp~0badf00d.png", frames / "shot.0001.png")])
+    worker._remove_dead_owners_temp(plan, claim.reclaimed_from)
+    assert not leftover.exists()

@@ -123,6 +123,7 @@ class ItemPattern:
 class Claim:
     folder: Path
     item: ItemName  # in state "work", ours
+    reclaimed_from: str | None = None  # the nonce of the dead owner we took it from
 
     @property
     def path(self) -> Path:
@@ -262,7 +263,7 @@ class FolderQueue:
             return None  # we hold this item already: never "reclaim" it from ourselves
         if rename_attempt(self.folder / stale.name(), self.folder / mine.name(), self.fs):
             log.warning("reclaimed %s from %s (nonce %s)", stale.original, stale.host, stale.nonce)
-            return self._hold(Claim(self.folder, mine))
+            return self._hold(Claim(self.folder, mine, reclaimed_from=stale.nonce))
         return None
 
     def ownership(self, claim: Claim) -> str:

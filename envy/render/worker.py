@@ -82,6 +82,8 @@ class RenderWorker(threading.Thread):
             self._write_reason(log_path, str(exc))
             self._fail(job, claim, str(exc))
             return
+        if claim.reclaimed_from:
+            self._remove_dead_owners_temp(plan, claim.reclaimed_from)
         log.info("worker %d: rendering %s of %s", self.index, plan.label, job.name)
         self.parser = ProgressParser(plan.profile) if plan.profile else None
         self.started = time.monotonic()
@@ -199,6 +201,16 @@ class RenderWorker(threading.Thread):
             log.warning("worker %d: %s failed (%s); it will be retried", self.index, claim.item.original, reason)
         else:
             log.warning("worker %d: %s failed but was no longer mine", self.index, claim.item.original)
+
+    def _remove_dead_owners_temp(self, plan: WorkPlan, old_nonce: str) -> None:
+        """A killed agent's render may have left its temp image; it is nobody's now."""
+        mine = self.loop.agent.nonce
+        for out in plan.outputs:
+            if out.temp is not None and mine in out.temp.name:
+                try:
+                    self.loop.agent.fs.unlink(out.temp.with_name(out.temp.name.replace(mine, old_nonce)))
+                except OSError:
+                    pass
 
     def _cleanup(self, plan: WorkPlan) -> None:
         for out in plan.outputs:
