@@ -50,6 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     agent.add_argument("--set", action="append", type=_setting, default=[], metavar="KEY=VALUE",
                        help="override one setting, e.g. --set heartbeat=1")
     agent.add_argument("--policy", default=None, help="the lockdown policy file (or ENVY_POLICY)")
+    agent.add_argument("--render", action="store_true",
+                       help="start in render mode: work through the active jobs at once (for lab startup scripts)")
     agent.add_argument("-v", "--verbose", action="count", default=0)
 
     demo = sub.add_parser("demo", help="run a local demo farm that renders real frames")
@@ -115,6 +117,7 @@ def cmd_agent(args: argparse.Namespace) -> int:
     except (SigningError, PolicyRefusal) as exc:
         log.error("%s", exc)  # also in the share log: an agent started at log-in has no console
         raise UsageError(str(exc)) from None
+    agent.render_at_start = args.render
     code = agent.run()
     if code == EXIT_RESTART:
         argv = sys.argv[1:] if sys.argv and sys.argv[0].endswith(("envy", "envy.exe", "__main__.py")) else []

@@ -69,3 +69,12 @@ def test_render_mode_survives_restart(farm: Farm, tmp_path: Path) -> None:
     wait_for(lambda: (tmp_path / "out" / "shot.0001.png").exists(), 30, "a job submitted after the restart to render")
     farm.send("* stop()")
     wait_for(lambda: (farm.status("lab1-01") or {}).get("state") == "idle", 15, "idle after stop()")
+
+
+def test_agent_started_with_render_flag_works_through_the_queue_at_once(farm: Farm, tmp_path: Path) -> None:
+    profile = standin_profile(tmp_path / "rec.yaml", "standin-rec", RECORD)
+    folder = one_frame(tmp_path / "frames")
+    submit_folder(farm.share, folder, profiles=[profile], output=str(tmp_path / "out"))
+    a = farm.start_agent("lab1-01", extra=["--render"], profiles=[str(profile)])
+    farm.wait_heartbeat(a)
+    wait_for(lambda: (tmp_path / "out" / "shot.0001.png").exists(), 30, "the frame, with no render() sent")

@@ -199,6 +199,8 @@ class Agent:
         from envy.render.render_loop import remembered_targets
 
         targets = remembered_targets(self.state_dir)
+        if targets is None and self.render_at_start:
+            targets = []
         if targets is not None:
             log.info("resuming render mode from before the restart (%s)", ", ".join(targets) or "all active jobs")
             self.start_render(tuple(targets), {})
@@ -323,6 +325,7 @@ class Agent:
             log.exception("built-in %s failed", call.qualname)
 
     verify: Callable[[Instruction], bool] | None = None  # signed mode installs a checker
+    render_at_start = False  # `envy agent --render`: join the render queue at once
 
     def _host_pattern(self) -> HostNamePattern:
         if self._pattern is None or self._pattern.regex != self.config.host_pattern:
