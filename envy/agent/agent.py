@@ -265,13 +265,7 @@ class Agent:
             log.warning("share error: %s; retrying with backoff", exc)
             self._share_error_logged = True
         self._backoff = min(max(self._backoff * 2, 1.0), 30.0)
-        self._check_share_quietly()
-
-    def _check_share_quietly(self) -> None:
-        try:
-            self._share_ok = self.layout.is_mounted(self.fs)
-        except OSError:
-            self._share_ok = False
+        self._share_ok = self.layout.is_mounted(self.fs)  # is_mounted never raises
 
     def _share_recovered(self) -> None:
         if self._share_error_logged or not self._share_ok:

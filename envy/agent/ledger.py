@@ -52,7 +52,3 @@ class CommandLedger:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, self.path)
-
-    @property
-    def last_id(self) -> str | None:
-        return max(self._ran, default=None)

@@ -61,10 +61,6 @@ class LivenessTracker:
         seen = self.sightings.get(host.lower())
         return seen is not None and seen.changes > 0 and self.is_alive(host)
 
-    def nonce_of(self, host: str) -> str | None:
-        seen = self.sightings.get(host.lower())
-        return seen.nonce if seen else None
-
 
 def _boot_id() -> str:
     import psutil

@@ -320,18 +320,13 @@ class FolderQueue:
             new = ItemName(claim.item.base, claim.item.ext, "failed", failures, self.me.host, 0, self.me.nonce)
         else:
             new = ItemName(claim.item.base, claim.item.ext, "pending", failures, self.me.host)
-        state = self.ownership(claim)
-        if state == LOST:
+        if self.ownership(claim) == MINE and rename_attempt(claim.path, self.folder / new.name(), self.fs):
+            self._let_go(claim)
+            return new.state
+        if self.ownership(claim) == LOST:
             self._let_go(claim)
             return None
-        if state == UNKNOWN or not rename_attempt(claim.path, self.folder / new.name(), self.fs):
-            return UNKNOWN if self.ownership(claim) != LOST else self._lost(claim)
-        self._let_go(claim)
-        return new.state
-
-    def _lost(self, claim: Claim) -> None:
-        self._let_go(claim)
-        return None
+        return UNKNOWN
 
     def forget(self, claim: Claim) -> None:
         """The worker is done with this claim, whatever became of it."""
@@ -376,10 +371,6 @@ def reset_items(folder: Path, pattern: ItemPattern, states: Sequence[str], fs: S
 def frame_number(base: str) -> int | None:
     m = re.search(r"(\d+)$", base)
     return int(m.group(1)) if m else None
-
-
-def claim_owner_key(item: ItemName) -> tuple[str, str]:
-    return item.host.lower(), item.nonce
 
 
 def is_within(path: Path, folder: Path) -> bool:

@@ -6,7 +6,6 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from envy.protocol.status import AgentStatus
 from envy.render.claims import ItemPattern, sort_listing
 from envy.render.jobs import Job
 from envy.render.remap import PathRemap
@@ -78,13 +77,3 @@ def failure_reason(layout: ShareLayout, job: Job, base: str, host: str, attempt:
         if m:
             return m.group(1)
     return "see " + str(path)
-
-
-def job_eta(summary: JobSummary, statuses: list[AgentStatus], done_rate: float | None) -> float | None:
-    """Seconds left, from the observed completion rate (frames per second)."""
-    left = summary.pending + summary.running
-    if left == 0:
-        return 0.0
-    if not done_rate:
-        return None
-    return left / done_rate

@@ -6,7 +6,7 @@ import logging
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
 from envy.protocol.status import WorkerStatus
 from envy.render.claims import DONE, LOST, MINE, UNKNOWN, Claim
@@ -142,9 +142,8 @@ class RenderWorker(threading.Thread):
     def _complete(self, job: Job, claim: Claim, plan: WorkPlan) -> None:
         """Check ownership, publish the outputs, mark done; wait out a share that is away."""
         queue = self.loop.queue_for(job)
-        delay = 1.0
         published = False
-        while True:
+        for _ in self._while_share_away(f"completing {claim.item.original}"):
             state = queue.ownership(claim)
             if state == LOST:
                 self._cleanup(plan)
@@ -171,29 +170,21 @@ class RenderWorker(threading.Thread):
                     log.warning("worker %d: %s was taken over just before completing; the new owner finishes it",
                                 self.index, claim.item.original)
                     return
-            # The share cannot tell us now: keep the frame and its image, and try again.
-            if self.loop.agent.quitting.is_set():
-                log.warning("worker %d: quitting with %s rendered but not marked done (share unreachable)",
-                            self.index, claim.item.original)
-                return
-            log.info("worker %d: share unreachable while completing %s; retrying in %.0f s", self.index, claim.item.original, delay)
-            self.loop.agent.quitting.wait(delay)
-            delay = min(delay * 2, 30.0)
+            # Otherwise the share cannot tell us now: keep the frame and its image, and try again.
+        log.warning("worker %d: quitting with %s rendered but not marked done (share unreachable)",
+                    self.index, claim.item.original)
 
     def _fail(self, job: Job, claim: Claim, reason: str) -> None:
         queue = self.loop.queue_for(job)
-        delay = 1.0
-        while True:
+        state: str | None = UNKNOWN
+        # While the share cannot be reached the frame stays ours until it answers.
+        for _ in self._while_share_away(f"failing {claim.item.original}"):
             try:
                 state = queue.fail(claim, self.loop.max_retries(job))
             except OSError:
                 state = UNKNOWN
-            if state != UNKNOWN or self.loop.agent.quitting.is_set():
+            if state != UNKNOWN:
                 break
-            # The share cannot be reached: the frame stays ours until it answers.
-            log.info("worker %d: share unreachable while failing %s; retrying in %.0f s", self.index, claim.item.original, delay)
-            self.loop.agent.quitting.wait(delay)
-            delay = min(delay * 2, 30.0)
         self.loop.note_failure(claim.item)
         if state == "failed":
             log.error("worker %d: %s FAILED for good: %s", self.index, claim.item.original, reason)
@@ -201,6 +192,20 @@ class RenderWorker(threading.Thread):
             log.warning("worker %d: %s failed (%s); it will be retried", self.index, claim.item.original, reason)
         else:
             log.warning("worker %d: %s failed but was no longer mine", self.index, claim.item.original)
+
+    def _while_share_away(self, doing: str) -> Iterator[None]:
+        """Yield once per attempt; between attempts wait with backoff (1 s doubling to 30 s).
+
+        Ends when the agent quits; the caller breaks out as soon as the share answers.
+        """
+        delay = 1.0
+        while True:
+            yield
+            if self.loop.agent.quitting.is_set():
+                return
+            log.info("worker %d: share unreachable while %s; retrying in %.0f s", self.index, doing, delay)
+            self.loop.agent.quitting.wait(delay)
+            delay = min(delay * 2, 30.0)
 
     def _remove_dead_owners_temp(self, plan: WorkPlan, old_nonce: str) -> None:
         """A killed agent's render may have left its temp image; it is nobody's now."""

@@ -7,10 +7,8 @@ managers, NFS and Office leave behind.
 
 from __future__ import annotations
 
-import os
 import re
 import secrets
-import time
 
 # A temp file is ``.<final name>.envy-tmp-<random>``; readers ignore it.
 TEMP_MARK = ".envy-tmp-"
@@ -22,9 +20,6 @@ _JUNK_RE = re.compile(
     re.IGNORECASE,
 )
 
-# Leftover temp files are removed only when this old: a young one may belong
-# to a writer that is between write and rename right now.
-TEMP_MAX_AGE_S = 15 * 60
 
 
 def temp_name_for(final_name: str) -> str:
@@ -40,31 +35,6 @@ def is_junk(name: str) -> bool:
     return bool(_JUNK_RE.match(name)) or is_temp(name)
 
 
-def same_name(a: str, b: str) -> bool:
-    """Compare names as the share does (SMB and macOS are case-insensitive)."""
-    return a.casefold() == b.casefold()
-
-
 def nonce() -> str:
     """A per-start random token that makes an agent's identity unique across restarts."""
     return secrets.token_hex(4)
-
-
-def old_temp_files(names: list[str], folder: str, now: float | None = None) -> list[str]:
-    """Temp files in ``folder`` older than TEMP_MAX_AGE_S (by the share's own mtime).
-
-    Age is judged by comparing the file's mtime with the folder's mtime after a
-    fresh write, both server clocks; callers without such a reference pass
-    ``now`` and accept that the cut-off is coarse (15 minutes dwarfs drift).
-    """
-    now = time.time() if now is None else now
-    stale = []
-    for name in names:
-        if not is_temp(name):
-            continue
-        try:
-            if now - os.stat(os.path.join(folder, name)).st_mtime > TEMP_MAX_AGE_S:
-                stale.append(name)
-        except OSError:
-            continue
-    return stale
