@@ -15,7 +15,8 @@ import yaml
 
 from envy import __version__
 from envy.config import ConfigError, load_config
-from envy.platform.host import host_name, local_state_dir, user_name, validate_host_name
+from envy.platform.host import host_name, local_dirs, user_name, validate_host_name
+from envy.share.fs import REAL_FS
 
 log = logging.getLogger(__name__)
 
@@ -68,17 +69,20 @@ def cmd_init(args: argparse.Namespace) -> int:
     from envy.share.layout import init_share
 
     root = Path(args.share)
-    created = init_share(root, args.user or user_name())
+    created = init_share(root, args.user or user_name(), REAL_FS)
     print(f"Envy share ready at {root} ({len(created)} item(s) created)")
     print(f"Start agents with:  envy agent --share {root}")
     return 0
 
 
 def cmd_agent(args: argparse.Namespace) -> int:
-    from envy.agent.agent import EXIT_RESTART, Agent
-    from envy.logs import log_dir_for, setup_agent_logging
+    from envy.agent.agent import EXIT_RESTART
+    from envy.agent.build import build_agent
     from envy.agent.single import AlreadyRunning, claim_host
+    from envy.logs import log_dir_for, setup_agent_logging
     from envy.platform.reexec import reexec
+    from envy.policy.enforce import PolicyRefusal
+    from envy.protocol.signing import SigningError
     from envy.share.layout import ShareLayout
 
     host = args.host or host_name()
@@ -87,37 +91,35 @@ def cmd_agent(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     user = user_name()
+    dirs = local_dirs()  # ENVY_STATE_DIR, ENVY_CONFIG_DIR, ENVY_LOG_DIR: read here, once
     overrides = dict(args.set)
     if args.policy:
         overrides["policy"] = args.policy
 
     def load() -> Any:
+        # Without --config, load_config reads the user's file from ENVY_CONFIG_DIR's folder
+        # (envy/config.py; LocalDirs.config names the same folder).
         return load_config(share=args.share, config_file=args.config, user=user, overrides=overrides)
 
     config = load()
     if not config.share:
         raise UsageError("no share given: use --share DIR, set ENVY_SHARE, or put 'share:' in your config.yaml")
     layout = ShareLayout(Path(config.share))
-    state_dir = local_state_dir() / "agents" / host.lower()
+    state_dir = dirs.agent_state(host)
     state_dir.mkdir(parents=True, exist_ok=True)
     try:
         claim_host(state_dir, host)
     except AlreadyRunning as exc:
         raise UsageError(str(exc)) from None
-    log_dir = log_dir_for(layout.logs_dir, host)
+    log_dir = log_dir_for(layout.logs_dir, host, dirs.logs)
     setup_agent_logging(log_dir / "agent.log", state_dir / "agent-local.log", args.verbose,
-                        config.log_max_bytes, config.log_backups)
-    agent = Agent(config, layout, host, user, state_dir, log_dir, reload_config=load)
-    from envy.policy.enforce import PolicyRefusal, install_policy
-    from envy.protocol.signing import SigningError, install_signing
-
+                        config.log_max_bytes, config.log_backups, local=dirs.logs is not None)
     try:
-        install_signing(agent)  # first: a missing key must not leave a seat claimed
-        install_policy(agent)
+        agent = build_agent(config, layout, host, user, dirs, fs=REAL_FS, log_dir=log_dir, reload_config=load,
+                            render_at_start=args.render)
     except (SigningError, PolicyRefusal) as exc:
         log.error("%s", exc)  # also in the share log: an agent started at log-in has no console
         raise UsageError(str(exc)) from None
-    agent.render_at_start = args.render
     code = agent.run()
     if code == EXIT_RESTART:
         argv = sys.argv[1:] if sys.argv and sys.argv[0].endswith(("envy", "envy.exe", "__main__.py")) else []

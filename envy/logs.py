@@ -1,7 +1,8 @@
 """Logging set up once, at the entry point (pipx style).
 
 The agent logs to ``<share>/logs/<host>/agent.log`` (rotated, bounded), or to
-``$ENVY_LOG_DIR/<host>/agent.log``. The share can fail at any moment (EIO,
+``$ENVY_LOG_DIR/<host>/agent.log`` (the entry point resolves that folder once:
+``LocalDirs.logs``, envy/platform/dirs.py). The share can fail at any moment (EIO,
 ESTALE, ENOSPC, permission denied): the handler then writes to a local
 fallback file, retries the share with backoff, and carries on when it is back.
 Library modules only call ``logging.getLogger(__name__)``.
@@ -20,10 +21,9 @@ FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 AGENT_LOG = "agent.log"
 
 
-def log_dir_for(share_logs: Path, host: str) -> Path:
-    """Where a host's logs go: ENVY_LOG_DIR overrides the share's logs folder."""
-    override = os.environ.get("ENVY_LOG_DIR")
-    return (Path(override) if override else share_logs) / host.lower()
+def log_dir_for(share_logs: Path, host: str, local_logs: Path | None) -> Path:
+    """Where a host's logs go: ``local_logs`` (ENVY_LOG_DIR) overrides the share's logs folder."""
+    return (local_logs if local_logs is not None else share_logs) / host.lower()
 
 
 class ResilientFileHandler(logging.Handler):
@@ -110,7 +110,9 @@ class ResilientFileHandler(logging.Handler):
         super().close()
 
 
-def setup_agent_logging(log_file: Path, fallback: Path, verbose: int, max_bytes: int, backups: int) -> None:
+def setup_agent_logging(log_file: Path, fallback: Path, verbose: int, max_bytes: int, backups: int,
+                        *, local: bool) -> None:
+    """``local``: the log folder is a local one (ENVY_LOG_DIR), whose parents may be created."""
     root = logging.getLogger()
     for h in list(root.handlers):
         root.removeHandler(h)
@@ -120,7 +122,7 @@ def setup_agent_logging(log_file: Path, fallback: Path, verbose: int, max_bytes:
     console.setLevel(logging.DEBUG if verbose > 0 else logging.INFO)
     console.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
     root.addHandler(console)
-    share = ResilientFileHandler(log_file, fallback, max_bytes, backups, create_parents=bool(os.environ.get("ENVY_LOG_DIR")))
+    share = ResilientFileHandler(log_file, fallback, max_bytes, backups, create_parents=local)
     share.setFormatter(logging.Formatter(FORMAT))
     share.setLevel(logging.DEBUG if verbose > 1 else logging.INFO)
     root.addHandler(share)

@@ -18,14 +18,13 @@ import logging
 import os
 import stat as stat_mod
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from envy.platform.files import others_can_write
 from envy.platform.host import os_name
-from envy.share.fs import REAL_FS, ShareFS
+from envy.share.fs import ShareFS
 
 if TYPE_CHECKING:
-    from envy.agent.agent import Agent
     from envy.protocol.instructions import Instruction
 
 log = logging.getLogger(__name__)
@@ -34,7 +33,7 @@ InstructionCheck = Callable[["Instruction"], bool]
 
 
 def strict_mode_problem(
-    path: Path, what: str, *, st: os.stat_result | None = None, fs: ShareFS = REAL_FS
+    path: Path, what: str, *, fs: ShareFS, st: os.stat_result | None = None
 ) -> str | None:
     """Why ``path`` must not be trusted (one line), or None when only its owner can write it.
 
@@ -84,19 +83,20 @@ def _is_private_group(gid: int, uid: int) -> bool:
     return owner.pw_gid == gid and group.gr_name == owner.pw_name and set(group.gr_mem) <= {owner.pw_name}
 
 
-def add_instruction_check(agent: "Agent", check: InstructionCheck) -> None:
-    """Add ``check`` to ``agent.verify``: an instruction runs only when every check passes.
+def all_checks(checks: Sequence[InstructionCheck]) -> InstructionCheck | None:
+    """One check that passes an instruction only when every one of ``checks`` does, in order.
 
-    Signed mode and the lockdown policy both check instructions; each adds
-    itself here, so neither replaces the other whatever the order they are
-    installed in.
+    Signed mode and the lockdown policy both check instructions; the agent's
+    builder (envy/agent/build.py) combines them here and hands the result to
+    the agent, so neither replaces the other.
     """
-    previous = agent.verify
-    if previous is None:
-        agent.verify = check
-        return
+    checks = tuple(checks)
+    if not checks:
+        return None
+    if len(checks) == 1:
+        return checks[0]
 
-    def both(ins: "Instruction") -> bool:
-        return previous(ins) and check(ins)
+    def every(ins: "Instruction") -> bool:
+        return all(check(ins) for check in checks)  # all() stops at the first refusal, as before
 
-    agent.verify = both
+    return every

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from envy.logs import AGENT_LOG, log_dir_for, tail
+from envy.platform.host import local_dirs
 from envy.share.layout import ShareLayout
 from envy.share.names import is_junk
 from envy_io.errors import FarmError, UsageError
@@ -14,7 +15,7 @@ HOSTS_SHOWN = 12
 
 def logs_root(layout: ShareLayout) -> Path:
     """The folder holding one sub-folder per host (``<share>/logs``, or ENVY_LOG_DIR)."""
-    return log_dir_for(layout.logs_dir, "x").parent
+    return log_dir_for(layout.logs_dir, "x", local_dirs().logs).parent
 
 
 def hosts_with_logs(layout: ShareLayout) -> list[str]:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from envy import __version__
 from envy.config import ConfigError, load_config
-from envy.platform.host import local_state_dir, user_name
+from envy.platform.host import local_dirs, user_name
 from envy_io.errors import EXIT_BAD_INPUT, EXIT_FARM_PROBLEM, EXIT_INTERRUPTED, EnvyIoError, UsageError, one_line
 from envy_io.log_setup import setup_logging
 from envy_io.registry import PROG, CommandEnv, OneLineParser, Subcommand, subcommands
@@ -46,7 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog = f"{PROG} {command.name}"
         if extra:
             raise UsageError(f"unrecognized arguments: {' '.join(extra)} (see {prog} --help)")
-        setup_logging(args.verbose, local_state_dir() / "logs")
+        setup_logging(args.verbose, local_dirs().state / "logs")
         user = user_name()
         config = load_config(share=args.share, config_file=args.config, user=user)
         env = CommandEnv(config, user, prog=prog, debug=args.debug, verbose=args.verbose)

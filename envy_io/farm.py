@@ -14,7 +14,7 @@ from functools import cached_property
 from pathlib import Path
 
 from envy.config import Config
-from envy.platform.host import local_state_dir
+from envy.platform.host import local_dirs
 from envy.protocol.instructions import parse_instruction_file
 from envy.protocol.selectors import HostNamePattern, SelectorError
 from envy.protocol.sender import InstructionSender, SendResult
@@ -34,7 +34,7 @@ class Farm:
     layout: ShareLayout
     user: str
     fs: ShareFS = field(default=REAL_FS)
-    state_dir: Path = field(default_factory=local_state_dir)
+    state_dir: Path = field(default_factory=lambda: local_dirs().state)
 
     @classmethod
     def open(cls, config: Config, user: str, fs: ShareFS = REAL_FS) -> "Farm":

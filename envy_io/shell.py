@@ -33,7 +33,7 @@ from prompt_toolkit.patch_stdout import patch_stdout
 
 from envy.agent.user_modules import call_user_function
 from envy.config import Config
-from envy.platform.host import local_state_dir, user_name
+from envy.platform.host import local_dirs, user_name
 from envy.protocol.commands import Call
 from envy.share.layout import ShareLayout
 from envy_io.completion import CompletionSources, EnvyCompleter
@@ -145,7 +145,7 @@ class Shell:
             completer=self.completer(),
             complete_while_typing=False,
             auto_suggest=AutoSuggestFromHistory(),
-            history=history or _history_file(local_state_dir() / HISTORY_FILE),
+            history=history or _history_file(local_dirs().state / HISTORY_FILE),
             validator=LineValidator(self.check),
             validate_while_typing=False,
             bottom_toolbar=self._toolbar,

@@ -26,6 +26,7 @@ from typing import Callable, Iterator
 import pytest
 
 from envy.agent.agent import Agent
+from envy.agent.build import build_agent, standard_planners
 from envy.agent.heartbeat import Heartbeat
 from envy.agent.processes import ProcessHandler
 from envy.config import Config
@@ -35,12 +36,13 @@ from envy.protocol.sender import InstructionSender
 from envy.protocol.status import AgentStatus, read_statuses, write_status
 from envy.render.claims import FolderQueue, Identity, ItemPattern, reset_items, sort_listing
 from envy.render.jobs import Job, list_jobs, new_job_id, save_job
-from envy.render.plans import PlanError, PlanInput, plan_for
+from envy.platform.dirs import LocalDirs
+from envy.render.plans import PlanError, PlanInput
 from envy.render.profiles import load_profiles
 from envy.render.render_loop import RenderLoop
 from envy.render.submit import SubmitRequest, submit
 from envy.share.atomic import atomic_write, rename_attempt
-from envy.share.fs import ShareFS
+from envy.share.fs import REAL_FS, ShareFS
 from envy.share.layout import INSTRUCTIONS, SENTINEL, ShareLayout, init_share
 from envy.share.names import is_temp
 from farm import wait_for
@@ -98,8 +100,8 @@ def make_agent(tmp_path: Path) -> Iterator[Callable[..., Agent]]:
     def make(root: Path, fs: ShareFS, **settings: object) -> Agent:
         values = {"poll_interval": 0.05, "poll_jitter": 0.0, "heartbeat": 0.1, "dead_after": 1.0, **settings}
         config = Config().with_values(values, "test")
-        state = tmp_path / f"state{len(made)}"
-        agent = Agent(config, ShareLayout(root), HOST, "student", state, tmp_path / "logs", fs=fs)
+        dirs = LocalDirs(state=tmp_path / f"state{len(made)}", config=tmp_path / "config")
+        agent = build_agent(config, ShareLayout(root), HOST, "student", dirs, fs=fs, log_dir=tmp_path / "logs")
         made.append(agent)
         return agent
 
@@ -473,7 +475,7 @@ def test_heartbeat_survives_status_write_errors_and_the_status_file_is_never_tor
     layout = ShareLayout(share)
     fs = FailingWritesFS(f"{HOST}.json", step, code)
     fs.failing = False
-    beat = Heartbeat(layout, fs, 0.1, lambda: AgentStatus(host=HOST, nonce="0a0a0a0a", state="idle"), lambda: True)
+    beat = Heartbeat(layout, fs, lambda: 0.1, lambda: AgentStatus(host=HOST, nonce="0a0a0a0a", state="idle"), lambda: True)
     beat.beat()
     before = layout.status_file(HOST).read_bytes()
     fs.failing = True
@@ -732,7 +734,7 @@ def test_after_an_outage_for_everyone_agents_get_a_fresh_grace_but_the_dead_are_
     # poll_interval: the job list is re-read at every scan, as it is during a real outage
     # (a minute is many poll intervals).
     agent = make_agent(share, fs, dead_after=1.0, heartbeat=0.2, poll_interval=1e-6)
-    reclaimer = RenderLoop(agent).reclaimer
+    reclaimer = RenderLoop(agent, standard_planners()).reclaimer
     clock = Clock()
     reclaimer.tracker = LivenessTracker(agent.config.dead_after, clock)
     beats = iter(range(1, 100))
@@ -855,7 +857,7 @@ def test_corrupt_task_files_fail_the_item_with_a_one_line_reason(tmp_path: Path,
     claim = FolderQueue(folder, ItemPattern([".json"]), ME).claim_next()
     assert claim is not None
     with pytest.raises(PlanError) as raised:
-        plan_for(PlanInput(job, claim, load_profiles(), Config(), ME.nonce, tmp_path))
+        standard_planners().plan(PlanInput(job, claim, load_profiles(), Config(), ME.nonce, tmp_path, REAL_FS))
     assert str(raised.value) and "\n" not in str(raised.value)
 
 

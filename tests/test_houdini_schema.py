@@ -26,6 +26,7 @@ from envy.render.claims import Claim, ItemName
 from envy.render.jobs import list_jobs
 from envy.render.plans import PlanInput
 from envy.render.profiles import load_profiles
+from envy.share.fs import REAL_FS
 from envy.share.layout import ShareLayout, init_share
 
 STAND_IN_HYTHON = Path(__file__).parent / "stand_ins" / "hython"
@@ -173,7 +174,7 @@ def plan_input(layout: ShareLayout, job_id: str, task_name: str, remap: tuple[st
     job = next(j for j in jobs if j.id == job_id)
     claim = Claim(job.tasks_dir(layout), ItemName(task_name[: -len(".json")], ".json", "pending"))
     config = Config(renderers={"hython": {"executable": str(STAND_IN_HYTHON)}}, remap=remap)
-    return PlanInput(job, claim, load_profiles(), config, "n0nce", layout.jobs_dir / job.id)
+    return PlanInput(job, claim, load_profiles(), config, "n0nce", layout.jobs_dir / job.id, REAL_FS)
 
 
 def test_plan_runs_the_packaged_runner_on_the_claimed_task_file(tmp_path: Path, layout: ShareLayout, hip: Path) -> None:

@@ -15,12 +15,15 @@ from pathlib import Path
 import pytest
 
 from envy.agent.agent import Agent
+from envy.agent.build import build_agent
 from envy.config import Config
 from envy.policy.enforce import PolicyEnforcer, PolicyRefusal
 from envy.policy.report import describe_policy
 from envy.policy.rules import PolicyError, parse_policy
 from envy.policy.seats import SeatOwner, Seats, seat_folder
 from envy.protocol.instructions import stamp
+from envy.platform.dirs import LocalDirs
+from envy.share.fs import REAL_FS
 from envy.share.layout import ShareLayout, init_share
 
 TODAY = """\
@@ -177,12 +180,14 @@ class Lab:
 
     def start(self, host: str) -> PolicyEnforcer:
         config = Config(share=str(self.layout.root), heartbeat=0.5, dead_after=3, policy=str(self.policy))
-        agent = Agent(config, self.layout, host, self.user, self.root / "state" / host, self.root / "logs" / host)
-        if self.layout.is_mounted():
+        dirs = LocalDirs(state=self.root / "state", config=self.root / "config")
+        agent = build_agent(config, self.layout, host, self.user, dirs, fs=REAL_FS, log_dir=self.root / "logs" / host,
+                            policy_now=lambda: self.wall, policy_clock=lambda: self.mono)
+        if self.layout.is_mounted(REAL_FS):
             agent._wait_for_share()  # as run() does first: the share is there, so status files may be written
-        enforcer = PolicyEnforcer(agent, self.policy, now=lambda: self.wall, clock=lambda: self.mono)
-        enforcer.start()
-        agent.policy_check = enforcer
+        agent.check_policy()  # as run() does next: the first status already says "locked" when it is
+        enforcer = agent.policy
+        assert isinstance(enforcer, PolicyEnforcer)
         self.agents[host], self.enforcers[host] = agent, enforcer
         agent.heartbeat.beat()
         return enforcer
@@ -193,9 +198,9 @@ class Lab:
         for host, agent in self.agents.items():
             if host not in dead:
                 agent.heartbeat.beat()
-        for host, enforcer in self.enforcers.items():
+        for host in self.enforcers:
             if host not in dead:
-                enforcer(self.agents[host])
+                self.agents[host].check_policy()
 
     def locked(self) -> list[str]:
         return sorted(h for h, a in self.agents.items() if a.snapshot().state == "locked")
@@ -270,13 +275,11 @@ def test_an_unmounted_share_gets_no_seats_folder_and_the_agent_waits_locked(tmp_
 
 
 def test_locked_agent_holds_its_render_workers_and_refuses_nv_functions(tmp_path: Path) -> None:
-    from envy.render.render_loop import RenderLoop
-
     lab = Lab(tmp_path, 'limits:\n  - {hours: "00:00-24:00", machines: 0}\n')
     enforcer = lab.start("lab1-01")
     agent = lab.agents["lab1-01"]
-    agent.render = RenderLoop(agent)
-    enforcer(agent)
+    agent.render_loop()  # made as render() makes it: the policy's hold applies at once
+    agent.check_policy()
     assert agent.render.hold_reason == "student may use no machines (default limits, 00:00-24:00)"
     assert agent.render.next_claim() is None
     nv, builtin = stamp("*", "NV.bake('hero')"), stamp("*", "print('hi')")

@@ -97,14 +97,10 @@ def test_a_reclaimer_removes_the_dead_owners_temp_image(tmp_path: Path) -> None:
     claim = mine.reclaim(stale.item)
     assert claim is not None and claim.reclaimed_from == "deadbeef"
 
-    from types import SimpleNamespace
-
     from envy.render.plans import Output, WorkPlan
-    from envy.render.worker import RenderWorker
+    from envy.render.worker import remove_dead_owners_temp
     from envy.share.fs import REAL_FS
 
-    worker = RenderWorker.__new__(RenderWorker)
-    worker.loop = SimpleNamespace(agent=SimpleNamespace(nonce="0badf00d", fs=REAL_FS))  # type: ignore[assignment]
     plan = WorkPlan([], frames, "shot.0001", None, [Output(frames / "shot.0001.envy~tmp~0badf00d.png", frames / "shot.0001.png")])
-    worker._remove_dead_owners_temp(plan, claim.reclaimed_from)
+    remove_dead_owners_temp(plan, "0badf00d", claim.reclaimed_from, REAL_FS)
     assert not leftover.exists()

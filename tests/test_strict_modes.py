@@ -16,6 +16,7 @@ from envy.render.claims import Claim, ItemName
 from envy.render.jobs import Job
 from envy.render.plans import PlanError, PlanInput, check_task_path
 from envy.security import strict_mode_problem
+from envy.share.fs import REAL_FS
 from farm import Farm, wait_for
 
 posix_only = pytest.mark.skipif(os.name != "posix", reason="mode bits are POSIX; Windows uses ACLs")
@@ -51,13 +52,13 @@ def test_only_files_nobody_else_can_write_pass(tmp_path: Path) -> None:
     path = tmp_path / "instructions.txt"
     path.write_text("")
     path.chmod(0o644)
-    assert strict_mode_problem(path, "instruction file") is None
+    assert strict_mode_problem(path, "instruction file", fs=REAL_FS) is None
     path.chmod(0o646)
-    problem = strict_mode_problem(path, "instruction file")
+    problem = strict_mode_problem(path, "instruction file", fs=REAL_FS)
     assert problem is not None and "\n" not in problem
     assert problem.startswith(f"refusing instruction file {path}: every user can write it (mode 0646); fix with: chmod go-w")
     make_group_writable(path)
-    problem = strict_mode_problem(path, "user module")
+    problem = strict_mode_problem(path, "user module", fs=REAL_FS)
     assert problem is not None and "can write it (mode 0664)" in problem and "group '" in problem
 
 
@@ -68,9 +69,9 @@ def test_a_group_writable_file_of_the_owners_private_group_is_accepted(tmp_path:
     path.write_text("")
     path.chmod(0o664)
     monkeypatch.setattr(envy.security, "_is_private_group", lambda gid, uid: True)
-    assert strict_mode_problem(path, "user module") is None
+    assert strict_mode_problem(path, "user module", fs=REAL_FS) is None
     path.chmod(0o666)
-    assert strict_mode_problem(path, "user module") is not None  # "every user" is never private
+    assert strict_mode_problem(path, "user module", fs=REAL_FS) is not None  # "every user" is never private
 
 
 # -- task paths --------------------------------------------------------------------------------
@@ -79,7 +80,7 @@ def plan_input(tmp_path: Path) -> PlanInput:
     (job_dir / "tasks").mkdir(parents=True)
     job = Job(id=job_dir.name, name="shot", kind="tasks", renderer="husk", source="Z:/proj/shot.usd", extensions=[".json"])
     claim = Claim(job_dir / "tasks", ItemName("task.0001", ".json", "work", 0, "lab1-01", 1, "abcd0123"))
-    return PlanInput(job, claim, {}, Config(), "abcd0123", job_dir)
+    return PlanInput(job, claim, {}, Config(), "abcd0123", job_dir, REAL_FS)
 
 
 @pytest.mark.parametrize("value", ["../other-job/tasks/x.json", "tasks/../../x", "..\\x", "tasks\\..\\..\\x", "/etc/passwd", "..", "tasks/.."])

@@ -17,7 +17,9 @@ pytest.importorskip("pxr", reason="usd-core (the 'test' extra) writes the USD fi
 from envy.config import Config  # noqa: E402
 from envy.render.claims import Claim, ItemName  # noqa: E402
 from envy.render.jobs import JobError, list_jobs  # noqa: E402
-from envy.render.plans import PlanError, PlanInput, plan_for  # noqa: E402
+from envy.agent.build import standard_planners  # noqa: E402
+from envy.render.plans import PlanError, PlanInput  # noqa: E402
+from envy.share.fs import REAL_FS  # noqa: E402
 from envy.render.profiles import load_profiles  # noqa: E402
 from envy.share.layout import ShareLayout, init_share  # noqa: E402
 from envy.usd.check import UsdCheckError  # noqa: E402
@@ -108,7 +110,7 @@ def plan_input(layout: ShareLayout, job_id: str, task_name: str, **config: objec
     base, ext = task_name[: -len(".json")], ".json"
     claim = Claim(job.tasks_dir(layout), ItemName(base, ext, "pending"))
     cfg = Config(renderers={"husk": {"executable": str(STAND_INS / "husk")}}, **config)  # type: ignore[arg-type]
-    return PlanInput(job, claim, load_profiles(), cfg, "n0nce", layout.jobs_dir / job.id)
+    return PlanInput(job, claim, load_profiles(), cfg, "n0nce", layout.jobs_dir / job.id, REAL_FS)
 
 
 def test_plan_uses_this_agents_husk_and_paths_and_a_temp_output(tmp_path: Path, layout: ShareLayout) -> None:
@@ -118,7 +120,7 @@ def test_plan_uses_this_agents_husk_and_paths_and_a_temp_output(tmp_path: Path, 
     job = submit_usd(layout, "Z:/proj/usd", tiles=(2, 2), output="Z:/proj/images", remap=[rule], local_os="linux")
     task = tasks_of(layout, job.id)["shot.0003.tile01.json"]
     assert task["usd"] == "Z:/proj/usd/shot.0003.usda"  # stored as the submitter wrote it
-    plan = plan_for(plan_input(layout, job.id, "shot.0003.tile01.json", threads=4))
+    plan = standard_planners().plan(plan_input(layout, job.id, "shot.0003.tile01.json", threads=4))
     assert plan.argv[0] == str(STAND_INS / "husk")
     assert plan.argv[-1] == str(folder / "shot.0003.usda")
     assert plan.argv[-3:-1] == ["--threads", "4"]
@@ -137,7 +139,7 @@ def test_plan_refuses_a_tampered_task(tmp_path: Path, layout: ShareLayout) -> No
     task["argv"][-1] = "/etc/other.usd"
     path.write_text(json.dumps(task))
     with pytest.raises(PlanError, match="last argv item"):
-        plan_for(plan_input(layout, job.id, "shot.0001.json"))
+        standard_planners().plan(plan_input(layout, job.id, "shot.0001.json"))
 
 
 def test_envy_io_submit_with_delegate_and_tiles_takes_the_husk_path(tmp_path: Path) -> None:

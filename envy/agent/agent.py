@@ -3,6 +3,16 @@
 Threads: the polling loop (the caller's thread), the heartbeat, the command
 runner for NV functions, and the render workers. Every loop sleeps on an
 Event, so ``quit()`` takes effect within one wait, not one minute.
+
+The agent is built in one place, envy/agent/build.py: every collaborator
+(config source, ledger, instruction checks, policy gate, render loop factory,
+clocks) comes in through the constructor and nothing outside replaces its
+members afterwards.
+
+Ownership: the polling thread owns everything here except ``status``,
+``_share_ok`` and ``render``, which it writes and the heartbeat reads:
+``status`` changes only under ``_lock`` (set_message, set_state) and is
+copied under it (snapshot); ``_share_ok`` is one bool; ``render`` is set once.
 """
 
 from __future__ import annotations
@@ -13,7 +23,7 @@ import random
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Protocol
 
 from envy import __version__
 from envy.agent.commands import BUILTIN_HANDLERS, CommandRunner, parse_agent_command
@@ -24,15 +34,16 @@ from envy.agent.processes import ProcessHandler
 from envy.agent.user_modules import NV_FILE, UserModule, load_user_module
 from envy.agent.wakeup import EarlyWakeup
 from envy.config import Config, ConfigError
+from envy.config_source import ConfigSource
 from envy.platform.host import ip_address, os_name
 from envy.protocol.commands import CommandError
 from envy.protocol.instructions import Instruction, parse_instruction_file
 from envy.protocol.selectors import HostNamePattern, SelectorError, parse_selector
 from envy.protocol.status import AgentStatus
-from envy.security import strict_mode_problem
-from envy.share.fs import REAL_FS, ShareFS
+from envy.render.render_loop import RenderLoop, remembered_targets
+from envy.security import InstructionCheck, strict_mode_problem
+from envy.share.fs import ShareFS
 from envy.share.layout import ShareLayout
-from envy.share.names import nonce as new_nonce
 from envy.share.share_clock import ShareClock
 
 log = logging.getLogger(__name__)
@@ -40,43 +51,85 @@ log = logging.getLogger(__name__)
 EXIT_OK = 0
 EXIT_RESTART = 75  # the entry point re-executes the agent with fresh code and config
 
-ConfigLoader = Callable[[], Config]
+
+class OnceLog:
+    """Logs each distinct warning once: a bad share file is seen at every poll, the log must not fill up.
+
+    Used from the polling thread, the render threads and the signed-mode
+    check: the set of messages said is guarded by a lock.
+    """
+
+    def __init__(self) -> None:
+        self._said: set[str] = set()
+        self._lock = threading.Lock()
+
+    def report(self, message: str) -> None:
+        with self._lock:
+            if message in self._said:
+                return
+            self._said.add(message)
+        log.warning("%s", message)
+
+
+class PolicyGate(Protocol):
+    """The lockdown policy as the agent uses it (envy/policy/enforce.py: PolicyEnforcer)."""
+
+    def __call__(self) -> str:
+        """The reason to stand down now ('' to work); cheap between its periodic checks."""
+        ...
+
+    def close(self) -> None:
+        """The agent is quitting: give the seat back."""
+        ...
+
+
+RenderLoopFactory = Callable[["Agent"], RenderLoop]
 
 
 class Agent:
     def __init__(
         self,
-        config: Config,
+        config: ConfigSource,
         layout: ShareLayout,
         host: str,
         user: str,
         state_dir: Path,
         log_dir: Path,
         *,
-        fs: ShareFS = REAL_FS,
-        reload_config: ConfigLoader | None = None,
-        clock: Callable[[], float] = time.time,
+        fs: ShareFS,
+        nonce: str,
+        share_clock: ShareClock,
+        ledger: CommandLedger,
+        processes: ProcessHandler,
+        make_render_loop: RenderLoopFactory,
+        verify: InstructionCheck | None = None,
+        policy: PolicyGate | None = None,
+        render_at_start: bool = False,
+        reports: OnceLog | None = None,
     ) -> None:
-        self.config = config
+        self.settings = config
         self.layout = layout
         self.host = host
         self.user = user
         self.fs = fs
         # Command ages are judged on the file server's clock (see share_clock.py):
         # ``clock()`` is our clock corrected by the offset the heartbeat learns.
-        self.share_clock = ShareClock(clock)
-        self.clock = self.share_clock.now
+        self.share_clock = share_clock
+        self.clock = share_clock.now
         self.state_dir = state_dir
         self.log_dir = log_dir
-        self.nonce = new_nonce()
-        self.reload_config = reload_config
-        self.ledger = CommandLedger(state_dir / "ran-commands.json", config.command_lifetime)
-        self.processes = ProcessHandler(state_dir)
+        self.nonce = nonce
+        self.ledger = ledger
+        self.processes = processes
+        self.verify = verify  # every instruction check (signed mode, the policy), already combined
+        self.policy = policy
+        self.render_at_start = render_at_start  # `envy agent --render`: join the render queue at once
+        self._make_render_loop = make_render_loop
         self.context = AgentContext(host, user, ip_address(), config, layout, self.processes, log_dir)
         self.nv_module: UserModule = UserModule(layout.user_dir(user) / NV_FILE)
         self.status = AgentStatus(
             host=host, nonce=self.nonce, ip=self.context.ip, user=user, pid=os.getpid(), version=__version__,
-            os=os_name(), heartbeat=config.heartbeat, poll_interval=config.poll_interval,
+            os=os_name(), heartbeat=self.config.heartbeat, poll_interval=self.config.poll_interval,
             started=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         )
         self._lock = threading.Lock()
@@ -84,29 +137,36 @@ class Agent:
         self._wake = threading.Event()
         self._restart = False
         self._last_key: tuple[int, int, int] | None = None
-        self._reported: set[str] = set()
+        self._reports = reports if reports is not None else OnceLog()  # shared with the signed-mode check
         self._share_ok = False
         self._share_error_logged = False
         self._backoff = 0.0
-        self.heartbeat = Heartbeat(layout, fs, config.heartbeat, self.snapshot, lambda: self._share_ok)
-        self.heartbeat.share_clock = self.share_clock
+        self._pattern: HostNamePattern | None = None
+        self.heartbeat = Heartbeat(layout, fs, lambda: self.config.heartbeat, self.snapshot, lambda: self._share_ok,
+                                   share_clock)
         self.commands = CommandRunner(self)
-        self.render: Any = None  # the RenderLoop, created on the first render()
-        self.policy_check: Callable[["Agent"], None] | None = None  # set by the lockdown policy
-        self.shutdown_hooks: list[Callable[[], None]] = []  # run once work has stopped (the policy frees its seat)
+        self.render: RenderLoop | None = None  # made on the first render() (or render_loop())
         self.wakeup = EarlyWakeup(layout.root, self._wake)
+
+    @property
+    def config(self) -> Config:
+        """The configuration now: read at each use, so every part follows a reload()."""
+        return self.settings.current
 
     # -- state shared with other threads -------------------------------------------------
     def snapshot(self) -> AgentStatus:
         with self._lock:
             status = AgentStatus(**{**self.status.__dict__})
-        if self.render is not None:
-            status.workers = self.render.worker_statuses()
-            status.render_jobs = self.render.job_names()
-            status.done_frames = self.render.done_count
-            if self.render.active and status.state in ("idle", "rendering"):
+        config = self.config
+        status.heartbeat, status.poll_interval = config.heartbeat, config.poll_interval  # after a reload() too
+        render = self.render
+        if render is not None:
+            status.workers = render.worker_statuses()
+            status.render_jobs = render.job_names()
+            status.done_frames = render.done_count
+            if render.active and status.state in ("idle", "rendering"):
                 status.state = "rendering"
-            status.work = self.render.describe()
+            status.work = render.describe()
         if not self._share_ok:
             status.state = "waiting-for-share"
         return status
@@ -143,10 +203,9 @@ class Agent:
         self._wake.set()
 
     def reload(self) -> None:
-        if self.reload_config is not None:
+        if self.settings.can_reload:
             try:
-                self.config = self.reload_config()
-                self.context.config = self.config
+                self.settings.reload()  # one swap: every part reads the new config at its next use
                 log.info("reload: configuration reloaded")
             except ConfigError as exc:
                 log.error("reload: %s (keeping the previous configuration)", exc)
@@ -160,14 +219,30 @@ class Agent:
         names = ", ".join(self.nv_module.names()) or "none"
         log.info("reload: user functions loaded from %s: %s", self.nv_module.path, names)
 
-    def start_render(self, args: tuple, kwargs: Mapping[str, Any]) -> None:
-        from envy.render.render_loop import RenderLoop
-
+    def render_loop(self) -> RenderLoop:
+        """The render loop, made on first use (not started)."""
         if self.render is None:
-            self.render = RenderLoop(self)
-            if self.policy_check is not None:
-                self.policy_check(self)  # a locked agent's new workers must not take a first frame
-        self.render.start(args, kwargs)
+            self.render = self._make_render_loop(self)
+            self.check_policy()  # a locked agent's new workers must not take a first frame
+        return self.render
+
+    def start_render(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
+        self.render_loop().start(args, kwargs)
+
+    def check_policy(self) -> None:
+        """Ask the policy gate, and apply its answer here: the status, and the render workers' hold."""
+        if self.policy is None:
+            return
+        reason = self.policy()
+        if self._quit.is_set():
+            return
+        with self._lock:
+            if reason and (self.status.state != "locked" or self.status.locked_reason != reason):
+                self.status.state, self.status.locked_reason = "locked", reason
+            elif not reason and self.status.state == "locked":
+                self.status.state, self.status.locked_reason = "idle", ""
+        if self.render is not None:
+            self.render.hold(reason)
 
     # -- the polling loop --------------------------------------------------------------
     def run(self) -> int:
@@ -180,8 +255,7 @@ class Agent:
             return self._shutdown()
         self.reload()
         self.set_state("idle")
-        if self.policy_check is not None:
-            self.policy_check(self)  # the first status already says "locked" when it is
+        self.check_policy()  # the first status already says "locked" when it is
         self.heartbeat.beat()  # announce ourselves at once, then at the heartbeat rate
         self.heartbeat.start()
         self.commands.start()
@@ -189,15 +263,12 @@ class Agent:
         self._resume_render()
         while not self._quit.is_set():
             self.poll_once()
-            if self.policy_check is not None:
-                self.policy_check(self)
+            self.check_policy()
             self._wake.wait(self._next_wait())
             self._wake.clear()
         return self._shutdown()
 
     def _resume_render(self) -> None:
-        from envy.render.render_loop import remembered_targets
-
         targets = remembered_targets(self.state_dir)
         if targets is None and self.render_at_start:
             targets = []
@@ -239,7 +310,7 @@ class Agent:
             self._share_recovered()
             return
         if self.config.strict_modes:
-            problem = strict_mode_problem(self.layout.instructions, "instruction file", st=st)
+            problem = strict_mode_problem(self.layout.instructions, "instruction file", fs=self.fs, st=st)
             if problem:
                 self.report_once(problem)
                 return  # checked again at each poll (the mode comes with the stat): a chmod fixes it
@@ -282,9 +353,7 @@ class Agent:
             self.consider(ins)
 
     def report_once(self, message: str) -> None:
-        if message not in self._reported:
-            self._reported.add(message)
-            log.warning("%s", message)
+        self._reports.report(message)
 
     def consider(self, ins: Instruction) -> None:
         """Run ``ins`` if it is for us, young enough, and not yet run by this agent."""
@@ -318,15 +387,10 @@ class Agent:
         except Exception:
             log.exception("built-in %s failed", call.qualname)
 
-    verify: Callable[[Instruction], bool] | None = None  # signed mode installs a checker
-    render_at_start = False  # `envy agent --render`: join the render queue at once
-
     def _host_pattern(self) -> HostNamePattern:
         if self._pattern is None or self._pattern.regex != self.config.host_pattern:
             self._pattern = HostNamePattern(self.config.host_pattern)
         return self._pattern
-
-    _pattern: HostNamePattern | None = None
 
     def _shutdown(self) -> int:
         log.info("agent %s stopping", self.host)
@@ -336,11 +400,11 @@ class Agent:
             self.render.close()
         self.processes.stop_all("agent quit")
         self.processes.close()
-        for hook in self.shutdown_hooks:
+        if self.policy is not None:
             try:
-                hook()
+                self.policy.close()  # give the seat back once work has stopped
             except Exception:
-                log.exception("shutdown hook %r failed", hook)
+                log.exception("giving back the policy seat failed")
         self.commands.stop()
         self.heartbeat.stop()
         if self.heartbeat.is_alive():

@@ -10,13 +10,11 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable, Mapping, Protocol
 
-from envy.agent.user_modules import call_user_function
+from envy.agent.context import AgentContext
+from envy.agent.user_modules import UserModule, call_user_function
 from envy.protocol.commands import Call, parse_command
-
-if TYPE_CHECKING:
-    from envy.agent.agent import Agent
 
 log = logging.getLogger(__name__)
 
@@ -28,14 +26,38 @@ def parse_agent_command(text: str) -> Call:
     return parse_command(text, builtins=AGENT_BUILTINS, allow_io=False)
 
 
-def builtin_print(agent: "Agent", call: Call) -> None:
+class BuiltinTarget(Protocol):
+    """What the built-ins act on (the agent, envy/agent/agent.py)."""
+
+    def set_message(self, message: str) -> None: ...
+
+    def stop_work(self) -> None: ...
+
+    def request_quit(self, restart: bool) -> None: ...
+
+    def reload(self) -> None: ...
+
+    def start_render(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None: ...
+
+
+class UserFunctionHost(Protocol):
+    """What the command thread needs: the user's NV module as loaded now, and what its functions see."""
+
+    @property
+    def nv_module(self) -> UserModule: ...
+
+    @property
+    def context(self) -> AgentContext: ...
+
+
+def builtin_print(agent: BuiltinTarget, call: Call) -> None:
     sep = call.kwargs.get("sep", " ")
     message = str(sep).join(str(a) for a in call.args)
     log.info("print: %s", message)
     agent.set_message(message)
 
 
-BUILTIN_HANDLERS: dict[str, Callable[["Agent", Call], None]] = {
+BUILTIN_HANDLERS: dict[str, Callable[[BuiltinTarget, Call], None]] = {
     "print": builtin_print,
     "stop": lambda agent, call: agent.stop_work(),
     "quit": lambda agent, call: agent.request_quit(restart=False),
@@ -48,7 +70,7 @@ BUILTIN_HANDLERS: dict[str, Callable[["Agent", Call], None]] = {
 class CommandRunner(threading.Thread):
     """Runs NV.* user functions one at a time, off the polling thread."""
 
-    def __init__(self, agent: "Agent") -> None:
+    def __init__(self, agent: UserFunctionHost) -> None:
         super().__init__(name="envy-commands", daemon=True)
         self.agent = agent
         self.calls: "queue.Queue[Call | None]" = queue.Queue()

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 from envy.config import Config
+from envy.config_source import ConfigSource
 from envy.share.layout import ShareLayout, make_dirs_within
 
 if TYPE_CHECKING:
@@ -32,11 +33,15 @@ class AgentContext:
     host: str
     user: str
     ip: str
-    config: Config
+    config_source: ConfigSource  # the agent's live config: a reload() is seen at the next use
     layout: ShareLayout
     processes: "ProcessHandler"
     log_dir: Path
     log: logging.Logger = logging.getLogger("envy.user")
+
+    @property
+    def config(self) -> Config:
+        return self.config_source.current
 
     @property
     def share(self) -> Path:

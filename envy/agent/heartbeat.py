@@ -2,6 +2,11 @@
 
 Progress of every worker is folded into the one status file instead of more
 files, so network traffic does not grow with the number of frames.
+
+Ownership: the heartbeat thread alone writes ``counter`` and the status file;
+what it writes is the agent's ``snapshot()``, a fresh value each beat. The
+first and last beats run on the polling thread while the heartbeat thread is
+not running.
 """
 
 from __future__ import annotations
@@ -28,20 +33,21 @@ class Heartbeat(threading.Thread):
         self,
         layout: ShareLayout,
         fs: ShareFS,
-        interval: float,
+        interval: Callable[[], float],
         snapshot: Callable[[], AgentStatus],
         share_ok: Callable[[], bool],
+        share_clock: ShareClock | None = None,
     ) -> None:
         super().__init__(name="envy-heartbeat", daemon=True)
         self.layout = layout
         self.fs = fs
-        self.interval = interval
+        self.interval = interval  # read at each beat: a reload() changes the rate at once
         self.snapshot = snapshot
         self.share_ok = share_ok
         self.stopped = threading.Event()
         self.counter = 0
         self._failing = False
-        self.share_clock: ShareClock | None = None  # learns the server's time from our own writes
+        self.share_clock = share_clock  # learns the server's time from our own writes
 
     def beat(self) -> None:
         if not self.share_ok():
@@ -70,7 +76,7 @@ class Heartbeat(threading.Thread):
                 self.beat()
             except Exception:  # the heartbeat must never die
                 log.exception("heartbeat failed")
-            self.stopped.wait(self.interval)
+            self.stopped.wait(self.interval())
 
     def stop(self) -> None:
         self.stopped.set()

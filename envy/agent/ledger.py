@@ -1,6 +1,7 @@
 """The agent's local record of the commands it has run, so each runs at most once.
 
-Kept on the local disk (never the share: it is private to this agent and
+Ownership: only the polling thread records (the lockdown policy's refusals
+run there too); kept on the local disk (never the share: it is private to this agent and
 written at every command). An id is recorded *before* its command runs: if
 the agent dies mid-command, the command is not run again after the restart
 (at most once, as promised). Entries older than twice the command lifetime
@@ -13,14 +14,16 @@ import json
 import logging
 import os
 from pathlib import Path
+from typing import Callable
 
 log = logging.getLogger(__name__)
 
 
 class CommandLedger:
-    def __init__(self, path: Path, keep_seconds: float) -> None:
+    def __init__(self, path: Path, lifetime: Callable[[], float]) -> None:
+        """``lifetime``: the command lifetime now (the live config's, so a reload() reaches it)."""
         self.path = path
-        self.keep_seconds = keep_seconds
+        self.lifetime = lifetime
         self._ran: dict[str, float] = {}  # id -> issue time (shell clock)
         self._load()
 
@@ -40,7 +43,7 @@ class CommandLedger:
     def record(self, command_id: str, issued: float, now: float) -> None:
         """Record a command as run and save at once (before running it)."""
         self._ran[command_id] = issued
-        cutoff = now - 2 * self.keep_seconds
+        cutoff = now - 2 * self.lifetime()
         self._ran = {k: v for k, v in self._ran.items() if v >= cutoff}
         self._save()
 

@@ -74,7 +74,7 @@ def plan_cache_task(inp: PlanInput, task: Mapping[str, Any]) -> WorkPlan:
         raise PlanError("cache task needs 'parms' as an object")
     profile = hython_profile(inp.profiles)
     hip = inp.local_path(task["hip"])
-    if not hip.is_file():
+    if not inp.is_file(hip):
         raise PlanError(f"HIP file not found here: {hip} (from {task['hip']}; is the share mounted, is a remap rule missing?)")
     argv = [inp.executable(profile), str(runner_path()), str(inp.claim.path)]
     local = local_values(inp.remap(), task, str(hip))

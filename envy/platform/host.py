@@ -8,6 +8,8 @@ import socket
 import sys
 from pathlib import Path
 
+from envy.platform.dirs import LocalDirs
+
 # Characters we never allow in a host name: they are separators in claim names
 # (``~``) or path/selector syntax.
 _FORBIDDEN_HOST_CHARS = set("~/\\:*?\"<>| \t\r\n")
@@ -59,33 +61,15 @@ def user_name() -> str:
         return os.environ.get("USERNAME") or os.environ.get("USER") or "unknown"
 
 
-def local_state_dir() -> Path:
-    """A per-user local folder for Envy's private state (never on the share).
-
-    ``ENVY_STATE_DIR`` overrides it; tests and several agents on one machine use that.
-    """
-    override = os.environ.get("ENVY_STATE_DIR")
-    if override:
-        return Path(override)
-    home = Path.home()
-    system = os_name()
-    if system == "windows":
-        base = Path(os.environ.get("LOCALAPPDATA") or home / "AppData" / "Local")
-        return base / "Envy"
-    if system == "darwin":
-        return home / "Library" / "Application Support" / "Envy"
-    return Path(os.environ.get("XDG_STATE_HOME") or home / ".local" / "state") / "envy"
+def local_dirs() -> LocalDirs:
+    """This machine's Envy folders from the environment: called once, by an entry point."""
+    return LocalDirs.from_environment(os.environ, os_name())
 
 
 def user_config_dir() -> Path:
-    """Where the user's own ``config.yaml`` lives on this machine."""
-    override = os.environ.get("ENVY_CONFIG_DIR")
-    if override:
-        return Path(override)
-    home = Path.home()
-    system = os_name()
-    if system == "windows":
-        return Path(os.environ.get("APPDATA") or home / "AppData" / "Roaming") / "Envy"
-    if system == "darwin":
-        return home / "Library" / "Application Support" / "Envy"
-    return Path(os.environ.get("XDG_CONFIG_HOME") or home / ".config") / "envy"
+    """Where the user's own ``config.yaml`` lives (``ENVY_CONFIG_DIR`` overrides it).
+
+    Kept for ``load_config``'s default; the entry points pass the file they
+    resolved once (``LocalDirs.user_config_file``).
+    """
+    return local_dirs().config

@@ -1,10 +1,13 @@
 """The lockdown policy on the agent: refuse to start, or stand down and resume by itself.
 
-``install_policy(agent)`` is called once at start (envy/cli.py). It reads the
-policy, refuses a blacklisted user (``PolicyRefusal``: one line, non-zero
-exit), claims a seat (seats.py) and hooks a ``PolicyEnforcer`` into the
-agent, which re-checks every ``check_every`` seconds (policy file, default
-20 s) from the polling loop:
+The agent's builder (envy/agent/build.py) makes a ``PolicyEnforcer`` and
+calls ``start()`` once: it reads the policy, refuses a blacklisted user
+(``PolicyRefusal``: one line, non-zero exit) and claims a seat (seats.py).
+The agent is then built with the enforcer as its policy gate; it calls the
+enforcer after every poll, which re-checks every ``check_every`` seconds
+(policy file, default 20 s) and answers with the reason to stand down ('' to
+work). The agent applies that answer itself (its status, its render loop's
+hold): the enforcer touches no other object.
 
 * the policy file is stat'ed each check and read only when it changed; an
   edit that does not validate is logged and the last good policy kept; with
@@ -17,8 +20,8 @@ agent, which re-checks every ``check_every`` seconds (policy file, default
   workers finish the frame in hand and take no new one, NV functions are
   refused, and the status shows state ``locked`` with the reason.
 
-Between checks the hook only re-asserts the state (no file access), so it is
-cheap enough to call after every poll.
+Between checks the gate only returns the last decision (no file access), so
+it is cheap enough to call after every poll.
 """
 
 from __future__ import annotations
@@ -30,18 +33,18 @@ import threading
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Protocol
 
 from envy.agent.commands import parse_agent_command
+from envy.config import Config
 from envy.platform.files import others_can_write
 from envy.policy.rules import DEFAULT_CHECK_EVERY_S, Limit, Policy, PolicyError, load_policy
 from envy.policy.seats import SeatOwner, Seats
 from envy.protocol.commands import CommandError
-from envy.security import add_instruction_check
-from envy.share.layout import ShareMissing
+from envy.share.fs import ShareFS
+from envy.share.layout import ShareLayout, ShareMissing
 
 if TYPE_CHECKING:
-    from envy.agent.agent import Agent
     from envy.protocol.instructions import Instruction
 
 log = logging.getLogger(__name__)
@@ -53,17 +56,33 @@ class PolicyRefusal(Exception):
     """This user may not run an agent at all: printed as one line, the agent exits non-zero."""
 
 
-class PolicyEnforcer:
-    """The agent's ``policy_check`` hook: call it after every poll; it does real work every ``check_every`` s."""
+class CommandRecord(Protocol):
+    """Where a refused command is recorded as run (envy/agent/ledger.py: CommandLedger)."""
 
-    def __init__(self, agent: "Agent", path: Path, *, now: Now = datetime.now,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.agent = agent
+    def record(self, command_id: str, issued: float, now: float) -> None: ...
+
+
+class PolicyEnforcer:
+    """The agent's policy gate: call it after every poll; it does real work every ``check_every`` s.
+
+    Ownership: the decision (``reason``), the policy and the seat are written
+    under ``_lock`` by the thread that calls the gate (the polling thread).
+    """
+
+    def __init__(self, path: Path, *, user: str, host: str, nonce: str, layout: ShareLayout, fs: ShareFS,
+                 config: Callable[[], Config], ledger: CommandRecord, command_clock: Callable[[], float],
+                 now: Now = datetime.now, clock: Callable[[], float] = time.monotonic) -> None:
         self.path = path
+        self.user = user
+        self.layout = layout
+        self.fs = fs
+        self.config = config  # the agent's current config, read at each check
+        self.ledger = ledger
+        self.command_clock = command_clock  # the agent's clock for command ages (the share's time)
         self.now = now
         self.clock = clock
-        me = SeatOwner(agent.host.lower(), os.getpid(), agent.nonce)
-        self.seats = Seats(agent.layout, agent.user, me, agent.fs, agent.config.dead_after, clock)
+        me = SeatOwner(host.lower(), os.getpid(), nonce)
+        self.seats = Seats(layout, user, me, fs, config().dead_after, clock)
         self.policy: Policy | None = None
         self.limit: Limit | None = None
         self.reason = ""  # non-empty: this agent is locked, and why
@@ -74,8 +93,9 @@ class PolicyEnforcer:
         self._said: set[str] = set()
         self._lock = threading.Lock()
 
-    # -- the hook -----------------------------------------------------------------------
-    def __call__(self, agent: "Agent") -> None:
+    # -- the gate -----------------------------------------------------------------------
+    def __call__(self) -> str:
+        """The reason this agent must stand down now, or '' when it may work."""
         with self._lock:
             if self.clock() >= self._next_check:
                 try:
@@ -83,21 +103,20 @@ class PolicyEnforcer:
                 except Exception:  # a bug here must not stop the agent's polling loop
                     self._next_check = self.clock() + DEFAULT_CHECK_EVERY_S
                     log.exception("lockdown policy check failed; keeping the current state")
-            self._apply()
+            return self.reason
 
     def start(self) -> None:
         """The check at start: refuse a blacklisted user before claiming anything."""
         with self._lock:
             self._reload()
-            if self.policy is not None and self.policy.is_blacklisted(self.agent.user):
+            if self.policy is not None and self.policy.is_blacklisted(self.user):
                 raise PolicyRefusal(
-                    f"user {self.agent.user} may not use the render farm (blacklisted in {self.path}); ask the lab's admin"
+                    f"user {self.user} may not use the render farm (blacklisted in {self.path}); ask the lab's admin"
                 )
             self.check()
-            self._apply()
 
     def check(self) -> None:
-        configured = self.agent.config.policy  # reload() may have pointed the agent elsewhere
+        configured = self.config().policy  # reload() may have pointed the agent elsewhere
         if configured and Path(configured) != self.path:
             log.info("lockdown policy file is now %s (was %s)", configured, self.path)
             self.path, self._file_key = Path(configured), None
@@ -109,7 +128,7 @@ class PolicyEnforcer:
             self._release_quietly()
             self._set_reason(f"no usable lockdown policy ({self._problem})")
             return
-        user = self.agent.user
+        user = self.user
         if policy.is_blacklisted(user):
             self._release_quietly()
             self._set_reason(f"user {user} is blacklisted in {self.path}")
@@ -141,14 +160,14 @@ class PolicyEnforcer:
             return True  # the agent reports the bad line itself
         if call.namespace != "NV":
             return True
-        self.agent.ledger.record(ins.id, ins.issued, self.agent.clock())  # never run it later by surprise
+        self.ledger.record(ins.id, ins.issued, self.command_clock())  # never run it later by surprise
         log.warning("command %s (%s) not run: this agent is locked: %s", ins.id, call.qualname, reason)
         return False
 
     # -- internals ---------------------------------------------------------------------
     def _reload(self) -> None:
         """Stat the policy file; read and validate it only when it changed."""
-        fs = self.agent.fs
+        fs = self.fs
         try:
             st = fs.stat(self.path)
         except OSError as exc:
@@ -179,9 +198,9 @@ class PolicyEnforcer:
 
     def _settle_seat(self, limit: Limit) -> str:
         """Keep, give up or claim a seat for ``limit``; the reason to stand down, or '' to work."""
-        seats, user = self.seats, self.agent.user
+        seats, user = self.seats, self.user
         machines = limit.machines
-        self.agent.layout.require(self.agent.fs)  # an empty mount point says nothing about seats (§1.8)
+        self.layout.require(self.fs)  # an empty mount point says nothing about seats (§1.8)
         if seats.held is not None and not seats.still_mine():
             log.warning("seat %d was taken over by another agent (this one was silent longer than dead_after)", seats.held)
             seats.held = None
@@ -214,22 +233,8 @@ class PolicyEnforcer:
         else:
             limit = self.limit.describe() if self.limit else ""
             log.info("%s: seat %s; %s may use %s", "unlocked" if self.reason else "lockdown policy",
-                     self.seats.held, self.agent.user, limit)
+                     self.seats.held, self.user, limit)
         self.reason = reason
-
-    def _apply(self) -> None:
-        """Show the decision in the status and hold or release the render workers (no file access)."""
-        agent, reason = self.agent, self.reason
-        if agent.quitting.is_set():
-            return
-        status = agent.status
-        if reason and (status.state != "locked" or status.locked_reason != reason):
-            agent.set_state("locked", reason)
-        elif not reason and status.state == "locked":
-            agent.set_state("idle")
-        render = agent.render
-        if render is not None and render.hold_reason != reason:
-            render.hold_reason = reason
 
     def _release_quietly(self) -> None:
         try:
@@ -242,20 +247,3 @@ class PolicyEnforcer:
         if message not in self._said:
             self._said.add(message)
             (log.error if error else log.warning)("%s", message)
-
-
-def install_policy(agent: "Agent") -> None:
-    """Apply the lockdown policy named by ``agent.config.policy`` (none: nothing to do).
-
-    Raises PolicyRefusal for a blacklisted user. Otherwise the agent starts,
-    locked or not, and keeps itself within the policy from then on.
-    """
-    if not agent.config.policy:
-        return
-    enforcer = PolicyEnforcer(agent, Path(agent.config.policy))
-    enforcer.start()
-    agent.policy_check = enforcer
-    add_instruction_check(agent, enforcer.allows)
-    hooks = getattr(agent, "shutdown_hooks", None)
-    if hooks is not None:  # without them a quitting agent's seat is freed once it is seen gone
-        hooks.append(enforcer.close)

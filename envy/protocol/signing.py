@@ -32,14 +32,11 @@ import os
 import secrets
 import stat as stat_mod
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Mapping
+from typing import Callable, Mapping
 
-from envy.platform.host import local_state_dir, os_name
+from envy.config import Config
+from envy.platform.host import local_dirs, os_name
 from envy.protocol.instructions import Instruction, format_time
-from envy.security import add_instruction_check
-
-if TYPE_CHECKING:
-    from envy.agent.agent import Agent
 
 log = logging.getLogger(__name__)
 
@@ -57,11 +54,17 @@ class SigningError(ValueError):
 
 
 # -- the key -------------------------------------------------------------------------------
-def default_key_path(env: Mapping[str, str] | None = None) -> Path:
-    """``$ENVY_SIGNING_KEY`` if set, else ``signing.key`` in Envy's local state folder."""
+def default_key_path(env: Mapping[str, str] | None = None, state_dir: Path | None = None) -> Path:
+    """``$ENVY_SIGNING_KEY`` if set, else ``signing.key`` in Envy's local state folder.
+
+    The agent passes the state folder it resolved at start; ``envy-io keygen``
+    lets it be found from the environment here.
+    """
     env = os.environ if env is None else env
     override = env.get(KEY_ENV)
-    return Path(override) if override else local_state_dir() / KEY_FILE
+    if override:
+        return Path(override)
+    return (state_dir if state_dir is not None else local_dirs().state) / KEY_FILE
 
 
 def keygen(path: Path | None = None, share: str | os.PathLike[str] | None = None) -> Path:
@@ -184,11 +187,12 @@ class LastRunId:
 class SignedInstructions:
     """The agent's check in signed mode (``Agent.verify``): True only for a line it may run now."""
 
-    def __init__(self, key: bytes, last: LastRunId, lifetime: float, clock: Callable[[], float],
+    def __init__(self, key: bytes, last: LastRunId, lifetime: float | Callable[[], float], clock: Callable[[], float],
                  report: Callable[[str], None]) -> None:
         self.key = key
         self.last = last
-        self.lifetime = lifetime
+        # A number, or a callable read at each check (the agent's live config: reload() reaches it).
+        self._lifetime = lifetime
         self.clock = clock
         self.report = report  # logs a message once (Agent.report_once)
 
@@ -199,6 +203,10 @@ class SignedInstructions:
             return False
         self.last.record(ins.id)
         return True
+
+    @property
+    def lifetime(self) -> float:
+        return self._lifetime() if callable(self._lifetime) else self._lifetime
 
     def problem(self, ins: Instruction) -> str | None:
         if ins.signature is None:
@@ -213,12 +221,19 @@ class SignedInstructions:
         return None
 
 
-def install_signing(agent: "Agent", key_path: Path | None = None) -> None:
-    """Turn on signed mode when the config says ``signed: true``; SigningError without a usable key."""
-    if not agent.config.signed:
-        return
-    key = load_key(key_path, agent.config.share)
-    last = LastRunId(agent.state_dir / LAST_ID_FILE)
-    check = SignedInstructions(key, last, agent.config.command_lifetime, agent.clock, agent.report_once)
-    add_instruction_check(agent, check)
-    log.info("signed mode: only commands signed with the key in %s run here", key_path or default_key_path())
+def signing_check(config: Callable[[], Config], key_path: Path, state_dir: Path, clock: Callable[[], float],
+                  report: Callable[[str], None]) -> SignedInstructions | None:
+    """The signed-mode check when the config says ``signed: true`` (else None); SigningError without a usable key.
+
+    ``config`` gives the current config (read at each check). ``signed`` itself
+    is read once: turning signed mode on or off takes a restart().
+    ``state_dir`` is the agent's own local folder (the last run id lives
+    there); ``clock`` the share-corrected clock; ``report`` logs once.
+    """
+    if not config().signed:
+        return None
+    key = load_key(key_path, config().share)
+    last = LastRunId(state_dir / LAST_ID_FILE)
+    check = SignedInstructions(key, last, lambda: config().command_lifetime, clock, report)
+    log.info("signed mode: only commands signed with the key in %s run here", key_path)
+    return check

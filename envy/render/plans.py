@@ -1,9 +1,12 @@
 """How to run one claimed item: the argv, the folder, and the outputs to check.
 
 Per-frame scene files run their renderer profile on the claimed file itself.
-Task files (JSON) say what to run; each task ``type`` has a plan builder in
-``TASK_TYPES`` (``range`` here; ``husk`` and ``hython`` register themselves
-from envy/usd and envy/houdini).
+Task files (JSON) say what to run; each task ``type`` has a planner in a
+``Planners`` registry. This module defines the registry and the ``frames``
+and ``range`` planners; the module that builds the agent
+(envy/agent/build.py) registers them together with ``husk`` (envy/usd) and
+``hython`` (envy/houdini): render/ knows no task type of its own accord.
+Every share access goes through ``PlanInput.fs``.
 
 Outputs are rendered to a temp name that carries our nonce and are moved
 into place only after the ownership check, so an agent that lost its claim
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import json
 import re
+import stat as stat_mod
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -24,6 +28,7 @@ from envy.render.claims import Claim, frame_number, is_within
 from envy.render.jobs import Job
 from envy.render.profiles import ProfileError, RendererProfile
 from envy.render.remap import PathRemap
+from envy.share.fs import ShareFS
 
 
 class PlanError(ValueError):
@@ -35,7 +40,7 @@ class Output:
     temp: Path | None  # where the renderer writes; None when it writes the final name itself
     final: Path
 
-    def written(self) -> Path | None:
+    def written(self, fs: ShareFS) -> Path | None:
         """The file the renderer wrote, if it is there and not empty.
 
         Renderers that number frames themselves pad differently (POV-Ray pads
@@ -45,7 +50,7 @@ class Output:
         candidates = [self.temp] if self.temp is not None else [self.final, *self._padding_variants()]
         for path in candidates:
             try:
-                if path.stat().st_size > 0:
+                if fs.stat(path).st_size > 0:
                     return path
             except OSError:
                 continue
@@ -77,6 +82,13 @@ class PlanInput:
     config: Config
     nonce: str
     job_dir: Path  # the job's folder on the share (jobs/<id>)
+    fs: ShareFS  # the share, as the agent reaches it (the seam a test injects faults through)
+
+    def is_file(self, path: Path) -> bool:
+        try:
+            return stat_mod.S_ISREG(self.fs.stat(path).st_mode)
+        except OSError:
+            return False
 
     def remap(self) -> PathRemap:
         return PathRemap.parse([*self.config.remap, *self.job.remap])
@@ -134,7 +146,7 @@ def plan_frame_file(inp: PlanInput) -> WorkPlan:
     base = inp.claim.item.base
     output = _output_for(inp, profile, base, scene.parent)
     if output is not None:
-        output.final.parent.mkdir(parents=True, exist_ok=True)
+        inp.fs.makedirs(output.final.parent)
     frame = frame_number(base)
     try:
         argv = profile.command(
@@ -149,8 +161,8 @@ def plan_frame_file(inp: PlanInput) -> WorkPlan:
 
 def read_task(inp: PlanInput) -> dict[str, Any]:
     try:
-        data = json.loads(inp.claim.path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+        data = json.loads(inp.fs.read_bytes(inp.claim.path).decode("utf-8"))
+    except (OSError, ValueError) as exc:  # UnicodeDecodeError is a ValueError
         raise PlanError(f"task file unreadable: {exc}") from None
     if not isinstance(data, dict) or not isinstance(data.get("type"), str):
         raise PlanError("task file must be a JSON object with a 'type'")
@@ -165,7 +177,7 @@ def plan_range_task(inp: PlanInput, task: Mapping[str, Any]) -> WorkPlan:
         raise PlanError("range task needs whole numbers 'start' <= 'end'")
     scene = inp.local_path(inp.job.source)
     out_dir = inp.local_path(inp.job.output) if inp.job.output else scene.parent
-    out_dir.mkdir(parents=True, exist_ok=True)
+    inp.fs.makedirs(out_dir)
     stem = scene.name.split(".")[0]
     try:
         argv = profile.command(
@@ -178,31 +190,42 @@ def plan_range_task(inp: PlanInput, task: Mapping[str, Any]) -> WorkPlan:
     return WorkPlan(argv, scene.parent, f"frames {start}-{end}", profile, outputs, list(range(start, end + 1)))
 
 
+FramePlanner = Callable[[PlanInput], WorkPlan]
 TaskPlanner = Callable[[PlanInput, Mapping[str, Any]], WorkPlan]
-TASK_TYPES: dict[str, TaskPlanner] = {"range": plan_range_task}
 
 
-def _register_task_types() -> None:
-    """Task types that live with their own feature (husk in envy/usd, hython in envy/houdini)."""
-    if "husk" in TASK_TYPES:
-        return
-    from envy.houdini.cache_tasks import plan_cache_task
-    from envy.usd.husk_tasks import plan_husk_task
+class Planners:
+    """The registry of task types: who makes the WorkPlan for a claimed item.
 
-    TASK_TYPES.setdefault("husk", plan_husk_task)
-    TASK_TYPES.setdefault("hython", plan_cache_task)
+    Ownership: filled once by the module that builds the agent, before any
+    render thread starts; only read afterwards (by the render workers).
+    """
 
+    def __init__(self) -> None:
+        self._frames: FramePlanner | None = None
+        self._tasks: dict[str, TaskPlanner] = {}
 
-def plan_for(inp: PlanInput) -> WorkPlan:
-    if inp.job.kind == "frames":
-        return plan_frame_file(inp)
-    task = read_task(inp)
-    if task["type"] not in TASK_TYPES:
-        _register_task_types()
-    planner = TASK_TYPES.get(task["type"])
-    if planner is None:
-        raise PlanError(f"unknown task type {task['type']!r} (known: {', '.join(sorted(TASK_TYPES))})")
-    return planner(inp, task)
+    def register_frames(self, planner: FramePlanner) -> None:
+        """The planner for per-frame scene files (jobs of kind ``frames``)."""
+        self._frames = planner
+
+    def register_task(self, task_type: str, planner: TaskPlanner) -> None:
+        """The planner for task files whose ``type`` is ``task_type``."""
+        self._tasks[task_type] = planner
+
+    def task_types(self) -> list[str]:
+        return sorted(self._tasks)
+
+    def plan(self, inp: PlanInput) -> WorkPlan:
+        if inp.job.kind == "frames":
+            if self._frames is None:
+                raise PlanError("per-frame scene files cannot be rendered here (no frames planner)")
+            return self._frames(inp)
+        task = read_task(inp)
+        planner = self._tasks.get(task["type"])
+        if planner is None:
+            raise PlanError(f"unknown task type {task['type']!r} (known: {', '.join(self.task_types())})")
+        return planner(inp, task)
 
 
 def check_task_path(inp: PlanInput, value: str) -> Path:

@@ -17,25 +17,23 @@ from __future__ import annotations
 import collections
 import logging
 import threading
-from typing import TYPE_CHECKING
 
 from envy.protocol.liveness import LivenessTracker
 from envy.protocol.status import AgentStatus
 from envy.share.atomic import read_json
 from envy.render.claims import Claim, FolderQueue, ItemName, sort_listing
+from envy.render.host import ReclaimerLoop
 from envy.render.jobs import Job
 
-if TYPE_CHECKING:
-    from envy.render.render_loop import RenderLoop
 
 log = logging.getLogger(__name__)
 
 
 class Reclaimer(threading.Thread):
-    def __init__(self, loop: "RenderLoop") -> None:
+    def __init__(self, loop: ReclaimerLoop) -> None:
         super().__init__(name="envy-reclaimer", daemon=True)
         self.loop = loop
-        cfg = loop.agent.config
+        cfg = loop.host.config
         self.tracker = LivenessTracker(cfg.dead_after)
         self.statuses: dict[str, AgentStatus] = {}
         self._orphan_seen: dict[tuple[str, str], float] = {}
@@ -67,21 +65,22 @@ class Reclaimer(threading.Thread):
             return self._ready.popleft() if self._ready else None
 
     def run(self) -> None:
-        cfg = self.loop.agent.config
-        # About one heartbeat, and at most a quarter of dead_after, so a dead
-        # owner is noticed soon after dead_after has passed.
-        interval = max(0.5, min(cfg.heartbeat, cfg.dead_after / 4))
-        while not self.loop.agent.quitting.is_set():
+        while not self.loop.host.quitting.is_set():
+            cfg = self.loop.host.config  # read at each round: a reload() reaches the reclaimer
+            self.tracker.dead_after = cfg.dead_after
+            # About one heartbeat, and at most a quarter of dead_after, so a dead
+            # owner is noticed soon after dead_after has passed.
+            interval = max(0.5, min(cfg.heartbeat, cfg.dead_after / 4))
             if self.loop.active and not self._stopped.is_set():
                 if self.loop.hold_reason:
                     self._give_back()  # held by the lockdown policy: take over nothing, sit on nothing
-                    self.loop.agent.quitting.wait(interval)
+                    self.loop.host.quitting.wait(interval)
                     continue
                 try:
                     self.scan()
                 except Exception:
                     log.exception("reclaim scan failed")
-            self.loop.agent.quitting.wait(interval)
+            self.loop.host.quitting.wait(interval)
 
     def observe(self, hosts: set[str]) -> bool:
         """Read the status files of ``hosts`` only: the owners of claimed items.
@@ -90,7 +89,7 @@ class Reclaimer(threading.Thread):
         rendering agent one read per host; owners of claims are all we judge.
         False when a read failed: this round proves nothing about anyone.
         """
-        layout, fs = self.loop.agent.layout, self.loop.agent.fs
+        layout, fs = self.loop.host.layout, self.loop.host.fs
         ok = True
         for host in hosts:
             try:
@@ -117,7 +116,7 @@ class Reclaimer(threading.Thread):
         living have moved their counters on.)"""
         if self._blind:
             log.info("the share is readable again; giving every agent a fresh grace period")
-            self.tracker = LivenessTracker(self.loop.agent.config.dead_after, self.tracker.clock)
+            self.tracker = LivenessTracker(self.loop.host.config.dead_after, self.tracker.clock)
             self._orphan_seen.clear()
             self._blind = False
 
@@ -132,7 +131,7 @@ class Reclaimer(threading.Thread):
                 return True  # the owner restarted; its old claims are orphans
             return not self.tracker.is_alive(host)
         first = self._orphan_seen.setdefault((host, item.nonce), now)
-        return now - first >= self.loop.agent.config.dead_after
+        return now - first >= self.loop.host.config.dead_after
 
     def scan(self) -> None:
         claimed: list[tuple[Job, FolderQueue, ItemName]] = []
@@ -143,7 +142,7 @@ class Reclaimer(threading.Thread):
         for job in jobs:
             queue = self.loop.queue_for(job)
             try:
-                listing = sort_listing(self.loop.agent.fs.listdir(queue.folder), queue.pattern)
+                listing = sort_listing(self.loop.host.fs.listdir(queue.folder), queue.pattern)
             except OSError:
                 self._blind = True
                 return  # cannot see the items: nothing can be judged this round

@@ -4,6 +4,10 @@ Each worker claims one item at a time (claims.py), runs it through the
 process handler (worker.py), and marks it completed or failed. The loop also
 watches other agents' heartbeats to take over the items of dead owners
 (reclaim.py). ``stop()`` kills the renders and gives their items back.
+
+The loop depends on its host through ``RenderHost`` (host.py), never on the
+agent itself, and on the task types the agent's builder registered
+(``Planners``, plans.py).
 """
 
 from __future__ import annotations
@@ -14,20 +18,18 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 from envy.protocol.status import WorkerStatus
 from envy.render.claims import Claim, FolderQueue, Identity, ItemName, ItemPattern
 from envy.render.jobs import Job, list_jobs, select_active
-from envy.render.plans import PlanInput
+from envy.render.host import RenderHost
+from envy.render.plans import PlanInput, Planners
 from envy.platform.host import os_name
 from envy.render.profiles import RendererProfile, load_profiles
 from envy.render.remap import PathRemap
 from envy.render.reclaim import Reclaimer
 from envy.render.worker import RenderWorker
-
-if TYPE_CHECKING:
-    from envy.agent.agent import Agent
 
 log = logging.getLogger(__name__)
 
@@ -44,13 +46,26 @@ def remembered_targets(state_dir: Path) -> list[str] | None:
 
 
 class RenderLoop:
-    def __init__(self, agent: "Agent") -> None:
-        self.agent = agent
-        self.me = Identity(agent.host.lower(), os.getpid(), agent.nonce)
+    """Ownership of its state:
+
+    * ``active``, ``targets``, ``_workers``, ``_profiles``: written by the
+      polling thread only (start/stop/close); ``_workers`` is replaced whole,
+      so the heartbeat reads a complete list.
+    * ``_jobs``, ``_queues``, ``_failed_here``: shared by the workers and the
+      reclaimer, behind ``_lock``.
+    * the done count and the hold reason: changed only through
+      ``count_done()`` and ``hold()``, behind ``_lock``.
+    * what each worker is doing: published by that worker (worker.py).
+    """
+
+    def __init__(self, host: RenderHost, planners: Planners) -> None:
+        self.host = host
+        self.planners = planners
+        self.me = Identity(host.host.lower(), os.getpid(), host.nonce)
         self.active = False
         self.targets: tuple[str, ...] = ()
-        self.done_count = 0
-        self.hold_reason = ""  # set by the lockdown policy: finish the frame in hand, take no new one
+        self._done_count = 0
+        self._hold_reason = ""  # the lockdown policy's: finish the frame in hand, take no new one
         self._stop = threading.Event()
         # Set when there may be work for an idle worker (a reclaimed frame, stop):
         # idle workers wait on it instead of sleeping a whole poll interval.
@@ -61,26 +76,46 @@ class RenderLoop:
         self._jobs: list[Job] = []
         self._jobs_read_at = -1e9
         self._profiles: Mapping[str, RendererProfile] = {}
-        self._failed_here: dict[str, float] = {}
-        self.jobs_readable = True  # False while the jobs folder cannot be listed  # item key -> when this host failed it (monotonic)
+        self._failed_here: dict[str, float] = {}  # item key -> when this host failed it (monotonic)
+        self.jobs_readable = True  # False while the jobs folder cannot be listed
         self.reclaimer = Reclaimer(self)
+
+    # -- counters and holds (any thread) --------------------------------------------------
+    def count_done(self) -> None:
+        with self._lock:
+            self._done_count += 1
+
+    @property
+    def done_count(self) -> int:
+        with self._lock:
+            return self._done_count
+
+    def hold(self, reason: str) -> None:
+        """Hold the workers (a non-empty reason) or let them go on (''): the lockdown policy's decision."""
+        with self._lock:
+            self._hold_reason = reason
+
+    @property
+    def hold_reason(self) -> str:
+        with self._lock:
+            return self._hold_reason
 
     # -- control ----------------------------------------------------------------------
     def start(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
-        remap = PathRemap.parse(list(self.agent.config.remap))
+        remap = PathRemap.parse(list(self.host.config.remap))
         raw = [str(a) for a in args] + [str(v) for k, v in kwargs.items() if k in ("job", "folder")]
         # A folder named in render('P:/proj/shot') is the submitter's path: compare it
         # both as written and as this OS sees it.
         self.targets = tuple(raw) + tuple(remap.apply(t, os_name()) for t in raw if ("/" in t or "\\" in t))
         self._remember(True)
-        self._profiles = load_profiles([Path(p) for p in self.agent.config.profiles])
+        self._profiles = load_profiles([Path(p) for p in self.host.config.profiles])
         self._jobs_read_at = -1e9
         if self.active:
             log.info("render: already rendering; now for %s", ", ".join(self.targets) or "all active jobs")
             return
         self._stop.clear()
         self.active = True
-        count = self.agent.config.workers
+        count = self.host.config.workers
         self._workers = [RenderWorker(self, i) for i in range(count)]
         for w in self._workers:
             w.start()
@@ -97,7 +132,7 @@ class RenderLoop:
 
     def _remember(self, rendering: bool) -> None:
         """Keep render mode across restart() and crashes (a local file, not the share)."""
-        path = self.agent.state_dir / RENDER_MODE_FILE
+        path = self.host.state_dir / RENDER_MODE_FILE
         try:
             if rendering:
                 path.write_text(json.dumps({"targets": list(self.targets)}), encoding="utf-8")
@@ -126,7 +161,7 @@ class RenderLoop:
 
     def wait_for_work(self) -> None:
         """An idle worker's pause: until the next poll, or sooner when work is handed over."""
-        if self.work_ready.wait(self.agent.config.poll_interval):
+        if self.work_ready.wait(self.host.config.poll_interval):
             self.work_ready.clear()
 
     # -- what to work on ----------------------------------------------------------------
@@ -134,9 +169,9 @@ class RenderLoop:
         """Active jobs for this agent, re-read at most once per poll interval."""
         now = time.monotonic()
         with self._lock:
-            if now - self._jobs_read_at >= self.agent.config.poll_interval:
+            if now - self._jobs_read_at >= self.host.config.poll_interval:
                 try:
-                    jobs, warnings = list_jobs(self.agent.layout, self.agent.fs, strict=True)
+                    jobs, warnings = list_jobs(self.host.layout, self.host.fs, strict=True)
                 except OSError as exc:
                     # Keep the jobs we knew: an outage is not an empty farm.
                     self.jobs_readable = False
@@ -144,7 +179,7 @@ class RenderLoop:
                     return list(self._jobs)
                 self.jobs_readable = True
                 for w in warnings:
-                    self.agent.report_once(w)
+                    self.host.report_once(w)
                 self._jobs = select_active(jobs, self.targets)
                 self._jobs_read_at = now
             return list(self._jobs)
@@ -154,18 +189,18 @@ class RenderLoop:
             queue = self._queues.get(job.id)
             if queue is None:
                 folder = self.work_folder(job)
-                queue = FolderQueue(folder, ItemPattern(job.extensions), self.me, self.agent.fs)
+                queue = FolderQueue(folder, ItemPattern(job.extensions), self.me, self.host.fs)
                 self._queues[job.id] = queue
             return queue
 
     def work_folder(self, job: Job) -> Path:
         if job.kind == "tasks":
-            return job.tasks_dir(self.agent.layout)
+            return job.tasks_dir(self.host.layout)
         return self.plan_input(job, None).local_path(job.source)  # type: ignore[arg-type]
 
     def plan_input(self, job: Job, claim: Claim | None) -> PlanInput:
-        return PlanInput(job, claim, self._profiles, self.agent.config, self.agent.nonce,  # type: ignore[arg-type]
-                         self.agent.layout.jobs_dir / job.id)
+        return PlanInput(job, claim, self._profiles, self.host.config, self.host.nonce,  # type: ignore[arg-type]
+                         self.host.layout.jobs_dir / job.id, self.host.fs)
 
     def next_claim(self) -> tuple[Job, Claim] | None:
         """A reclaimed item first, else the next pending item of the best job."""
@@ -178,7 +213,7 @@ class RenderLoop:
             try:
                 claim = self.queue_for(job).claim_next(avoid=self._failed_here_recently)
             except OSError as exc:
-                self.agent.report_once(f"cannot read the items of job {job.id}: {exc}")
+                self.host.report_once(f"cannot read the items of job {job.id}: {exc}")
                 continue
             if claim is not None:
                 return job, claim
@@ -188,7 +223,7 @@ class RenderLoop:
         """How long a host leaves a frame it just failed to the others: long
         enough for any rendering host to see it pending (its next claim), short
         enough that a lone host retries without much delay."""
-        cfg = self.agent.config
+        cfg = self.host.config
         return 2 * cfg.poll_interval + cfg.heartbeat + 1.0
 
     def note_failure(self, item: ItemName) -> None:
@@ -205,21 +240,23 @@ class RenderLoop:
         return failed_at is not None and time.monotonic() - failed_at < self.retry_elsewhere_s()
 
     def max_retries(self, job: Job) -> int:
-        return job.max_retries if job.max_retries is not None else self.agent.config.max_retries
+        return job.max_retries if job.max_retries is not None else self.host.config.max_retries
 
     # -- what the status file shows -----------------------------------------------------
     def worker_statuses(self) -> list[WorkerStatus]:
         return [w.status() for w in self._workers]
 
     def job_names(self) -> list[str]:
-        return sorted({w.job.id for w in self._workers if w.job is not None})
+        in_hand = [w.in_hand for w in self._workers]
+        return sorted({h.job.id for h in in_hand if h is not None})
 
     def describe(self) -> str:
-        if self.hold_reason:
-            return f"held: {self.hold_reason}"
-        busy = [w for w in self._workers if w.claim is not None]
+        hold = self.hold_reason
+        if hold:
+            return f"held: {hold}"
         if not self.active:
             return ""
+        busy = [h for h in (w.in_hand for w in self._workers) if h is not None]  # each read once
         if not busy:
             return "waiting for frames"
-        return "; ".join(f"{w.job.name if w.job else '?'} {w.claim.item.base if w.claim else ''}" for w in busy)
+        return "; ".join(h.describe() for h in busy)

@@ -1,22 +1,30 @@
-"""One render slot: claim an item, render it as a child process, complete or fail it."""
+"""One render slot: claim an item, render it as a child process, complete or fail it.
+
+Ownership: a worker thread owns everything it writes. What others may see
+(the heartbeat's status, the loop's description) is published as one
+immutable ``WorkInHand`` by a single reference assignment and read whole;
+the only field that changes while a frame renders is the progress parser's
+percent, which the child's output-reader thread alone writes (a float).
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import Iterator
 
 from envy.protocol.status import WorkerStatus
 from envy.render.claims import DONE, LOST, MINE, UNKNOWN, Claim
 from envy.render.jobs import Job
-from envy.render.plans import PlanError, WorkPlan, plan_for
+from envy.render.host import ChildOutcome, RunningChild, WorkerLoop
+from envy.render.plans import PlanError, WorkPlan
 from envy.render.progress import ProgressParser
+from envy.share.fs import ShareFS
 from envy.share.layout import make_dirs_within
 
-if TYPE_CHECKING:
-    from envy.render.render_loop import RenderLoop
 
 log = logging.getLogger(__name__)
 
@@ -24,25 +32,37 @@ log = logging.getLogger(__name__)
 CHECK_INTERVAL_S = 0.25
 
 
+@dataclass(frozen=True)
+class WorkInHand:
+    """What a worker is doing, published whole: the heartbeat never sees half an update."""
+
+    job: Job
+    claim: Claim
+    started: float  # monotonic
+    progress: ProgressParser | None = None
+
+    def status(self, index: int) -> WorkerStatus:
+        percent = self.progress.percent if self.progress else None
+        return WorkerStatus(index, self.job.id, self.claim.item.base, percent, None,
+                            round(time.monotonic() - self.started, 1))
+
+    def describe(self) -> str:
+        return f"{self.job.name} {self.claim.item.base}"
+
+
 class RenderWorker(threading.Thread):
-    def __init__(self, loop: "RenderLoop", index: int) -> None:
+    def __init__(self, loop: WorkerLoop, index: int) -> None:
         super().__init__(name=f"envy-worker-{index}", daemon=True)
         self.loop = loop
         self.index = index
-        self.job: Job | None = None
-        self.claim: Claim | None = None
-        self.parser: ProgressParser | None = None
-        self.started: float | None = None
-        self._child = None
+        # Written by this worker's thread only, one reference at a time; read by any.
+        self.in_hand: WorkInHand | None = None
+        self._child: RunningChild | None = None
         self._stop_now = threading.Event()
 
     def status(self) -> WorkerStatus:
-        claim, job, parser, started = self.claim, self.job, self.parser, self.started
-        if claim is None or job is None:
-            return WorkerStatus(self.index)
-        elapsed = time.monotonic() - started if started else None
-        return WorkerStatus(self.index, job.id, claim.item.base, parser.percent if parser else None,
-                            None, round(elapsed, 1) if elapsed is not None else None)
+        in_hand = self.in_hand  # read once: the value is immutable
+        return in_hand.status(self.index) if in_hand is not None else WorkerStatus(self.index)
 
     def stop_current(self) -> None:
         self._stop_now.set()
@@ -60,7 +80,7 @@ class RenderWorker(threading.Thread):
             if picked is None:
                 self.loop.wait_for_work()
                 continue
-            self.job, self.claim = picked
+            self.in_hand = WorkInHand(picked[0], picked[1], time.monotonic())
             try:
                 self.render(*picked)
             except Exception:
@@ -68,78 +88,65 @@ class RenderWorker(threading.Thread):
                 self._fail(picked[0], picked[1], "Envy error while rendering (see agent log)")
             finally:
                 self.loop.queue_for(picked[0]).forget(picked[1])
-                self.job = self.claim = self.parser = self.started = None
+                self.in_hand = None
                 self._child = None
 
     # -- one item ----------------------------------------------------------------------
     def render(self, job: Job, claim: Claim) -> None:
-        agent = self.loop.agent
+        host = self.loop.host
         attempt = claim.item.failures + 1
-        log_path = job.logs_dir(agent.layout) / f"{claim.item.base}.{agent.host.lower()}.{attempt}.log"
+        log_path = job.logs_dir(host.layout) / f"{claim.item.base}.{host.host.lower()}.{attempt}.log"
         try:
-            plan = plan_for(self.loop.plan_input(job, claim))
+            plan = self.loop.planners.plan(self.loop.plan_input(job, claim))
         except PlanError as exc:
             self._write_reason(log_path, str(exc))
             self._fail(job, claim, str(exc))
             return
         if claim.reclaimed_from:
-            self._remove_dead_owners_temp(plan, claim.reclaimed_from)
+            remove_dead_owners_temp(plan, host.nonce, claim.reclaimed_from, host.fs)
         log.info("worker %d: rendering %s of %s", self.index, plan.label, job.name)
-        self.parser = ProgressParser(plan.profile) if plan.profile else None
-        self.started = time.monotonic()
-        make_dirs_within(agent.layout.jobs_dir, job.id, "logs")
-        memory = agent.config.memory_mb or None
-        self._child = agent.processes.start(
+        parser = ProgressParser(plan.profile) if plan.profile else None
+        started = time.monotonic()
+        self.in_hand = WorkInHand(job, claim, started, parser)
+        make_dirs_within(host.layout.jobs_dir, job.id, "logs")
+        memory = host.config.memory_mb or None
+        child = host.processes.start(
             f"{job.id}:{claim.item.base}", plan.argv, log_path, cwd=plan.cwd, memory_limit_mb=memory,
-            on_output=self.parser.feed if self.parser else None,
+            on_output=parser.feed if parser else None,
         )
-        result = self._wait(claim)
-        if self.parser:
-            self.parser.flush()
+        self._child = child
+        result = self._wait(job, claim, child)
+        if parser:
+            parser.flush()
         if self._stop_now.is_set() and self.loop.stopping.is_set():
             self._cleanup(plan)
             released = self.loop.queue_for(job).release(claim)
             log.info("worker %d: stopped %s (%s)", self.index, claim.item.original, "given back" if released else "already taken")
             return
-        reason = self._failure_reason(plan, result)
+        reason = failure_reason(plan, result, parser, host.fs)
         if reason is None:
-            self._complete(job, claim, plan)
+            self._complete(job, claim, plan, started)
         else:
             self._cleanup(plan)
             self._write_reason(log_path, reason)
             self._fail(job, claim, reason)
 
-    def _wait(self, claim: Claim):  # type: ignore[no-untyped-def]
+    def _wait(self, job: Job, claim: Claim, child: RunningChild) -> ChildOutcome:
         queue_check = 0.0
-        child = self._child
         while True:
             result = child.wait(CHECK_INTERVAL_S)
             if result is not None:
                 return result
             now = time.monotonic()
-            if now - queue_check > self.loop.agent.config.heartbeat:
+            if now - queue_check > self.loop.host.config.heartbeat:
                 queue_check = now
                 # Only a claim seen gone from a reachable folder is lost; an
                 # unreachable share says nothing, and the render goes on.
-                if self.loop.queue_for(self.job).ownership(claim) == LOST:  # type: ignore[arg-type]
+                if self.loop.queue_for(job).ownership(claim) == LOST:
                     log.warning("worker %d: %s was taken over by another agent; stopping my render", self.index, claim.item.original)
                     child.stop("claim taken over")
 
-    def _failure_reason(self, plan: WorkPlan, result) -> str | None:  # type: ignore[no-untyped-def]
-        if result.killed_reason:
-            return result.killed_reason
-        profile = plan.profile
-        ok_codes = profile.ok_exit_codes if profile else (0,)
-        if result.returncode not in ok_codes:
-            return f"renderer exited with code {result.returncode}"
-        if self.parser and self.parser.error:
-            return f"renderer reported an error: {self.parser.error[:200]}"
-        missing = [o.final.name for o in plan.outputs if o.written() is None]
-        if missing:
-            return f"expected output missing or empty: {', '.join(missing[:5])}"
-        return None
-
-    def _complete(self, job: Job, claim: Claim, plan: WorkPlan) -> None:
+    def _complete(self, job: Job, claim: Claim, plan: WorkPlan, started: float) -> None:
         """Check ownership, publish the outputs, mark done; wait out a share that is away."""
         queue = self.loop.queue_for(job)
         published = False
@@ -154,16 +161,16 @@ class RenderWorker(threading.Thread):
                 try:
                     if not published:
                         for out in plan.outputs:
-                            if out.temp is not None and self.loop.agent.fs.exists(out.temp):
-                                self.loop.agent.fs.replace(out.temp, out.final)
+                            if out.temp is not None and self.loop.host.fs.exists(out.temp):
+                                self.loop.host.fs.replace(out.temp, out.final)
                         published = True
                     state = queue.finish(claim)
                 except OSError as exc:
                     log.warning("worker %d: cannot complete %s yet (%s)", self.index, claim.item.original, exc)
                     state = UNKNOWN
                 if state == DONE:
-                    self.loop.done_count += 1
-                    took = time.monotonic() - (self.started or time.monotonic())
+                    self.loop.count_done()
+                    took = time.monotonic() - started
                     log.info("worker %d: completed %s of %s in %.1f s", self.index, plan.label, job.name, took)
                     return
                 if state == LOST:
@@ -201,36 +208,51 @@ class RenderWorker(threading.Thread):
         delay = 1.0
         while True:
             yield
-            if self.loop.agent.quitting.is_set():
+            if self.loop.host.quitting.is_set():
                 return
             log.info("worker %d: share unreachable while %s; retrying in %.0f s", self.index, doing, delay)
-            self.loop.agent.quitting.wait(delay)
+            self.loop.host.quitting.wait(delay)
             delay = min(delay * 2, 30.0)
-
-    def _remove_dead_owners_temp(self, plan: WorkPlan, old_nonce: str) -> None:
-        """A killed agent's render may have left its temp image; it is nobody's now."""
-        mine = self.loop.agent.nonce
-        for out in plan.outputs:
-            if out.temp is not None and mine in out.temp.name:
-                try:
-                    self.loop.agent.fs.unlink(out.temp.with_name(out.temp.name.replace(mine, old_nonce)))
-                except OSError:
-                    pass
 
     def _cleanup(self, plan: WorkPlan) -> None:
         for out in plan.outputs:
             if out.temp is not None:
                 try:
-                    self.loop.agent.fs.unlink(out.temp)
+                    self.loop.host.fs.unlink(out.temp)
                 except OSError:
                     pass
 
     def _write_reason(self, log_path: Path, reason: str) -> None:
+        # The render log is this worker's own file (one per item, host and try):
+        # appending to it breaks no one-writer rule.
         try:
-            make_dirs_within(self.loop.agent.layout.jobs_dir, log_path.parent.parent.name, "logs")
-            with open(log_path, "a", encoding="utf-8") as f:
-                f.write(f"\nENVY FAILED: {reason}\n")
+            make_dirs_within(self.loop.host.layout.jobs_dir, log_path.parent.parent.name, "logs")
+            self.loop.host.fs.append(log_path, f"\nENVY FAILED: {reason}\n".encode("utf-8"))
         except OSError as exc:
             log.warning("cannot write the failure reason to %s: %s", log_path, exc)
 
 
+def failure_reason(plan: WorkPlan, result: ChildOutcome, parser: ProgressParser | None, fs: ShareFS) -> str | None:
+    """Why a finished render counts as failed, or None when it succeeded."""
+    if result.killed_reason:
+        return result.killed_reason
+    profile = plan.profile
+    ok_codes = profile.ok_exit_codes if profile else (0,)
+    if result.returncode not in ok_codes:
+        return f"renderer exited with code {result.returncode}"
+    if parser and parser.error:
+        return f"renderer reported an error: {parser.error[:200]}"
+    missing = [o.final.name for o in plan.outputs if o.written(fs) is None]
+    if missing:
+        return f"expected output missing or empty: {', '.join(missing[:5])}"
+    return None
+
+
+def remove_dead_owners_temp(plan: WorkPlan, mine: str, old_nonce: str, fs: ShareFS) -> None:
+    """A killed agent's render may have left its temp image; it is nobody's now."""
+    for out in plan.outputs:
+        if out.temp is not None and mine in out.temp.name:
+            try:
+                fs.unlink(out.temp.with_name(out.temp.name.replace(mine, old_nonce)))
+            except OSError:
+                pass

@@ -3,7 +3,9 @@
 A ``ShareFS`` is passed to the code that touches the share (like watchdog's
 ``PollingObserverVFS`` takes ``stat`` and ``listdir``), so tests can inject a
 rename that lies, ESTALE on read, a stale listing or ENOSPC without mocking
-the code under test. The default implementation is the real ``os`` calls.
+the code under test. The default implementation is the real ``os`` calls;
+``REAL_FS`` is chosen by the entry points only (envy/cli.py, envy_io/cli.py,
+the demo) and handed down: no function defaults to it.
 """
 
 from __future__ import annotations
@@ -50,6 +52,11 @@ class ShareFS:
         finally:
             # close is where NFS reports delayed write errors: let it raise.
             os.close(fd)
+
+    def append(self, path: PathLike, data: bytes) -> None:
+        """Append to a file only this process writes (a render's own log); never a shared file (§1.1)."""
+        with open(path, "ab") as f:
+            f.write(data)
 
     def replace(self, src: PathLike, dst: PathLike) -> None:
         replace_with_retry(str(src), str(dst))

@@ -37,7 +37,7 @@ def plan_husk_task(inp: PlanInput, task: Mapping[str, Any]) -> WorkPlan:
 
     profile = inp.profile("husk")
     local_usd = inp.local_path(usd)
-    if not local_usd.is_file():
+    if not inp.is_file(local_usd):
         raise PlanError(f"USD file not found here: {local_usd} (from {usd}; is the share mounted, is a --remap rule missing?)")
     command = list(argv)
     command[0] = inp.executable(profile)
@@ -51,7 +51,7 @@ def plan_husk_task(inp: PlanInput, task: Mapping[str, Any]) -> WorkPlan:
         final = inp.local_path(output)
         temp = final.with_name(f"{_stem(final.name)}.envy~tmp~{inp.nonce}{_ext(final.name)}")
         command[where] = str(temp)
-        final.parent.mkdir(parents=True, exist_ok=True)
+        inp.fs.makedirs(final.parent)
         if tile is not None:
             final = final.with_name(tile_file_name(final.name, tile["suffix"], tile["index"]))
             temp = temp.with_name(tile_file_name(temp.name, tile["suffix"], tile["index"]))
