@@ -35,6 +35,7 @@ from envy import __version__  # noqa: E402
 from envy.protocol.instructions import Instruction  # noqa: E402
 from envy.protocol.sender import InstructionSender  # noqa: E402
 from envy.share.layout import ShareLayout, init_share  # noqa: E402
+from envy.share.fs import REAL_FS
 
 # The agent log's time stamp (logging's asctime, local time, milliseconds).
 LOG_TIME_FORMAT = "%Y-%m-%d %H:%M:%S,%f"
@@ -245,7 +246,7 @@ class BenchFarm:
         self.agents: dict[str, subprocess.Popen] = {}
         (self.root / "out").mkdir(parents=True, exist_ok=True)
         if not self.layout.sentinel.exists():
-            init_share(self.share, user)
+            init_share(self.share, user, fs=REAL_FS)
 
     # -- agents -------------------------------------------------------------------------
     def agent_argv(self, host: str, settings: Mapping[str, Any] | None = None, share: Path | None = None) -> list[str]:
@@ -295,7 +296,7 @@ class BenchFarm:
         return path.read_text(errors="replace") if path.exists() else ""
 
     def send(self, line: str) -> Instruction:
-        return InstructionSender(self.layout, 600).send([line]).sent[0]
+        return InstructionSender(self.layout, 600, fs=REAL_FS).send([line]).sent[0]
 
     def descendants(self) -> list[psutil.Process]:
         procs = []
@@ -361,7 +362,7 @@ def submit_frames(layout: ShareLayout, folder: Path, profile_file: Path, name: s
     from envy.render.profiles import load_profiles
     from envy.render.submit import SubmitRequest, submit
 
-    return submit(layout, SubmitRequest(str(folder), name=name), load_profiles([profile_file]))
+    return submit(layout, SubmitRequest(str(folder), name=name), load_profiles([profile_file]), fs=REAL_FS)
 
 
 def netshare_module() -> Any:

@@ -41,6 +41,7 @@ from typing import Any
 import benchlib
 from envy.config import Config
 from envy.share.layout import ShareLayout, init_share
+from envy.share.fs import REAL_FS
 
 
 def run_rounds(farm: benchlib.BenchFarm, hosts: list[str], rounds: int, timeout: float) -> list[dict[str, Any]]:
@@ -84,7 +85,7 @@ def run_mode(mode: str, agents: int, rounds: int, tmp: Path, limit: float) -> di
             if netshare is None:
                 return {"skipped": "no FUSE/sshfs network share on this machine"}
             net = stack.enter_context(netshare.net_share(tmp / "net", mounts=1, cache=False))
-            init_share(net.export, "bench")
+            init_share(net.export, "bench", fs=REAL_FS)
             farm = stack.enter_context(benchlib.BenchFarm(tmp / "farm-sshfs", share=net.mounts[0]))
             # The shell writes through the server's side, as another machine's write reaches the server.
             farm.layout = ShareLayout(net.export)

@@ -30,6 +30,7 @@ import psutil
 
 import benchlib
 from envy.share.layout import init_share
+from envy.share.fs import REAL_FS
 
 RSS_LIMIT_MB = 40.0
 CPU_LIMIT_PCT = 0.5
@@ -72,7 +73,7 @@ def main() -> int:
         netshare = None if args.no_sshfs else benchlib.netshare_module()
         if netshare is not None:
             net = stack.enter_context(netshare.net_share(tmp_path / "net", mounts=1, cache=True))
-            init_share(net.export, "bench")
+            init_share(net.export, "bench", fs=REAL_FS)
             farms["sshfs"] = stack.enter_context(benchlib.BenchFarm(tmp_path / "sshfs", share=net.mounts[0]))
         for mode, farm in farms.items():
             procs[mode] = psutil.Process(farm.start_agent("lab2-01").pid)

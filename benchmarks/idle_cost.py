@@ -39,6 +39,7 @@ from pathlib import Path
 import benchlib
 from envy.config import Config
 from envy.protocol.status import AgentStatus, write_status
+from envy.share.fs import REAL_FS
 
 STRACE = shutil.which("strace") or "/usr/bin/strace"
 TRACE_CLASSES = "%file,%desc,%stat,%lstat,%fstat,%statfs"
@@ -60,7 +61,7 @@ def populate(farm: benchlib.BenchFarm, hosts: int = 50, jobs: int = 20, frames: 
     for i in range(1, hosts + 1):
         status = AgentStatus(host=f"lab9-{i:02d}", nonce=f"{i:08x}", counter=i * 7, state="rendering",
                              pid=10_000 + i, user="someone", work="shot010 frame 42")
-        write_status(farm.layout, status)
+        write_status(farm.layout, status, fs=REAL_FS)
     profile = benchlib.sleep_profile(farm.root / "benchframe.yaml", 1)
     per_job = frames // jobs
     for j in range(1, jobs + 1):

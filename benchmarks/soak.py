@@ -64,6 +64,7 @@ from envy.render.claims import ItemPattern, sort_listing  # noqa: E402
 from envy.render.jobs import save_job  # noqa: E402
 from envy.render.profiles import load_profiles  # noqa: E402
 from envy.render.submit import SubmitRequest, submit  # noqa: E402
+from envy.share.fs import REAL_FS
 
 SETTINGS = {"heartbeat": 1, "poll_interval": 0.5, "dead_after": 5, "workers": 1}
 # After an agent is restarted, this long for it to start and kill its predecessor's renders.
@@ -177,7 +178,7 @@ class Soak:
         bases = self.standin.make_frames(folder, self.args.frames, self.args.frame_seconds)
         name = f"soak-round-{index:03d}"
         job = submit(self.farm.layout, SubmitRequest(str(folder), output=str(folder / "out"), name=name),
-                     load_profiles([self.standin.profile]))
+                     load_profiles([self.standin.profile]), fs=REAL_FS)
         markers_before = self.standin.renders()
         kills_before = self.kills
         started = time.monotonic()
@@ -207,7 +208,7 @@ class Soak:
         took = time.monotonic() - started
         result = self.check_round(index, job, folder, bases, markers_before)
         result.update(took_s=round(took, 1), kills=self.kills - kills_before)
-        save_job(self.farm.layout, dataclasses.replace(job, state="cancelled"))
+        save_job(self.farm.layout, dataclasses.replace(job, state="cancelled"), fs=REAL_FS)
         print(f"  round {index}: {result['done']}/{len(bases)} done in {took:.0f} s, {result['kills']} kills, "
               f"duplicates {result['duplicate_completions']}, completions missing from logs "
               f"{result['completed_without_log_line']}, wasted renders {result['wasted_renders']}: "

@@ -26,6 +26,7 @@ from envy.render.profiles import load_profiles
 from envy.render.remap import PathRemap
 from envy.render.submit import SubmitRequest, submit
 from envy.share.layout import ShareLayout, init_share
+from envy.share.fs import REAL_FS
 
 DEMO_SETTINGS = {"heartbeat": 1.0, "dead_after": 6.0, "poll_interval": 0.5}
 INSTALL_POVRAY = {
@@ -106,13 +107,13 @@ def run_demo(args: argparse.Namespace) -> int:
         shutil.rmtree(share)  # a fresh farm each run; the demo folder is the demo's own
     shutil.rmtree(root / "shot010", ignore_errors=True)
     renderer = choose_renderer(args.renderer)
-    init_share(share, user_name())
+    init_share(share, user_name(), fs=REAL_FS)
     layout = ShareLayout(share)
     hosts = [f"lab1-{i:02d}" for i in range(1, args.agents + 1)]
     say(f"share: {share}")
     say(f"starting {len(hosts)} agents: {', '.join(hosts)}")
     procs = start_agents(root, share, hosts, renderer)
-    sender = InstructionSender(layout, 600)
+    sender = InstructionSender(layout, 600, fs=REAL_FS)
     try:
         sender.send(["lab1 * print('hello from', 'the demo')"])
         say("sent:  lab1 * print('hello from', 'the demo')")
@@ -124,11 +125,11 @@ def run_demo(args: argparse.Namespace) -> int:
             return 1
         frames_dir = root / "shot010" / "frames"
         write_frames(frames_dir, args.frames, renderer)
-        job: Job = submit(layout, SubmitRequest(str(frames_dir), renderer=renderer, name="shot010"), load_profiles())
+        job: Job = submit(layout, SubmitRequest(str(frames_dir), renderer=renderer, name="shot010"), load_profiles(), fs=REAL_FS)
         say(f"submitted job {job.id}: {args.frames} frames of shot010 ({renderer})")
         sender.send(["lab1 * render()"])
         say("sent:  lab1 * render()")
-        model = MonitorModel(layout, DEMO_SETTINGS["dead_after"], PathRemap.parse([]))
+        model = MonitorModel(layout, DEMO_SETTINGS["dead_after"], PathRemap.parse([]), fs=REAL_FS)
         if args.no_monitor or not sys.stdout.isatty():
             run_monitor(model, interval=2.0, until_done=True)
         else:

@@ -19,7 +19,7 @@ from typing import Any, Callable
 from envy.protocol.liveness import LivenessTracker, ObservationCache
 from envy.protocol.status import AgentStatus, read_statuses
 from envy.share.atomic import read_json
-from envy.share.fs import REAL_FS, ShareFS
+from envy.share.fs import ShareFS
 from envy.share.layout import ShareLayout
 
 # Status files are re-read this often while waiting for heartbeats.
@@ -46,7 +46,8 @@ class AgentBoard:
         layout: ShareLayout,
         dead_after: float,
         cache: ObservationCache | None = None,
-        fs: ShareFS = REAL_FS,
+        *,
+        fs: ShareFS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.layout = layout

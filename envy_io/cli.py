@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from envy import __version__
 from envy.config import ConfigError, load_config
 from envy.platform.host import local_dirs, user_name
+from envy.share.fs import REAL_FS
 from envy_io.errors import EXIT_BAD_INPUT, EXIT_FARM_PROBLEM, EXIT_INTERRUPTED, EnvyIoError, UsageError, one_line
 from envy_io.log_setup import setup_logging
 from envy_io.registry import PROG, CommandEnv, OneLineParser, Subcommand, subcommands
@@ -49,7 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         setup_logging(args.verbose, local_dirs().state / "logs")
         user = user_name()
         config = load_config(share=args.share, config_file=args.config, user=user)
-        env = CommandEnv(config, user, prog=prog, debug=args.debug, verbose=args.verbose)
+        env = CommandEnv(config, user, REAL_FS, prog=prog, debug=args.debug, verbose=args.verbose)
         return command.run(args, env)
     except SystemExit as exc:  # --help and --version
         return exc.code if isinstance(exc.code, int) else 0

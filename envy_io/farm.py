@@ -18,7 +18,7 @@ from envy.platform.host import local_dirs
 from envy.protocol.instructions import parse_instruction_file
 from envy.protocol.selectors import HostNamePattern, SelectorError
 from envy.protocol.sender import InstructionSender, SendResult
-from envy.share.fs import REAL_FS, ShareFS
+from envy.share.fs import ShareFS
 from envy.share.layout import ShareLayout, ShareMissing
 from envy_io.agents import AgentBoard, observation_cache
 from envy_io.errors import FarmError, UsageError
@@ -33,11 +33,11 @@ class Farm:
     config: Config
     layout: ShareLayout
     user: str
-    fs: ShareFS = field(default=REAL_FS)
+    fs: ShareFS  # the share as this process reaches it (REAL_FS from the entry point)
     state_dir: Path = field(default_factory=lambda: local_dirs().state)
 
     @classmethod
-    def open(cls, config: Config, user: str, fs: ShareFS = REAL_FS) -> "Farm":
+    def open(cls, config: Config, user: str, fs: ShareFS) -> "Farm":
         """The farm of ``config.share``; a missing share setting or an unmounted share is one clear line."""
         if not config.share:
             raise UsageError("no share given: use --share DIR, set ENVY_SHARE, or put 'share: DIR' in your config.yaml")
@@ -83,7 +83,7 @@ class Farm:
 
     @cached_property
     def board(self) -> AgentBoard:
-        return AgentBoard(self.layout, self.config.dead_after, observation_cache(self.state_dir), self.fs)
+        return AgentBoard(self.layout, self.config.dead_after, observation_cache(self.state_dir), fs=self.fs)
 
     def check_lines(self, lines: Sequence[str]) -> list[InstructionLine]:
         """Check every line first: one bad line means nothing is sent (the error names the line)."""

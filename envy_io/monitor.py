@@ -20,7 +20,7 @@ from envy.protocol.status import AgentStatus, read_statuses
 from envy.render.jobs import list_jobs
 from envy.render.overview import JobSummary, summarize
 from envy.render.remap import PathRemap
-from envy.share.fs import REAL_FS, ShareFS
+from envy.share.fs import ShareFS
 from envy.share.layout import ShareLayout
 
 
@@ -48,7 +48,7 @@ class RateTracker:
 
 
 class MonitorModel:
-    def __init__(self, layout: ShareLayout, dead_after: float, remap: PathRemap, fs: ShareFS = REAL_FS) -> None:
+    def __init__(self, layout: ShareLayout, dead_after: float, remap: PathRemap, fs: ShareFS) -> None:
         self.layout = layout
         self.fs = fs
         self.remap = remap

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NoReturn, TextIO
 
 from envy.config import Config
+from envy.share.fs import ShareFS
 from envy_io.errors import UsageError
 
 if TYPE_CHECKING:
@@ -53,6 +54,7 @@ class CommandEnv:
 
     config: Config
     user: str
+    fs: ShareFS  # the share as this process reaches it: REAL_FS, chosen by envy_io/cli.py
     out: TextIO = field(default_factory=lambda: sys.stdout)
     err: TextIO = field(default_factory=lambda: sys.stderr)
     prog: str = PROG
@@ -65,7 +67,7 @@ class CommandEnv:
         if self._farm is None:
             from envy_io.farm import Farm
 
-            self._farm = Farm.open(self.config, self.user)
+            self._farm = Farm.open(self.config, self.user, self.fs)
         return self._farm
 
     def print(self, text: str = "") -> None:

@@ -35,6 +35,7 @@ from envy.agent.user_modules import call_user_function
 from envy.config import Config
 from envy.platform.host import local_dirs, user_name
 from envy.protocol.commands import Call
+from envy.share.fs import ShareFS
 from envy.share.layout import ShareLayout
 from envy_io.completion import CompletionSources, EnvyCompleter
 from envy_io.errors import EnvyIoError, UsageError
@@ -73,6 +74,7 @@ def run_shell(
     input: Input | None = None,
     output: Output | None = None,
     *,
+    fs: ShareFS,
     user: str | None = None,
     farm: Farm | None = None,
     stdout: TextIO | None = None,
@@ -85,7 +87,7 @@ def run_shell(
     ``stdout`` receives the shell's own messages (default: sys.stdout, patched
     so they appear above the prompt).
     """
-    farm = farm or Farm(config, layout, user or user_name())
+    farm = farm or Farm(config, layout, user or user_name(), fs)
     return Shell(farm, stdout, debug).run(input, output, history=history, watch=watch)
 
 
@@ -255,7 +257,7 @@ class Shell:
         if args is None:
             return True  # -h: help was printed
         env = CommandEnv(
-            self.farm.config, self.farm.user, out=self.out, err=self.out, prog=line.name,
+            self.farm.config, self.farm.user, self.farm.fs, out=self.out, err=self.out, prog=line.name,
             debug=self.debug, _farm=self.farm,
         )
         self.commands[line.name].run(args, env)

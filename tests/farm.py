@@ -16,6 +16,7 @@ from typing import Callable, Iterable
 
 from envy.protocol.sender import InstructionSender
 from envy.share.layout import ShareLayout, init_share
+from envy.share.fs import REAL_FS
 
 FAST = {"heartbeat": 0.5, "poll_interval": 0.3, "dead_after": 3}
 
@@ -85,7 +86,7 @@ class Farm:
         self.env.pop("ENVY_SHARE", None)
         self.env.pop("ENVY_POLICY", None)
         self.agents: list[AgentProc] = []
-        init_share(self.share, user)
+        init_share(self.share, user, fs=REAL_FS)
 
     def start_agent(self, host: str, share: Path | None = None, extra: Iterable[str] = (), **settings: object) -> AgentProc:
         merged = {**self.settings, **settings}
@@ -108,7 +109,7 @@ class Farm:
         return wait_for(ready, timeout, f"{agent.host} to heartbeat")  # type: ignore[return-value]
 
     def sender(self, lifetime: float = 600) -> InstructionSender:
-        return InstructionSender(self.layout, lifetime)
+        return InstructionSender(self.layout, lifetime, fs=REAL_FS)
 
     def send(self, *lines: str) -> list[str]:
         return [i.id for i in self.sender().send(list(lines)).sent]

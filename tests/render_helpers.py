@@ -13,6 +13,7 @@ from envy.render.jobs import Job
 from envy.render.profiles import load_profiles
 from envy.render.submit import SubmitRequest, submit
 from envy.share.layout import ShareLayout
+from envy.share.fs import REAL_FS
 
 
 def pov_frames(folder: Path, count: int) -> Path:
@@ -45,7 +46,7 @@ def standin_profile(path: Path, name: str, code: str, ext: str = ".frame") -> Pa
 
 
 def submit_folder(share: Path, folder: Path, renderer: str | None = None, profiles: list[Path] | None = None, **kw: object) -> Job:
-    return submit(ShareLayout(share), SubmitRequest(str(folder), renderer=renderer, **kw), load_profiles(profiles or []))  # type: ignore[arg-type]
+    return submit(ShareLayout(share), SubmitRequest(str(folder), renderer=renderer, **kw), load_profiles(profiles or []), fs=REAL_FS)  # type: ignore[arg-type]
 
 
 def is_png(path: Path) -> bool:

@@ -9,6 +9,7 @@ import pytest
 
 from envy.protocol.sender import InstructionSender
 from envy.share.layout import ShareLayout, init_share
+from envy.share.fs import REAL_FS
 from farm import Farm, wait_for
 from netshare import net_share, require_netshare
 
@@ -20,7 +21,7 @@ def test_each_agent_on_its_own_mount_runs_commands_sent_through_another_mount(tm
     farm = Farm(tmp_path / "farm")
     with net_share(tmp_path / "net", mounts=4) as ns:
         export_share = ns.export / "envy"
-        init_share(export_share, "student")
+        init_share(export_share, "student", fs=REAL_FS)
         hosts = ["lab5-01", "lab5-02", "lab5-03"]
         try:
             agents = [farm.start_agent(h, share=ns.mounts[i] / "envy", heartbeat=1.0, poll_interval=0.5, dead_after=5)
@@ -28,7 +29,7 @@ def test_each_agent_on_its_own_mount_runs_commands_sent_through_another_mount(tm
             shell_view = ShareLayout(ns.mounts[3] / "envy")
             for a in agents:
                 wait_for(lambda a=a: (shell_view.status_file(a.host)).exists(), 30, f"{a.host} status via the shell's mount")
-            ids = InstructionSender(shell_view, 600).send(["lab5 * print('over sshfs')", "lab5 02 print('only two')"]).sent
+            ids = InstructionSender(shell_view, 600, fs=REAL_FS).send(["lab5 * print('over sshfs')", "lab5 02 print('only two')"]).sent
             assert len(ids) == 2
             logs = ShareLayout(export_share)
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from envy.render.claims import FolderQueue, Identity, ItemPattern, sort_listing
+from envy.share.fs import REAL_FS
 from netshare import net_share, require_netshare
 
 PROCESSES = 16
@@ -17,7 +18,7 @@ FILES = 2000
 
 
 def drain(folder: str, host: str, results: "mp.Queue[list[str]]") -> None:
-    queue = FolderQueue(Path(folder), ItemPattern([".frame"]), Identity(host, os.getpid(), host[-4:]))
+    queue = FolderQueue(Path(folder), ItemPattern([".frame"]), Identity(host, os.getpid(), host[-4:]), fs=REAL_FS)
     won: list[str] = []
     while True:
         claim = queue.claim_next()

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from envy.render.claims import FolderQueue, Identity, ItemName, ItemPattern, reset_items, sort_listing
+from envy.share.fs import REAL_FS
 
 PATTERN = ItemPattern([".vrscene", ".ass", ".ass.gz"])
 ME = Identity("lab3-03", 4211, "9f2c01ab")
@@ -45,7 +46,7 @@ def make(folder: Path, *names: str) -> None:
 
 def test_claim_complete_keeps_folder_and_extension(tmp_path: Path) -> None:
     make(tmp_path, "shot.0001.ass.gz")
-    q = FolderQueue(tmp_path, PATTERN, ME)
+    q = FolderQueue(tmp_path, PATTERN, ME, fs=REAL_FS)
     claim = q.claim_next()
     assert claim is not None and claim.path.name.endswith(".ass.gz") and claim.path.parent == tmp_path
     assert q.complete(claim)
@@ -54,10 +55,10 @@ def test_claim_complete_keeps_folder_and_extension(tmp_path: Path) -> None:
 
 def test_an_item_taken_over_cannot_be_completed_by_the_old_owner(tmp_path: Path) -> None:
     make(tmp_path, "shot.0001.vrscene")
-    mine = FolderQueue(tmp_path, PATTERN, ME)
+    mine = FolderQueue(tmp_path, PATTERN, ME, fs=REAL_FS)
     claim = mine.claim_next()
     assert claim is not None
-    theirs = FolderQueue(tmp_path, PATTERN, YOU)
+    theirs = FolderQueue(tmp_path, PATTERN, YOU, fs=REAL_FS)
     stolen = theirs.reclaim(claim.item)
     assert stolen is not None
     assert not mine.still_mine(claim) and not mine.complete(claim)
@@ -68,7 +69,7 @@ def test_an_item_taken_over_cannot_be_completed_by_the_old_owner(tmp_path: Path)
 
 def test_failures_count_up_then_fail_and_reset_brings_back_the_original_name(tmp_path: Path) -> None:
     make(tmp_path, "shot.0001.vrscene")
-    q = FolderQueue(tmp_path, PATTERN, ME)
+    q = FolderQueue(tmp_path, PATTERN, ME, fs=REAL_FS)
     for expected in ("pending", "pending", "failed"):
         claim = q.claim_next()
         assert claim is not None
@@ -76,20 +77,20 @@ def test_failures_count_up_then_fail_and_reset_brings_back_the_original_name(tmp
     assert q.claim_next() is None
     listing = sort_listing(os.listdir(tmp_path), PATTERN)
     assert listing.failed[0].failures == 3
-    assert reset_items(tmp_path, PATTERN, ["failed"]) == 1
+    assert reset_items(tmp_path, PATTERN, ["failed"], fs=REAL_FS) == 1
     assert os.listdir(tmp_path) == ["shot.0001.vrscene"]
 
 
 def test_reset_does_not_overwrite_a_re_exported_frame(tmp_path: Path) -> None:
     make(tmp_path, "shot.0001.envy~done~lab3-03~9f2c01ab.vrscene")
     (tmp_path / "shot.0001.vrscene").write_text("new export")
-    assert reset_items(tmp_path, PATTERN, ["done"]) == 0
+    assert reset_items(tmp_path, PATTERN, ["done"], fs=REAL_FS) == 0
     assert (tmp_path / "shot.0001.vrscene").read_text() == "new export"
 
 
 def test_release_gives_the_item_back_with_its_failure_count(tmp_path: Path) -> None:
     make(tmp_path, "shot.0001.envy~retry~1~lab3-02.vrscene")
-    q = FolderQueue(tmp_path, PATTERN, ME)
+    q = FolderQueue(tmp_path, PATTERN, ME, fs=REAL_FS)
     claim = q.claim_next()
     assert claim is not None and claim.item.failures == 1
     assert q.release(claim)
@@ -99,6 +100,6 @@ def test_release_gives_the_item_back_with_its_failure_count(tmp_path: Path) -> N
 
 def test_avoided_items_are_left_for_others(tmp_path: Path) -> None:
     make(tmp_path, "shot.0001.envy~retry~1~lab3-03.vrscene")
-    q = FolderQueue(tmp_path, PATTERN, ME)
+    q = FolderQueue(tmp_path, PATTERN, ME, fs=REAL_FS)
     assert q.claim_next(avoid=lambda item: item.host == "lab3-03") is None
     assert q.claim_next() is not None

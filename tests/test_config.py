@@ -8,6 +8,7 @@ import pytest
 
 from envy.config import ConfigError, load_config
 from envy.share.layout import init_share
+from envy.share.fs import REAL_FS
 
 
 def write(path: Path, text: str) -> Path:
@@ -18,7 +19,7 @@ def write(path: Path, text: str) -> Path:
 
 def test_precedence_defaults_share_user_local_env_cli(tmp_path: Path) -> None:
     share = tmp_path / "share"
-    init_share(share, "ana")
+    init_share(share, "ana", fs=REAL_FS)
     write(share / "config.yaml", "heartbeat: 4\npoll_interval: 3\nworkers: 2\n")
     write(share / "users" / "ana" / "config.yaml", "heartbeat: 3\nworkers: 3\n")  # replaces the template copy
     local = write(tmp_path / "local.yaml", "workers: 4\n")
@@ -61,7 +62,7 @@ def test_user_template_config_is_valid_and_matches_the_defaults(tmp_path: Path) 
 
 def test_a_users_copied_template_does_not_override_the_farm_config(tmp_path: Path) -> None:
     share = tmp_path / "share"
-    init_share(share, "ana")  # copies user_template/config.yaml into users/ana/
+    init_share(share, "ana", fs=REAL_FS)  # copies user_template/config.yaml into users/ana/
     write(share / "config.yaml", "dead_after: 12\nheartbeat: 2\n")
     cfg = load_config(share=str(share), user="ana", env={}, config_file=None)
     assert (cfg.dead_after, cfg.heartbeat) == (12.0, 2.0)

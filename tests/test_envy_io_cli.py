@@ -21,6 +21,7 @@ import pytest
 from envy.platform.host import user_name
 from envy.protocol.instructions import parse_instruction_file
 from envy.protocol.status import AgentStatus, WorkerStatus, write_status
+from envy.share.fs import REAL_FS
 from envy.share.layout import ShareLayout, init_share
 from envy_io.cli import main
 from envy_io.log_setup import teardown_logging
@@ -35,7 +36,7 @@ def share(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ShareLayo
     monkeypatch.setenv("ENVY_CONFIG_DIR", str(tmp_path / "config"))
     for name in ("ENVY_SHARE", "ENVY_LOG_DIR", "ENVY_POLICY"):
         monkeypatch.delenv(name, raising=False)
-    init_share(tmp_path / "share", user_name())
+    init_share(tmp_path / "share", user_name(), fs=REAL_FS)
     yield ShareLayout(tmp_path / "share")
     teardown_logging()
 
@@ -194,6 +195,7 @@ def test_send_as_a_real_subprocess(share: ShareLayout) -> None:
 SENDER_SCRIPT = """
 import sys
 from envy_io.cli import main
+from envy.share.fs import REAL_FS
 share, tag = sys.argv[1], sys.argv[2]
 codes = [main(["--share", share, "send", f"* print('{tag}-{i}')"]) for i in range(20)]
 sys.exit(max(codes))
@@ -230,12 +232,12 @@ class FakeAgent:
         self.status = status
         self.stopped = threading.Event()
         self.thread = threading.Thread(target=self._beat, daemon=True)
-        write_status(layout, status)
+        write_status(layout, status, fs=REAL_FS)
 
     def _beat(self) -> None:
         while not self.stopped.wait(0.05):
             self.status.counter += 1
-            write_status(self.layout, self.status)
+            write_status(self.layout, self.status, fs=REAL_FS)
 
     def __enter__(self) -> "FakeAgent":
         self.thread.start()
@@ -252,7 +254,7 @@ def agent_status(host: str, ip: str, **fields: object) -> AgentStatus:
 
 
 def test_status_json_tells_a_beating_agent_from_a_frozen_one(share: ShareLayout, capsys: pytest.CaptureFixture[str]) -> None:
-    write_status(share, agent_status("lab3-04", "10.0.0.4", state="idle", counter=7))  # frozen
+    write_status(share, agent_status("lab3-04", "10.0.0.4", state="idle", counter=7), fs=REAL_FS)  # frozen
     (share.status_dir / "lab3-09.json").write_text("{not json")
     beating = agent_status("lab3-03", "10.0.0.3", state="rendering", work="job shot010",
                            workers=[WorkerStatus(0, job="shot010", frame="12", percent=45.0)])
@@ -273,7 +275,7 @@ def test_status_json_tells_a_beating_agent_from_a_frozen_one(share: ShareLayout,
 
 
 def test_status_lines_in_the_frame_server_style(share: ShareLayout, capsys: pytest.CaptureFixture[str]) -> None:
-    write_status(share, agent_status("lab3-05", "10.0.0.5", state="locked", locked_reason="exam until 12:00"))
+    write_status(share, agent_status("lab3-05", "10.0.0.5", state="locked", locked_reason="exam until 12:00"), fs=REAL_FS)
     with FakeAgent(share, agent_status("lab3-03", "10.0.0.3", state="idle")):
         code, out, _ = run(share, capsys, "status", "--wait", "1")
 

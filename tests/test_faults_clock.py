@@ -38,6 +38,7 @@ from envy.protocol.instructions import Instruction, new_id
 from envy.render.claims import ItemPattern, sort_listing
 from envy.render.profiles import load_profiles
 from envy.render.submit import SubmitRequest, submit
+from envy.share.fs import REAL_FS
 from farm import AgentProc, Farm, wait_for
 from test_faults_standin import EXTENSION, StandIn
 
@@ -143,7 +144,7 @@ def test_ten_minutes_of_skew_makes_nobody_dead_or_alive_wrongly(tmp_path: Path) 
 
         shot = tmp_path / "shot"
         standin.make_frames(shot, 12, 4.0)
-        submit(farm.layout, SubmitRequest(str(shot), output=str(tmp_path / "out")), load_profiles([standin.profile]))
+        submit(farm.layout, SubmitRequest(str(shot), output=str(tmp_path / "out")), load_profiles([standin.profile]), fs=REAL_FS)
         farm.send("* render()")
 
         def owners() -> dict[str, str]:

@@ -88,7 +88,7 @@ def temps(folder: Path) -> list[str]:
 @pytest.fixture
 def share(tmp_path: Path) -> Path:
     root = tmp_path / "share"
-    init_share(root, "student")
+    init_share(root, "student", fs=REAL_FS)
     return root
 
 
@@ -166,7 +166,7 @@ def test_a_rename_that_raises_after_it_succeeded_is_a_claim_won_exactly_once(tmp
     assert claim is not None and lying.lies == 1
     assert states(folder)[claim.item.base] == [f"work:{HOST}"]
     # Nobody else gets it, and we do not claim it a second time.
-    others = FolderQueue(folder, PATTERN, OTHER)
+    others = FolderQueue(folder, PATTERN, OTHER, fs=REAL_FS)
     taken = [c.item.base for c in iter(others.claim_next, None)]
     assert sorted(taken + [claim.item.base]) == [f"shot.{n:04d}" for n in range(1, 6)]
     assert mine.claim_next() is None
@@ -241,7 +241,7 @@ def test_estale_or_eio_on_the_instruction_file_is_logged_backed_off_and_recovere
     caplog.set_level(logging.INFO, logger="envy")
     fs = FlakyInstructionsFS(op, code)
     agent = make_agent(share, fs)
-    sent = InstructionSender(ShareLayout(share), 600).send(["* print('hello after the fault')"]).sent[0]
+    sent = InstructionSender(ShareLayout(share), 600, fs=REAL_FS).send(["* print('hello after the fault')"]).sent[0]
     normal_wait = agent._next_wait()
     for _ in range(3):
         agent.poll_once()
@@ -320,7 +320,7 @@ def test_missing_sentinel_the_agent_waits_and_writes_nothing_then_starts(tmp_pat
         wait_for(lambda: fs.sentinel_looks >= 5, 10, "the agent to look for the sentinel a few times")
         assert fs.writes == [] and os.listdir(mount_point) == []
         assert agent.snapshot().state == "waiting-for-share"
-        init_share(mount_point, "student")  # the share is mounted
+        init_share(mount_point, "student", fs=REAL_FS)  # the share is mounted
         status = ShareLayout(mount_point).status_file(HOST)
         wait_for(status.exists, 10, "the agent to heartbeat once the sentinel is there")
 
@@ -335,7 +335,7 @@ def test_sentinel_lost_while_running_no_writes_until_it_is_back_and_no_command_l
         wait_for(lambda: agent.snapshot().state == "waiting-for-share", 10, "the agent to notice the lost share")
         fs.writes.clear()
         looks = fs.sentinel_looks
-        sent = InstructionSender(layout, 600).send(["* print('sent while unmounted')"]).sent[0]
+        sent = InstructionSender(layout, 600, fs=REAL_FS).send(["* print('sent while unmounted')"]).sent[0]
         wait_for(lambda: fs.sentinel_looks >= looks + 10, 10, "ten more polls")
         assert fs.writes == [], f"wrote to an unmounted share: {fs.writes[:5]}"
         assert not agent.ledger.has_run(sent.id)
@@ -373,7 +373,7 @@ def test_stale_listing_of_items_claimed_by_others_no_double_claim_and_the_claime
     frames(folder, 10)
     stale = StaleListingFS()
     stale.freeze(folder)
-    others = FolderQueue(folder, PATTERN, OTHER)
+    others = FolderQueue(folder, PATTERN, OTHER, fs=REAL_FS)
     taken_by_others = {others.claim_next().item.base for _ in range(9)}  # type: ignore[union-attr]
     mine = FolderQueue(folder, PATTERN, ME, stale)
     claim = mine.claim_next()
@@ -399,7 +399,7 @@ def test_stale_listing_two_reclaimers_of_a_dead_owners_item_only_one_wins(tmp_pa
     folder = tmp_path / "shot"
     frames(folder, 1)
     dead = Identity("lab1-09", 999, "deadbeef")
-    FolderQueue(folder, PATTERN, dead).claim_next()
+    FolderQueue(folder, PATTERN, dead, fs=REAL_FS).claim_next()
     stale = StaleListingFS()
     stale.freeze(folder)
     listing_a = sort_listing(stale.listdir(folder), PATTERN)
@@ -497,7 +497,7 @@ def test_heartbeat_survives_status_write_errors_and_the_status_file_is_never_tor
 def test_sending_a_command_on_a_failing_share_raises_keeps_the_file_and_frees_the_lock(share: Path, step: str,
                                                                                       code: int) -> None:
     layout = ShareLayout(share)
-    InstructionSender(layout, 600).send(["* print('one')"])
+    InstructionSender(layout, 600, fs=REAL_FS).send(["* print('one')"])
     before = layout.instructions.read_bytes()
     fs = FailingWritesFS(INSTRUCTIONS, step, code)
     with pytest.raises(OSError) as raised:
@@ -507,7 +507,7 @@ def test_sending_a_command_on_a_failing_share_raises_keeps_the_file_and_frees_th
     assert temps(share) == []
     assert os.listdir(layout.instructions_lock) == ["free"], "the failed send kept the writers' lock"
     started = time.monotonic()
-    InstructionSender(layout, 600).send(["* print('three')"])
+    InstructionSender(layout, 600, fs=REAL_FS).send(["* print('three')"])
     assert time.monotonic() - started < 5
     assert b"print('three')" in layout.instructions.read_bytes()
 
@@ -639,7 +639,7 @@ def test_a_share_fault_during_a_render_loses_no_frame(tmp_path: Path, share: Pat
     bases = standin.make_frames(shot, 2, 0.8, fail=failing)
     layout = ShareLayout(share)
     submit(layout, SubmitRequest(str(shot), output=str(share / "proj" / "out"), max_retries=0),
-           load_profiles([standin.profile]))
+           load_profiles([standin.profile]), fs=REAL_FS)
     fs = VanishingShareFS(share)
     agent = make_agent(share, fs, profiles=[str(standin.profile)])
     agent.heartbeat.beat()
@@ -679,16 +679,16 @@ def _settled(shot: Path, agent: Agent) -> bool:
 def test_a_frame_lost_to_a_takeover_can_be_claimed_again_after_a_reset(tmp_path: Path) -> None:
     folder = tmp_path / "shot"
     frames(folder, 1)
-    mine = FolderQueue(folder, PATTERN, ME)
+    mine = FolderQueue(folder, PATTERN, ME, fs=REAL_FS)
     claim = mine.claim_next()
     assert claim is not None
     # Paused past dead_after: another agent takes the frame over and completes it.
-    theirs = FolderQueue(folder, PATTERN, OTHER)
+    theirs = FolderQueue(folder, PATTERN, OTHER, fs=REAL_FS)
     taken = theirs.reclaim(PATTERN.parse(claim.path.name))  # type: ignore[arg-type]
     assert taken is not None and theirs.complete(taken)
     assert mine.fail(claim, 2) is None, "failed a frame that was no longer ours"
     # The user resets the job (envy-io reset --all): the frame is pending again, for anyone.
-    assert reset_items(folder, PATTERN, ["done"]) == 1
+    assert reset_items(folder, PATTERN, ["done"], fs=REAL_FS) == 1
     again = mine.claim_next()
     assert again is not None and again.item.base == "shot.0001", "this agent can never take that frame again"
 
@@ -728,8 +728,8 @@ def test_after_an_outage_for_everyone_agents_get_a_fresh_grace_but_the_dead_are_
     shot = share / "proj" / "shot"
     frames(shot, 2)
     standin = StandIn(tmp_path / "standin").install()
-    submit(layout, SubmitRequest(str(shot), output=str(share / "proj" / "out")), load_profiles([standin.profile]))
-    FolderQueue(shot, PATTERN, OTHER).claim_next()  # the other agent is rendering this one
+    submit(layout, SubmitRequest(str(shot), output=str(share / "proj" / "out")), load_profiles([standin.profile]), fs=REAL_FS)
+    FolderQueue(shot, PATTERN, OTHER, fs=REAL_FS).claim_next()  # the other agent is rendering this one
     fs = GoneFS(share)
     # poll_interval: the job list is re-read at every scan, as it is during a real outage
     # (a minute is many poll intervals).
@@ -740,7 +740,7 @@ def test_after_an_outage_for_everyone_agents_get_a_fresh_grace_but_the_dead_are_
     beats = iter(range(1, 100))
 
     def other_beats() -> None:
-        write_status(layout, AgentStatus(host=OTHER.host, nonce=OTHER.nonce, counter=next(beats), state="rendering"))
+        write_status(layout, AgentStatus(host=OTHER.host, nonce=OTHER.nonce, counter=next(beats), state="rendering"), fs=REAL_FS)
 
     def owners() -> list[str]:
         return [v[0] for v in states(shot).values() if v[0].startswith("work")]
@@ -793,7 +793,7 @@ def test_corrupt_status_files_are_skipped_with_a_warning_and_junk_names_silently
     # A newer agent adds fields (top level and per worker): still read.
     (layout.status_dir / "lab1-10.json").write_bytes(
         _status("lab1-10", future=1, workers=[{"index": 0, "frame": "shot.0001", "future_field": 2}]))
-    statuses, warnings = read_statuses(layout)
+    statuses, warnings = read_statuses(layout, fs=REAL_FS)
     assert sorted(s.host for s in statuses) == ["lab1-01", "lab1-10"]
     assert statuses[1].workers[0].frame == "shot.0001"
     assert sorted(w.split()[3].rstrip(":") for w in warnings) == sorted(corrupt)
@@ -808,7 +808,7 @@ def _job_json(job_id: str, **extra: object) -> bytes:
 def test_corrupt_job_files_are_skipped_with_a_warning_and_junk_names_silently(share: Path) -> None:
     layout = ShareLayout(share)
     good_id = new_job_id("good")
-    save_job(layout, Job.from_json(json.loads(_job_json(good_id))))
+    save_job(layout, Job.from_json(json.loads(_job_json(good_id))), fs=REAL_FS)
     good = _job_json(good_id)
     corrupt = {
         "a.json": good[: len(good) // 3],
@@ -824,7 +824,7 @@ def test_corrupt_job_files_are_skipped_with_a_warning_and_junk_names_silently(sh
         (layout.jobs_dir / name).write_bytes(data)
     for name in JUNK + [f".{good_id}.json.envy-tmp-0123456789ab"]:
         (layout.jobs_dir / name).write_bytes(good)
-    jobs, warnings = list_jobs(layout)
+    jobs, warnings = list_jobs(layout, fs=REAL_FS)
     assert [j.id for j in jobs] == [good_id]
     assert sorted(w.split()[3].rstrip(":") for w in warnings) == sorted(corrupt)
     assert all(w.startswith("skipped job file") and "\n" not in w for w in warnings)
@@ -854,7 +854,7 @@ def test_corrupt_task_files_fail_the_item_with_a_one_line_reason(tmp_path: Path,
     (folder / "shot.0001-0005.json").write_bytes(content)
     job = Job(id=new_job_id("t"), name="t", kind="tasks", renderer="povray", source=str(tmp_path / "a.pov"),
               extensions=[".json"])
-    claim = FolderQueue(folder, ItemPattern([".json"]), ME).claim_next()
+    claim = FolderQueue(folder, ItemPattern([".json"]), ME, fs=REAL_FS).claim_next()
     assert claim is not None
     with pytest.raises(PlanError) as raised:
         standard_planners().plan(PlanInput(job, claim, load_profiles(), Config(), ME.nonce, tmp_path, REAL_FS))

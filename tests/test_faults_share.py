@@ -33,6 +33,7 @@ from envy.render.profiles import load_profiles
 from envy.render.submit import SubmitRequest, submit
 from envy.share.layout import ShareLayout, init_share
 from envy.share.names import is_temp
+from envy.share.fs import REAL_FS
 from farm import Farm, wait_for
 from netshare import in_mount_table, net_share, require_netshare
 from test_faults_standin import EXTENSION, StandIn
@@ -95,7 +96,7 @@ def test_share_disappears_and_comes_back_nothing_lost_nothing_twice(tmp_path: Pa
     with net_share(tmp_path / "net", mounts=3, cache_timeout=1) as ns, contextlib.ExitStack() as cleanup:
         cleanup.callback(farm.stop_all)
         export = ns.export
-        init_share(export, farm.user)
+        init_share(export, farm.user, fs=REAL_FS)
         shot = export / "proj" / "shot"
         bases = standin.make_frames(shot, FRAMES, FRAME_S)
         # The shell's machine is mount 2; the agents' machines are mounts 0 and 1.
@@ -108,8 +109,8 @@ def test_share_disappears_and_comes_back_nothing_lost_nothing_twice(tmp_path: Pa
         status = {h: ShareLayout(export).status_file(h) for h in hosts}
         wait_for(lambda: all(status[h].exists() for h in hosts), 20, "both agents to heartbeat")
         job = submit(shell, SubmitRequest(str(shot), output=str(export / "proj" / "out")),
-                     load_profiles([standin.profile]))
-        sender = InstructionSender(shell, 600)
+                     load_profiles([standin.profile]), fs=REAL_FS)
+        sender = InstructionSender(shell, 600, fs=REAL_FS)
         sender.send(["* render()"])
         # Both agents are mid-frame when the share goes away.
         wait_for(lambda: len(_listing(shot).done) >= 2 and len(_listing(shot).working) == 2, 20,
@@ -158,7 +159,7 @@ def test_agent_started_on_an_empty_mount_point_waits_and_creates_nothing(farm: F
         assert agent.alive()
         assert os.listdir(mount_point) == [] and not watch.seen, f"created under the empty mount point: {watch.seen}"
     # The share gets mounted (here: created): the agent carries on by itself.
-    init_share(mount_point, farm.user)
+    init_share(mount_point, farm.user, fs=REAL_FS)
     st = wait_for(lambda: _json(ShareLayout(mount_point).status_file("lab1-01")), 20, "the agent to heartbeat")
     assert st["pid"] == agent.pid and agent.alive()
     assert "is back" in agent.output()
@@ -247,10 +248,10 @@ def test_full_disk_agent_survives_and_no_file_is_torn(tmp_path: Path) -> None:
     with small_tmpfs(tmp_path / "full") as share, contextlib.ExitStack() as cleanup:
         cleanup.callback(farm.stop_all)
         layout = ShareLayout(share)
-        init_share(share, farm.user)
+        init_share(share, farm.user, fs=REAL_FS)
         agent = farm.start_agent("lab1-01", share=share)
         wait_for(lambda: (_json(layout.status_file("lab1-01")) or {}).get("counter", 0) > 2, 20, "heartbeats")
-        sender = InstructionSender(layout, 600)
+        sender = InstructionSender(layout, 600, fs=REAL_FS)
         sender.send(["* print('before the disk filled')"])
         wait_for(lambda: _printed(agent.output(), "before the disk filled"), 20, "the first command")
         instructions_before = layout.instructions.read_bytes()

@@ -13,6 +13,7 @@ from pathlib import Path
 from envy.houdini import api
 from envy.houdini.cache_tasks import runner_path
 from envy.houdini.submit_cache import submit_cache
+from envy.share.fs import REAL_FS
 from farm import Farm, wait_for
 
 STAND_IN_HYTHON = Path(__file__).parent / "stand_ins" / "hython"
@@ -39,8 +40,8 @@ def test_hython_contract_agent_caches_wedges_and_a_failing_cache_is_retried_fail
     good_hip = write_hip(tmp_path / "good", "write")
     bad_hip = write_hip(tmp_path / "bad", "fail")
     good = submit_cache(farm.layout, api.cache_job(
-        str(good_hip), NODE, {"seed": "$NVJ", "sopoutput": "$HIP/cache/$NVV/w$NVJ/smoke.$F4.bgeo.sc"}), wedges=2)
-    bad = submit_cache(farm.layout, api.cache_job(str(bad_hip), NODE, {"seed": 5}, max_retries=1))
+        str(good_hip), NODE, {"seed": "$NVJ", "sopoutput": "$HIP/cache/$NVV/w$NVJ/smoke.$F4.bgeo.sc"}), wedges=2, fs=REAL_FS)
+    bad = submit_cache(farm.layout, api.cache_job(str(bad_hip), NODE, {"seed": 5}, max_retries=1), fs=REAL_FS)
     try:
         agent = farm.start_agent("lab2-01", renderers={"hython": {"executable": str(STAND_IN_HYTHON)}})
         farm.wait_heartbeat(agent)
@@ -77,7 +78,7 @@ def test_hython_contract_a_crashed_agent_loses_nothing_another_agent_takes_the_c
     record.mkdir()
     farm.env["ENVY_STANDIN_RECORD"] = str(record)
     hip = write_hip(tmp_path / "slow", "wait")
-    job = submit_cache(farm.layout, api.cache_job(str(hip), NODE, {"seed": "$NVJ"}))
+    job = submit_cache(farm.layout, api.cache_job(str(hip), NODE, {"seed": "$NVJ"}), fs=REAL_FS)
     tasks = job.tasks_dir(farm.layout)
     hython = {"hython": {"executable": str(STAND_IN_HYTHON)}}
     try:

@@ -34,7 +34,7 @@ STAND_IN_HYTHON = Path(__file__).parent / "stand_ins" / "hython"
 
 @pytest.fixture
 def layout(tmp_path: Path) -> ShareLayout:
-    init_share(tmp_path / "share", "student")
+    init_share(tmp_path / "share", "student", fs=REAL_FS)
     return ShareLayout(tmp_path / "share")
 
 
@@ -106,8 +106,8 @@ def test_wedges_make_that_many_tasks_numbered_one_to_n(tmp_path: Path, layout: S
         "parms": {"seed": "$NVJ", "label": "wedge $NVJ of ten", "dissipation": 0.25},
     })
     said: list[str] = []
-    assert run_cache(layout.root, job_file, 10, say=said.append) == 0
-    jobs, _ = list_jobs(layout)
+    assert run_cache(layout.root, job_file, 10, say=said.append, fs=REAL_FS) == 0
+    jobs, _ = list_jobs(layout, fs=REAL_FS)
     assert len(jobs) == 1 and jobs[0].kind == "tasks" and jobs[0].renderer == "hython"
     tasks = tasks_of(layout, jobs[0].id)
     assert list(tasks) == [f"cache.{n:04d}.json" for n in range(1, 11)]
@@ -122,11 +122,11 @@ def test_wedges_make_that_many_tasks_numbered_one_to_n(tmp_path: Path, layout: S
 
 def test_wedges_from_the_job_file_and_missing_hip_writes_nothing(tmp_path: Path, layout: ShareLayout, hip: Path) -> None:
     job = cache_job_from_json({"hip": str(hip), "node": "/obj/a", "wedges": 3})
-    assert len(tasks_of(layout, submit_cache(layout, job).id)) == 3
+    assert len(tasks_of(layout, submit_cache(layout, job, fs=REAL_FS).id)) == 3
     gone = write_job(tmp_path / "gone.json", {"hip": str(tmp_path / "missing.hip"), "node": "/obj/a"})
     with pytest.raises(CacheJobError, match=r"gone.json: HIP file .*missing.hip not found"):
-        run_cache(layout.root, gone, 2)
-    assert len(list_jobs(layout)[0]) == 1
+        run_cache(layout.root, gone, 2, fs=REAL_FS)
+    assert len(list_jobs(layout, fs=REAL_FS)[0]) == 1
 
 
 def test_version_folders_count_up_and_never_reuse_a_number(tmp_path: Path) -> None:
@@ -142,8 +142,8 @@ def test_version_folders_count_up_and_never_reuse_a_number(tmp_path: Path) -> No
 def test_nvv_reserves_the_next_version_folder_per_submit(tmp_path: Path, layout: ShareLayout, hip: Path) -> None:
     job = api.cache_job(str(hip), "/obj/sim/filecache1",
                         {"sopoutput": "$HIP/cache/smoke/$NVV/w$NVJ/smoke.$F4.bgeo.sc"})
-    first = submit_cache(layout, job, wedges=2)
-    second = submit_cache(layout, job)
+    first = submit_cache(layout, job, wedges=2, fs=REAL_FS)
+    second = submit_cache(layout, job, fs=REAL_FS)
     assert (hip.parent / "cache" / "smoke" / "v001").is_dir() and (hip.parent / "cache" / "smoke" / "v002").is_dir()
     assert first.output == f"{hip.parent}/cache/smoke/v001" and second.settings["version"] == "v002"
     task = tasks_of(layout, first.id)["cache.0002.json"]
@@ -151,7 +151,7 @@ def test_nvv_reserves_the_next_version_folder_per_submit(tmp_path: Path, layout:
     assert task["version"] == "v001"
     bad = api.cache_job(str(hip), "/obj/a", {"file": "$JOB/cache/$NVV/x.bgeo"})
     with pytest.raises(CacheJobError, match=r"only \$HIP and \$HIPNAME are expanded"):
-        submit_cache(layout, bad)
+        submit_cache(layout, bad, fs=REAL_FS)
 
 
 def test_duplicate_copies_with_changes_and_validates(tmp_path: Path, hip: Path) -> None:
@@ -170,7 +170,7 @@ def test_duplicate_copies_with_changes_and_validates(tmp_path: Path, hip: Path) 
 
 
 def plan_input(layout: ShareLayout, job_id: str, task_name: str, remap: tuple[str, ...] = ()) -> PlanInput:
-    jobs, _ = list_jobs(layout)
+    jobs, _ = list_jobs(layout, fs=REAL_FS)
     job = next(j for j in jobs if j.id == job_id)
     claim = Claim(job.tasks_dir(layout), ItemName(task_name[: -len(".json")], ".json", "pending"))
     config = Config(renderers={"hython": {"executable": str(STAND_IN_HYTHON)}}, remap=remap)
@@ -178,7 +178,7 @@ def plan_input(layout: ShareLayout, job_id: str, task_name: str, remap: tuple[st
 
 
 def test_plan_runs_the_packaged_runner_on_the_claimed_task_file(tmp_path: Path, layout: ShareLayout, hip: Path) -> None:
-    job = submit_cache(layout, api.cache_job(str(hip), "/obj/a", {"seed": "$NVJ"}), wedges=2)
+    job = submit_cache(layout, api.cache_job(str(hip), "/obj/a", {"seed": "$NVJ"}), wedges=2, fs=REAL_FS)
     plan = plan_cache_task(plan_input(layout, job.id, "cache.0002.json"), tasks_of(layout, job.id)["cache.0002.json"])
     claimed = job.tasks_dir(layout) / "cache.0002.json"
     assert plan.argv == [str(STAND_IN_HYTHON), str(runner_path()), str(claimed)]
@@ -191,7 +191,7 @@ def test_plan_passes_remapped_paths_as_json_data(tmp_path: Path, layout: ShareLa
     odd = 'C:\\not\\a\\remapped "path"; import os'
     job = api.cache_job("Z:/proj/smoke.hip", "/obj/a", {"file": "Z:/proj/cache/x.$F4.bgeo.sc", "note": odd},
                         remap=[f"Z:/proj,{hip.parent}"])
-    record = submit_cache(layout, job, local_os="linux")
+    record = submit_cache(layout, job, local_os="linux", fs=REAL_FS)
     task = tasks_of(layout, record.id)["cache.0001.json"]
     plan = plan_cache_task(plan_input(layout, record.id, "cache.0001.json"), task)
     assert plan.argv[3] == "--local"
@@ -213,14 +213,14 @@ def test_check_only_checks_everything_and_writes_nothing(tmp_path: Path, layout:
     said: list[str] = []
     # P:/ is this machine's config rule only: it finds the HIP file here but is not stored in the job.
     here = [f"P:/fx,{hip.parent}"]
-    assert run_cache(None, job_file, 3, check_only=True, local_remap=here, say=said.append) == 0
+    assert run_cache(None, job_file, 3, check_only=True, local_remap=here, say=said.append, fs=REAL_FS) == 0
     assert "OK: 3 cache jobs" in said[0] and "nothing submitted" in said[0]
-    assert list_jobs(layout)[0] == [] and not (hip.parent / "cache").exists()
-    run_cache(layout.root, job_file, 1, local_remap=here, say=said.append)
-    job = list_jobs(layout)[0][0]
+    assert list_jobs(layout, fs=REAL_FS)[0] == [] and not (hip.parent / "cache").exists()
+    run_cache(layout.root, job_file, 1, local_remap=here, say=said.append, fs=REAL_FS)
+    job = list_jobs(layout, fs=REAL_FS)[0][0]
     assert job.remap == [] and job.output == "P:/fx/cache/v001" and (hip.parent / "cache" / "v001").is_dir()
     with pytest.raises(CacheJobError, match="HIP file P:/fx/smoke.hip not found"):
-        run_cache(None, job_file, check_only=True)
+        run_cache(None, job_file, check_only=True, fs=REAL_FS)
 
 
 def test_api_submits_to_the_share_given_or_configured(tmp_path: Path, layout: ShareLayout, hip: Path,

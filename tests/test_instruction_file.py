@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from envy.protocol.instructions import Instruction, parse_instruction_file
 from envy.protocol.sender import InstructionSender
 from envy.share.layout import ShareLayout, init_share
+from envy.share.fs import REAL_FS
 
 
 @settings(max_examples=300, deadline=500)
@@ -32,10 +33,10 @@ def test_reader_never_crashes_on_lines(lines: list[str]) -> None:
 
 
 def test_round_trip_stamp_prune_and_hand_written_lines(tmp_path: Path) -> None:
-    init_share(tmp_path / "s", "ana")
+    init_share(tmp_path / "s", "ana", fs=REAL_FS)
     layout = ShareLayout(tmp_path / "s")
     now = [time.time()]
-    sender = InstructionSender(layout, lifetime=600, clock=lambda: now[0])
+    sender = InstructionSender(layout, lifetime=600, clock=lambda: now[0], fs=REAL_FS)
     first = sender.send(["lab3 * print('a')"]).sent[0]
     with open(layout.instructions, "a", encoding="utf-8") as f:
         f.write("lab3 04 print('typed by hand')\nnonsense without a call\n")

@@ -109,12 +109,12 @@ def test_policy_errors_are_one_line_naming_file_and_key(text: str, expected: str
 # -- seats on a real share -----------------------------------------------------------------------
 @pytest.fixture
 def layout(tmp_path: Path) -> ShareLayout:
-    init_share(tmp_path / "share", "student")
+    init_share(tmp_path / "share", "student", fs=REAL_FS)
     return ShareLayout(tmp_path / "share")
 
 
 def seats_for(layout: ShareLayout, host: str, nonce: str = "0000aaaa", pid: int = 1) -> Seats:
-    seats = Seats(layout, "student", SeatOwner(host, pid, nonce), dead_after=3)
+    seats = Seats(layout, "student", SeatOwner(host, pid, nonce), dead_after=3, fs=REAL_FS)
     seats.ensure_folder()
     return seats
 
@@ -168,8 +168,8 @@ class Lab:
     def __init__(self, tmp_path: Path, policy: str, user: str = "student") -> None:
         self.root = tmp_path
         self.layout = ShareLayout(tmp_path / "share")
-        if not self.layout.is_mounted():
-            init_share(self.layout.root, user)
+        if not self.layout.is_mounted(fs=REAL_FS):
+            init_share(self.layout.root, user, fs=REAL_FS)
         self.policy = tmp_path / "policy.yaml"
         self.policy.write_text(policy)
         self.user = user
@@ -269,7 +269,7 @@ def test_an_unmounted_share_gets_no_seats_folder_and_the_agent_waits_locked(tmp_
     status = lab.agents["lab1-01"].status
     assert status.state == "locked" and status.locked_reason.endswith("(the share is not mounted)")
     assert not (lab.layout.root / "seats").exists()
-    init_share(lab.layout.root, "student")  # mounted again
+    init_share(lab.layout.root, "student", fs=REAL_FS)  # mounted again
     lab.tick(30)
     assert status.state == "idle" and enforcer.seats.held == 1
 
@@ -309,7 +309,7 @@ def test_blacklisted_user_is_refused_and_a_broken_policy_locks_until_fixed(tmp_p
 def test_envy_io_policy_report_says_what_applies_and_why(tmp_path: Path) -> None:
     lab = Lab(tmp_path, TODAY)
     lab.start("lab1-01")
-    text = describe_policy(lab.policy, "student", now=at(14, 3), layout=lab.layout)
+    text = describe_policy(lab.policy, "student", now=at(14, 3), layout=lab.layout, fs=REAL_FS)
     assert text.splitlines() == [
         f"policy file: {lab.policy}",
         "student: not blacklisted",
@@ -317,7 +317,7 @@ def test_envy_io_policy_report_says_what_applies_and_why(tmp_path: Path) -> None
         "from 22:00: no limit (default limits: no window covers 22:00)",
         "seats in use: 1 (1:lab1-01); your other agents are locked until a seat is free",
     ]
-    assert "blacklisted" in describe_policy(lab.policy, "Mallory")
-    assert "no lockdown policy" in describe_policy(None, "student")
+    assert "blacklisted" in describe_policy(lab.policy, "Mallory", fs=REAL_FS)
+    assert "no lockdown policy" in describe_policy(None, "student", fs=REAL_FS)
     with pytest.raises(PolicyError, match="policy file not found"):
-        describe_policy(tmp_path / "missing.yaml", "student")
+        describe_policy(tmp_path / "missing.yaml", "student", fs=REAL_FS)

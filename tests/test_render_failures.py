@@ -9,6 +9,7 @@ from envy.render.claims import ItemPattern, sort_listing
 from envy.render.jobs import list_jobs
 from envy.render.overview import summarize
 from envy.render.remap import PathRemap
+from envy.share.fs import REAL_FS
 from farm import Farm, wait_for
 from render_helpers import standin_profile, submit_folder
 
@@ -41,8 +42,8 @@ def test_standin_renderer_failing_frame_is_retried_on_other_hosts_then_failed_wi
     assert hosts[0] != hosts[1] and hosts[1] != hosts[2], f"retries should move to another host: {hosts}"
     for log in attempts:
         assert "ENVY FAILED: renderer exited with code 3" in log.read_text()
-    jobs, _ = list_jobs(farm.layout)
-    summary = summarize(farm.layout, jobs[0], PathRemap.parse([]))
+    jobs, _ = list_jobs(farm.layout, fs=REAL_FS)
+    summary = summarize(farm.layout, jobs[0], PathRemap.parse([]), fs=REAL_FS)
     assert summary.failed == 1 and summary.done == 0
     assert summary.failures["shot.0001.frame"] == "renderer exited with code 3"
 
@@ -56,6 +57,6 @@ def test_standin_renderer_exit_0_without_output_is_a_failure(farm: Farm, tmp_pat
     farm.send("* render()")
     pattern = ItemPattern([".frame"])
     wait_for(lambda: sort_listing([p.name for p in frames.iterdir()], pattern).failed, 30, "the frame to fail")
-    jobs, _ = list_jobs(farm.layout)
-    reason = summarize(farm.layout, jobs[0], PathRemap.parse([])).failures["shot.0001.frame"]
+    jobs, _ = list_jobs(farm.layout, fs=REAL_FS)
+    reason = summarize(farm.layout, jobs[0], PathRemap.parse([]), fs=REAL_FS).failures["shot.0001.frame"]
     assert reason.startswith("expected output missing or empty")

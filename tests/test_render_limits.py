@@ -9,6 +9,7 @@ from envy.render.claims import ItemPattern, sort_listing
 from envy.render.jobs import list_jobs
 from envy.render.overview import summarize
 from envy.render.remap import PathRemap
+from envy.share.fs import REAL_FS
 from farm import Farm, wait_for
 from render_helpers import standin_profile, submit_folder
 
@@ -32,8 +33,8 @@ def test_standin_renderer_over_the_memory_cap_is_killed_and_the_frame_failed_wit
     farm.send("* render()")
     pattern = ItemPattern([".frame"])
     wait_for(lambda: sort_listing([p.name for p in folder.iterdir()], pattern).failed, 40, "the frame to fail")
-    jobs, _ = list_jobs(farm.layout)
-    reason = summarize(farm.layout, jobs[0], PathRemap.parse([])).failures["shot.0001.frame"]
+    jobs, _ = list_jobs(farm.layout, fs=REAL_FS)
+    reason = summarize(farm.layout, jobs[0], PathRemap.parse([]), fs=REAL_FS).failures["shot.0001.frame"]
     assert "memory limit 100 MB exceeded" in reason
     assert a.alive()
 

@@ -9,6 +9,7 @@ import psutil
 
 from conftest import require_tool
 from envy.render.claims import ItemPattern, sort_listing
+from envy.share.fs import REAL_FS
 from farm import Farm, wait_for
 from render_helpers import is_png, pov_frames, slow_povray_profile, submit_folder
 
@@ -88,18 +89,17 @@ def test_a_reclaimer_removes_the_dead_owners_temp_image(tmp_path: Path) -> None:
     frames = tmp_path / "frames"
     frames.mkdir()
     (frames / "shot.0001.pov").write_text("scene")
-    dead = FolderQueue(frames, ItemPattern([".pov"]), Identity("lab1-01", 111, "deadbeef"))
+    dead = FolderQueue(frames, ItemPattern([".pov"]), Identity("lab1-01", 111, "deadbeef"), fs=REAL_FS)
     stale = dead.claim_next()
     assert stale is not None
     leftover = frames / "shot.0001.envy~tmp~deadbeef.png"
     leftover.write_bytes(b"half an image")
-    mine = FolderQueue(frames, ItemPattern([".pov"]), Identity("lab1-02", 222, "0badf00d"))
+    mine = FolderQueue(frames, ItemPattern([".pov"]), Identity("lab1-02", 222, "0badf00d"), fs=REAL_FS)
     claim = mine.reclaim(stale.item)
     assert claim is not None and claim.reclaimed_from == "deadbeef"
 
     from envy.render.plans import Output, WorkPlan
     from envy.render.worker import remove_dead_owners_temp
-    from envy.share.fs import REAL_FS
 
     plan = WorkPlan([], frames, "shot.0001", None, [Output(frames / "shot.0001.envy~tmp~0badf00d.png", frames / "shot.0001.png")])
     remove_dead_owners_temp(plan, "0badf00d", claim.reclaimed_from, REAL_FS)

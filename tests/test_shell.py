@@ -35,6 +35,7 @@ from envy_io.lexer import lex_line
 from envy_io.shell import Shell, run_shell
 from envy_io.validation import LineValidator
 from envy_io.watcher import AgentWatcher
+from envy.share.fs import REAL_FS
 
 ENTER, CTRL_C, CTRL_D = "\r", "\x03", "\x04"
 
@@ -45,7 +46,7 @@ def share(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ShareLayo
     monkeypatch.setenv("ENVY_CONFIG_DIR", str(tmp_path / "config"))
     for name in ("ENVY_SHARE", "ENVY_LOG_DIR", "ENVY_POLICY"):
         monkeypatch.delenv(name, raising=False)
-    init_share(tmp_path / "share", user_name())
+    init_share(tmp_path / "share", user_name(), fs=REAL_FS)
     yield ShareLayout(tmp_path / "share")
 
 
@@ -56,7 +57,7 @@ def drive(share: ShareLayout, *keys: str, output: Output | None = None) -> tuple
     with create_pipe_input() as pipe:
         for chunk in keys:
             pipe.send_text(chunk)
-        code = run_shell(share, config, input=pipe, output=output or DummyOutput(), stdout=printed,
+        code = run_shell(share, config, input=pipe, fs=REAL_FS, output=output or DummyOutput(), stdout=printed,
                          history=InMemoryHistory())
     return code, printed.getvalue()
 
@@ -109,7 +110,7 @@ def test_the_validation_error_is_shown_in_the_toolbar(share: ShareLayout) -> Non
     with create_pipe_input() as pipe:
         typist = threading.Thread(target=type_like_a_person, args=(pipe,))
         typist.start()
-        code = run_shell(share, config, input=pipe, output=terminal, stdout=io.StringIO(), history=InMemoryHistory())
+        code = run_shell(share, config, input=pipe, fs=REAL_FS, output=terminal, stdout=io.StringIO(), history=InMemoryHistory())
         typist.join(timeout=15)
 
     assert code == 0
@@ -118,7 +119,7 @@ def test_the_validation_error_is_shown_in_the_toolbar(share: ShareLayout) -> Non
 
 
 def test_the_validator_gives_one_line_errors(share: ShareLayout) -> None:
-    shell = Shell(Farm(load_config(share=str(share.root)), share, user_name()))
+    shell = Shell(Farm(load_config(share=str(share.root)), share, user_name(), REAL_FS))
     validator = LineValidator(shell.check)
 
     for bad, fragment in [
@@ -173,7 +174,7 @@ def test_an_io_function_runs_in_the_shell_and_sends(share: ShareLayout) -> None:
 
 
 def test_shell_commands_status_logs_and_help(share: ShareLayout) -> None:
-    write_status(share, AgentStatus(host="lab3-03", nonce="n", ip="10.0.0.3", state="idle", heartbeat=0.1))
+    write_status(share, AgentStatus(host="lab3-03", nonce="n", ip="10.0.0.3", state="idle", heartbeat=0.1), fs=REAL_FS)
     share.host_logs("lab3-03").mkdir(parents=True)
     (share.host_logs("lab3-03") / "agent.log").write_text("one\ntwo\nthree\n")
 
@@ -199,8 +200,8 @@ def test_malformed_instruction_lines_are_reported(share: ShareLayout) -> None:
 
 def test_completion_offers_nv_io_hosts_and_shell_commands(share: ShareLayout) -> None:
     write_io_functions(share, "def render_all(io):\n    '''Render everything.'''\n")
-    write_status(share, AgentStatus(host="lab3-03", nonce="n", state="idle"))
-    farm = Farm(load_config(share=str(share.root)), share, user_name())
+    write_status(share, AgentStatus(host="lab3-03", nonce="n", state="idle"), fs=REAL_FS)
+    farm = Farm(load_config(share=str(share.root)), share, user_name(), REAL_FS)
     farm.board.refresh()
     completer = Shell(farm).completer()
 
@@ -230,9 +231,9 @@ def test_lexer_colours_the_parts_of_a_line() -> None:
 
 def test_the_watcher_reports_agents_going_silent_coming_back_and_appearing(share: ShareLayout) -> None:
     now = [1000.0]
-    board = AgentBoard(share, dead_after=30, clock=lambda: now[0])
+    board = AgentBoard(share, dead_after=30, clock=lambda: now[0], fs=REAL_FS)
     agent = AgentStatus(host="lab3-03", nonce="n", state="idle")
-    write_status(share, agent)
+    write_status(share, agent, fs=REAL_FS)
     board.refresh()
     notices: list[str] = []
     watcher = AgentWatcher(board, interval=60, notify=notices.append)  # checked by hand, never started
@@ -240,7 +241,7 @@ def test_the_watcher_reports_agents_going_silent_coming_back_and_appearing(share
     def beat_and_check(seconds: float) -> None:
         now[0] += seconds
         agent.counter += 1
-        write_status(share, agent)
+        write_status(share, agent, fs=REAL_FS)
         watcher.check()
 
     beat_and_check(1)
@@ -250,6 +251,6 @@ def test_the_watcher_reports_agents_going_silent_coming_back_and_appearing(share
     assert notices == ["lab3-03 has gone silent: no heartbeat for 30 s"]
     beat_and_check(1)
     assert notices[-1] == "lab3-03 is back (idle)"
-    write_status(share, AgentStatus(host="lab3-04", nonce="m", state="starting"))
+    write_status(share, AgentStatus(host="lab3-04", nonce="m", state="starting"), fs=REAL_FS)
     watcher.check()
     assert notices[-1] == "new agent lab3-04 (starting)"

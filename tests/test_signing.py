@@ -28,6 +28,7 @@ from envy.protocol.signing import (
     signature_ok,
 )
 from envy.share.layout import ShareLayout, init_share
+from envy.share.fs import REAL_FS
 from farm import Farm, wait_for
 
 KEY = bytes(range(32))
@@ -108,11 +109,11 @@ sender_signs_found_lines = inspect.getsource(InstructionSender._send_locked).cou
 
 @pytest.mark.skipif(sender_signs_found_lines, reason="envy/protocol/sender.py still signs hand-written lines it finds")
 def test_envy_io_never_signs_a_line_it_finds_in_the_file(tmp_path: Path) -> None:
-    init_share(tmp_path / "share", "student")
+    init_share(tmp_path / "share", "student", fs=REAL_FS)
     layout = ShareLayout(tmp_path / "share")
     with open(layout.instructions, "a", encoding="utf-8") as f:
         f.write("* print('planted by someone else')\n")
-    sender = InstructionSender(layout, 600, signer=make_signer(KEY))
+    sender = InstructionSender(layout, 600, signer=make_signer(KEY), fs=REAL_FS)
     result = sender.send(["* print('mine')"])
     assert [i.signature is None for i in result.stamped] == [True]
     assert all(signature_ok(KEY, i) for i in result.sent)

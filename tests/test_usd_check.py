@@ -10,6 +10,7 @@ import pytest
 pxr = pytest.importorskip("pxr", reason="usd-core (the 'test' extra) writes the USD files of these tests")
 from pxr import Sdf, Usd, UsdGeom, UsdRender  # noqa: E402
 
+from envy.share.fs import REAL_FS  # noqa: E402
 from envy.usd.check import (  # noqa: E402
     UsdCheckError,
     UsdFileProblem,
@@ -46,7 +47,7 @@ def write_shot(path: Path, frame: float | None, *, settings: str | None = "/rend
 def test_frames_come_from_the_time_code_and_the_settings_prim_is_found(tmp_path: Path, use_usd_core: bool) -> None:
     for f in (1, 2, 3):
         write_shot(tmp_path / f"shot.{f:04d}.usda", f)
-    frames = check_usd_folder(tmp_path, use_usd_core=use_usd_core)
+    frames = check_usd_folder(tmp_path, use_usd_core=use_usd_core, fs=REAL_FS)
     assert [(f.path.name, f.frame, f.frame_from) for f in frames] == [
         ("shot.0001.usda", 1, "time code"), ("shot.0002.usda", 2, "time code"), ("shot.0003.usda", 3, "time code"),
     ]
@@ -80,7 +81,7 @@ def test_missing_or_wrong_settings_prim_and_non_usd_files_are_named_with_reasons
     write_shot(tmp_path / "shot.0005.usda", 1)  # frame 1 again
     (tmp_path / "notes.txt").write_text("ignored: not a USD file name")
     with pytest.raises(UsdCheckError) as err:
-        check_usd_folder(tmp_path, use_usd_core=use_usd_core)
+        check_usd_folder(tmp_path, use_usd_core=use_usd_core, fs=REAL_FS)
     problems = dict(err.value.problems)
     assert set(problems) == {"shot.0002.usda", "shot.0003.usda", "shot.0004.usda", "shot.0005.usda"}
     assert "no /rendersettings prim" in problems["shot.0002.usda"] and "found /Render/rendersettings" in problems["shot.0002.usda"]
@@ -118,9 +119,9 @@ def test_empty_folder_or_pattern_without_matches_is_an_error(tmp_path: Path) -> 
     from envy.render.jobs import JobError
 
     with pytest.raises(JobError, match="no USD files"):
-        check_usd_folder(tmp_path)
+        check_usd_folder(tmp_path, fs=REAL_FS)
     write_shot(tmp_path / "shot.0001.usda", 1)
     write_shot(tmp_path / "camera.usda", None, settings=None)  # a layer beside the frames, not a frame
     with pytest.raises(UsdCheckError):
-        check_usd_folder(tmp_path)
-    assert [f.frame for f in check_usd_folder(tmp_path, pattern="shot.*.usda")] == [1]
+        check_usd_folder(tmp_path, fs=REAL_FS)
+    assert [f.frame for f in check_usd_folder(tmp_path, pattern="shot.*.usda", fs=REAL_FS)] == [1]

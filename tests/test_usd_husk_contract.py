@@ -19,6 +19,7 @@ pytest.importorskip("pxr", reason="usd-core (the 'test' extra) writes the USD fi
 from envy.render.profiles import builtin_profiles  # noqa: E402
 from envy.render.progress import ProgressParser  # noqa: E402
 from envy.usd.submit_usd import submit_usd  # noqa: E402
+from envy.share.fs import REAL_FS
 from farm import Farm, wait_for  # noqa: E402
 from test_usd_check import write_shot  # noqa: E402
 
@@ -56,7 +57,7 @@ def test_husk_contract_agent_renders_every_frame_and_tile_then_retries_and_fails
     usd.mkdir()
     for f in (1, 2):
         write_shot(usd / f"shot.{f:04d}.usda", f)
-    job = submit_usd(farm.layout, str(usd), "BRAY_HdKarma", tiles=(2, 1), output=str(tmp_path / "images"))
+    job = submit_usd(farm.layout, str(usd), "BRAY_HdKarma", tiles=(2, 1), output=str(tmp_path / "images"), fs=REAL_FS)
     tasks = job.tasks_dir(farm.layout)
     try:
         agent = farm.start_agent("lab1-01", renderers={"husk": {"executable": str(STAND_IN_HUSK)}})
@@ -79,7 +80,7 @@ def test_husk_contract_agent_renders_every_frame_and_tile_then_retries_and_fails
         farm.stop_all()
         farm.env["ENVY_STANDIN_HUSK_EXIT"] = "3"
         broken = submit_usd(farm.layout, str(usd), pattern="shot.0001.*", max_retries=1, name="broken",
-                            output=str(tmp_path / "broken"), priority=90)
+                            output=str(tmp_path / "broken"), priority=90, fs=REAL_FS)
         agent = farm.start_agent("lab1-02", renderers={"husk": {"executable": str(STAND_IN_HUSK)}})
         farm.wait_heartbeat(agent)
         farm.send("* render()")

@@ -32,7 +32,7 @@ STAND_INS = Path(__file__).parent / "stand_ins"
 
 @pytest.fixture
 def layout(tmp_path: Path) -> ShareLayout:
-    init_share(tmp_path / "share", "student")
+    init_share(tmp_path / "share", "student", fs=REAL_FS)
     return ShareLayout(tmp_path / "share")
 
 
@@ -51,7 +51,7 @@ def tasks_of(layout: ShareLayout, job_id: str) -> dict[str, dict]:
 
 def test_one_husk_task_per_frame_with_argv_as_a_list(tmp_path: Path, layout: ShareLayout) -> None:
     folder = usd_folder(tmp_path)
-    job = submit_usd(layout, str(folder), "HdStormRendererPlugin", priority=70)
+    job = submit_usd(layout, str(folder), "HdStormRendererPlugin", priority=70, fs=REAL_FS)
     assert (job.kind, job.renderer, job.priority, job.frames, job.output) == (
         "tasks", "husk", 70, "1-3", f"{folder}/render")
     tasks = tasks_of(layout, job.id)
@@ -63,13 +63,13 @@ def test_one_husk_task_per_frame_with_argv_as_a_list(tmp_path: Path, layout: Sha
                             "--make-output-path", "--output", out, usd]
     assert (task["type"], task["delegate"], task["frame"], task["tile"], task["output"], task["usd"]) == (
         "husk", "HdStormRendererPlugin", 2, None, out, usd)
-    jobs, _ = list_jobs(layout)
+    jobs, _ = list_jobs(layout, fs=REAL_FS)
     assert [j.id for j in jobs] == [job.id]
 
 
 def test_tiles_make_one_task_per_frame_and_tile(tmp_path: Path, layout: ShareLayout) -> None:
     folder = usd_folder(tmp_path, range(1, 3))
-    job = submit_usd(layout, str(folder), tiles=parse_tiles("3x2"), output=str(tmp_path / "images"))
+    job = submit_usd(layout, str(folder), tiles=parse_tiles("3x2"), output=str(tmp_path / "images"), fs=REAL_FS)
     tasks = tasks_of(layout, job.id)
     assert len(tasks) == 2 * 6
     task = tasks["shot.0002.tile04.json"]
@@ -85,13 +85,13 @@ def test_bad_input_writes_nothing(tmp_path: Path, layout: ShareLayout) -> None:
     folder = usd_folder(tmp_path)
     write_shot(folder / "shot.0009.usda", 9, settings=None)
     with pytest.raises(UsdCheckError, match="shot.0009.usda: no /rendersettings prim"):
-        submit_usd(layout, str(folder))
+        submit_usd(layout, str(folder), fs=REAL_FS)
     (tmp_path / "good").mkdir()
     good = usd_folder(tmp_path / "good")
     for bad, message in ((dict(delegate="Karma; rm -rf /"), "Hydra delegate name"), (dict(tiles=(0, 3)), "tiles must be"),
                          (dict(priority=101), "priority"), (dict(tile_suffix="_%s"), "one %d")):
         with pytest.raises(JobError, match=message):
-            submit_usd(layout, str(good), **bad)  # type: ignore[arg-type]
+            submit_usd(layout, str(good), fs=REAL_FS, **bad)  # type: ignore[arg-type]
     with pytest.raises(JobError, match="COLUMNSxROWS"):
         parse_tiles("3 by 3")
     assert list(layout.jobs_dir.iterdir()) == []
@@ -100,12 +100,12 @@ def test_bad_input_writes_nothing(tmp_path: Path, layout: ShareLayout) -> None:
 def test_cli_function_prints_one_line_and_submits(tmp_path: Path, layout: ShareLayout) -> None:
     folder = usd_folder(tmp_path)
     said: list[str] = []
-    assert run_submit_usd(layout.root, str(folder), "BRAY_HdKarmaXPU", "2x2", say=said.append) == 0
+    assert run_submit_usd(layout.root, str(folder), "BRAY_HdKarmaXPU", "2x2", say=said.append, fs=REAL_FS) == 0
     assert len(said) == 1 and "3 frames (1-3), 2x2 tiles each with BRAY_HdKarmaXPU" in said[0]
 
 
 def plan_input(layout: ShareLayout, job_id: str, task_name: str, **config: object) -> PlanInput:
-    jobs, _ = list_jobs(layout)
+    jobs, _ = list_jobs(layout, fs=REAL_FS)
     job = next(j for j in jobs if j.id == job_id)
     base, ext = task_name[: -len(".json")], ".json"
     claim = Claim(job.tasks_dir(layout), ItemName(base, ext, "pending"))
@@ -117,7 +117,7 @@ def test_plan_uses_this_agents_husk_and_paths_and_a_temp_output(tmp_path: Path, 
     folder = usd_folder(tmp_path)
     # Submitted from a Windows machine: Z:/proj/usd is this test's folder under the remap rule.
     rule = f"Z:/proj,{tmp_path}"
-    job = submit_usd(layout, "Z:/proj/usd", tiles=(2, 2), output="Z:/proj/images", remap=[rule], local_os="linux")
+    job = submit_usd(layout, "Z:/proj/usd", tiles=(2, 2), output="Z:/proj/images", remap=[rule], local_os="linux", fs=REAL_FS)
     task = tasks_of(layout, job.id)["shot.0003.tile01.json"]
     assert task["usd"] == "Z:/proj/usd/shot.0003.usda"  # stored as the submitter wrote it
     plan = standard_planners().plan(plan_input(layout, job.id, "shot.0003.tile01.json", threads=4))
@@ -133,7 +133,7 @@ def test_plan_uses_this_agents_husk_and_paths_and_a_temp_output(tmp_path: Path, 
 
 def test_plan_refuses_a_tampered_task(tmp_path: Path, layout: ShareLayout) -> None:
     folder = usd_folder(tmp_path, range(1, 2))
-    job = submit_usd(layout, str(folder))
+    job = submit_usd(layout, str(folder), fs=REAL_FS)
     path = layout.jobs_dir / job.id / "tasks" / "shot.0001.json"
     task = json.loads(path.read_text())
     task["argv"][-1] = "/etc/other.usd"
@@ -148,7 +148,7 @@ def test_envy_io_submit_with_delegate_and_tiles_takes_the_husk_path(tmp_path: Pa
 
     from envy_io.cli import main
 
-    init_share(tmp_path / "share", "student")
+    init_share(tmp_path / "share", "student", fs=REAL_FS)
     layout = ShareLayout(tmp_path / "share")
     folder = usd_folder(tmp_path, range(1, 3))
     out, err = io.StringIO(), io.StringIO()
@@ -156,7 +156,7 @@ def test_envy_io_submit_with_delegate_and_tiles_takes_the_husk_path(tmp_path: Pa
         code = main(["--share", str(layout.root), "submit", str(folder), "--delegate", "BRAY_HdKarmaXPU",
                      "--tiles", "3x3", "--priority", "80"])
     assert code == 0, err.getvalue()
-    jobs, _ = list_jobs(layout)
+    jobs, _ = list_jobs(layout, fs=REAL_FS)
     assert len(jobs) == 1 and (jobs[0].renderer, jobs[0].priority) == ("husk", 80)
     tasks = tasks_of(layout, jobs[0].id)
     assert len(tasks) == 2 * 9 and all(t["delegate"] == "BRAY_HdKarmaXPU" for t in tasks.values())

@@ -82,8 +82,8 @@ def build_agent(
 
     checks: list[InstructionCheck] = []
     # Signed mode first: a missing key must not leave a seat claimed.
-    signed = signing_check(lambda: settings.current, default_key_path(state_dir=dirs.state), state_dir,
-                           share_clock.now, reports.report)
+    signed = signing_check(config.signed, config.share, lambda: settings.current.command_lifetime,
+                           default_key_path(state_dir=dirs.state), state_dir, share_clock.now, reports.report)
     if signed is not None:
         checks.append(signed)
     policy: PolicyEnforcer | None = None

@@ -33,7 +33,7 @@ _EXIT_POLL_S = 0.1
 _KILL_TIMEOUT_S = 5.0
 _MB = 1024 * 1024
 
-OutputCallback = Callable[[str], None]
+OutputCallback = Callable[[str], object]  # what it returns is ignored
 
 
 @dataclass(frozen=True)

@@ -14,17 +14,11 @@ from typing import Any, Callable, Mapping, Protocol
 
 from envy.agent.context import AgentContext
 from envy.agent.user_modules import UserModule, call_user_function
-from envy.protocol.commands import Call, parse_command
+from envy.protocol.commands import AGENT_BUILTINS, Call, parse_agent_command
+
+__all__ = ["AGENT_BUILTINS", "BUILTIN_HANDLERS", "CommandRunner", "parse_agent_command"]
 
 log = logging.getLogger(__name__)
-
-AGENT_BUILTINS = ("print", "stop", "quit", "restart", "reload", "render")
-
-
-def parse_agent_command(text: str) -> Call:
-    """Parse a command for an agent. ``IO.*`` belongs to the shell and is refused here."""
-    return parse_command(text, builtins=AGENT_BUILTINS, allow_io=False)
-
 
 class BuiltinTarget(Protocol):
     """What the built-ins act on (the agent, envy/agent/agent.py)."""

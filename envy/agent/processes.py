@@ -38,6 +38,7 @@ from envy.agent.child import Child, ChildResult, OutputCallback
 __all__ = ["Child", "ChildResult", "ProcessHandler"]
 from envy.agent.child_log import ChildLog
 from envy.share.atomic import atomic_write_json, read_json
+from envy.share.fs import REAL_FS
 
 log = logging.getLogger(__name__)
 
@@ -210,7 +211,7 @@ class ProcessHandler:
 
     def _read_record(self) -> list[dict[str, object]]:
         try:
-            record = read_json(self._record_path)
+            record = read_json(self._record_path, fs=REAL_FS)
         except FileNotFoundError:
             return []
         except (OSError, ValueError) as exc:
@@ -231,7 +232,7 @@ class ProcessHandler:
         ]
         record = {"version": _RECORD_VERSION, "children": entries + self._previous}
         try:
-            atomic_write_json(self._record_path, record)
+            atomic_write_json(self._record_path, record, fs=REAL_FS)
         except OSError as exc:
             log.warning("cannot record children in %s: %s", self._record_path, exc)
 

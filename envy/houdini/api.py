@@ -34,6 +34,7 @@ from envy.houdini.versions import next_version_folder, reserve_version_folder
 from envy.platform.host import os_name, user_name
 from envy.render.jobs import Job
 from envy.share.layout import ShareLayout
+from envy.share.fs import REAL_FS
 
 __all__ = [
     "CacheJob", "CacheJobError", "cache_job", "job_for_node", "duplicate", "check", "submit",
@@ -105,7 +106,7 @@ def submit(
 ) -> Job:
     """Submit ``job`` (``wedges`` jobs numbered 1..N for ``$NVJ``); returns the Envy job written to the share."""
     return submit_cache(share_layout(share), job, wedges=wedges, priority=priority, name=name, paused=paused,
-                        remap=remap, job_file=job_file, local_os=os_name())
+                        remap=remap, job_file=job_file, local_os=os_name(), fs=REAL_FS)
 
 
 def load(path: str | os.PathLike[str]) -> CacheJob:

@@ -13,7 +13,7 @@ from typing import Callable, Sequence
 from envy.houdini.schema import CacheJobError, load_cache_job
 from envy.houdini.submit_cache import check_cache_job, submit_cache
 from envy.platform.host import os_name
-from envy.share.fs import REAL_FS, ShareFS
+from envy.share.fs import ShareFS
 from envy.share.layout import ShareLayout
 
 
@@ -29,7 +29,7 @@ def run_cache(
     local_remap: Sequence[str] = (),
     check_only: bool = False,
     say: Callable[[str], None] = print,
-    fs: ShareFS = REAL_FS,
+    fs: ShareFS,
 ) -> int:
     """Submit (or with ``check_only``, only check) the cache job in ``job_json``; returns the exit code.
 

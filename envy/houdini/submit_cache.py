@@ -29,7 +29,7 @@ from envy.platform.host import host_name, user_name
 from envy.render.jobs import Job, new_job_id
 from envy.render.remap import PathRemap, RemapError
 from envy.render.submit import TASK_EXT, write_tasks
-from envy.share.fs import REAL_FS, ShareFS
+from envy.share.fs import ShareFS
 from envy.share.layout import ShareLayout
 
 TASK_FORMAT = 1
@@ -133,7 +133,7 @@ def submit_cache(
     paused: bool = False,
     remap: Sequence[str] = (),
     job_file: str | None = None,
-    fs: ShareFS = REAL_FS,
+    fs: ShareFS,
     local_os: str | None = None,
     local_remap: Sequence[str] = (),
 ) -> Job:

@@ -35,12 +35,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Protocol
 
-from envy.agent.commands import parse_agent_command
 from envy.config import Config
 from envy.platform.files import others_can_write
 from envy.policy.rules import DEFAULT_CHECK_EVERY_S, Limit, Policy, PolicyError, load_policy
 from envy.policy.seats import SeatOwner, Seats
-from envy.protocol.commands import CommandError
+from envy.protocol.commands import CommandError, parse_agent_command
 from envy.share.fs import ShareFS
 from envy.share.layout import ShareLayout, ShareMissing
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from envy.platform.files import others_can_write
 from envy.policy.rules import Limit, clock_text, load_policy, plural
 from envy.policy.seats import Seat, Seats, SeatOwner
-from envy.share.fs import REAL_FS, ShareFS
+from envy.share.fs import ShareFS
 from envy.share.layout import ShareLayout
 
 NO_POLICY = "no lockdown policy is set (agents use --policy, ENVY_POLICY or 'policy:' in config.yaml)"
@@ -26,7 +26,7 @@ def describe_policy(
     *,
     now: datetime | None = None,
     layout: ShareLayout | None = None,
-    fs: ShareFS = REAL_FS,
+    fs: ShareFS,
 ) -> str:
     """Several lines: the file, blacklisted or not, the limit now and its next change, the seats in use.
 

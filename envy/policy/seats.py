@@ -35,7 +35,7 @@ from typing import Callable
 from envy.protocol.liveness import LivenessTracker
 from envy.protocol.status import AgentStatus
 from envy.share.atomic import rename_attempt, read_json
-from envy.share.fs import REAL_FS, ShareFS
+from envy.share.fs import ShareFS
 from envy.share.layout import ShareLayout
 
 log = logging.getLogger(__name__)
@@ -144,7 +144,7 @@ class OwnerWatch:
 class Seats:
     """One agent's view of its user's seats: claim the lowest free one, keep it, give it up."""
 
-    def __init__(self, layout: ShareLayout, user: str, me: SeatOwner, fs: ShareFS = REAL_FS,
+    def __init__(self, layout: ShareLayout, user: str, me: SeatOwner, fs: ShareFS,
                  dead_after: float = 30.0, clock: Callable[[], float] = time.monotonic) -> None:
         self.layout = layout
         self.user = user

@@ -348,3 +348,13 @@ def _excerpt(text: str) -> str:
     if len(text) > _EXCERPT_CHARS:
         return repr(text[:_EXCERPT_CHARS]) + "..."
     return repr(text)
+
+
+# The agent's built-ins (envy/agent/commands.py runs them; the shell and the
+# lockdown policy need to know them too, so they live with the language).
+AGENT_BUILTINS = ("print", "stop", "quit", "restart", "reload", "render")
+
+
+def parse_agent_command(text: str) -> Call:
+    """Parse a command for an agent. ``IO.*`` belongs to the shell and is refused here."""
+    return parse_command(text, builtins=AGENT_BUILTINS, allow_io=False)

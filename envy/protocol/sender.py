@@ -20,7 +20,7 @@ from envy.protocol.instructions import (
 )
 from envy.protocol.selectors import split_line
 from envy.share.atomic import atomic_write
-from envy.share.fs import REAL_FS, ShareFS
+from envy.share.fs import ShareFS
 from envy.share.layout import ShareLayout, instructions_header
 from envy.share.lock import RenameLock, owner_id
 from envy.share.names import nonce
@@ -48,7 +48,7 @@ class InstructionSender:
         self,
         layout: ShareLayout,
         lifetime: float,
-        fs: ShareFS = REAL_FS,
+        fs: ShareFS,
         signer: Signer | None = None,
         clock: Callable[[], float] | None = None,
     ) -> None:

@@ -34,7 +34,6 @@ import stat as stat_mod
 from pathlib import Path
 from typing import Callable, Mapping
 
-from envy.config import Config
 from envy.platform.host import local_dirs, os_name
 from envy.protocol.instructions import Instruction, format_time
 
@@ -221,19 +220,20 @@ class SignedInstructions:
         return None
 
 
-def signing_check(config: Callable[[], Config], key_path: Path, state_dir: Path, clock: Callable[[], float],
-                  report: Callable[[str], None]) -> SignedInstructions | None:
+def signing_check(signed: bool, share: str | None, lifetime: Callable[[], float], key_path: Path, state_dir: Path,
+                  clock: Callable[[], float], report: Callable[[str], None]) -> SignedInstructions | None:
     """The signed-mode check when the config says ``signed: true`` (else None); SigningError without a usable key.
 
-    ``config`` gives the current config (read at each check). ``signed`` itself
-    is read once: turning signed mode on or off takes a restart().
+    ``signed`` and ``share`` come from the config at start (turning signed mode
+    on or off takes a restart()); ``lifetime`` gives the command lifetime now
+    (read at each check, so a reload() reaches it).
     ``state_dir`` is the agent's own local folder (the last run id lives
     there); ``clock`` the share-corrected clock; ``report`` logs once.
     """
-    if not config().signed:
+    if not signed:
         return None
-    key = load_key(key_path, config().share)
+    key = load_key(key_path, share)
     last = LastRunId(state_dir / LAST_ID_FILE)
-    check = SignedInstructions(key, last, lambda: config().command_lifetime, clock, report)
+    check = SignedInstructions(key, last, lifetime, clock, report)
     log.info("signed mode: only commands signed with the key in %s run here", key_path)
     return check

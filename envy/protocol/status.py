@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from envy.share.atomic import atomic_write_json, read_json
-from envy.share.fs import REAL_FS, ShareFS
+from envy.share.fs import ShareFS
 from envy.share.layout import ShareLayout
 from envy.share.names import is_junk
 
@@ -75,11 +75,11 @@ class AgentStatus:
         return status
 
 
-def write_status(layout: ShareLayout, status: AgentStatus, fs: ShareFS = REAL_FS) -> None:
+def write_status(layout: ShareLayout, status: AgentStatus, fs: ShareFS) -> None:
     atomic_write_json(layout.status_file(status.host), status.to_json(), fs)
 
 
-def read_statuses(layout: ShareLayout, fs: ShareFS = REAL_FS) -> tuple[list[AgentStatus], list[str]]:
+def read_statuses(layout: ShareLayout, fs: ShareFS) -> tuple[list[AgentStatus], list[str]]:
     """Every agent's status; corrupt or foreign files become warnings, never errors."""
     statuses: list[AgentStatus] = []
     warnings: list[str] = []

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 from envy.share.atomic import rename_attempt
-from envy.share.fs import REAL_FS, ShareFS
+from envy.share.fs import ShareFS
 from envy.share.names import is_junk
 
 log = logging.getLogger(__name__)
@@ -163,7 +163,7 @@ class FolderQueue:
     when the cached candidates run out.
     """
 
-    def __init__(self, folder: Path, pattern: ItemPattern, me: Identity, fs: ShareFS = REAL_FS) -> None:
+    def __init__(self, folder: Path, pattern: ItemPattern, me: Identity, fs: ShareFS) -> None:
         self.folder = folder
         self.pattern = pattern
         self.me = me
@@ -351,7 +351,7 @@ class FolderQueue:
             return False
 
 
-def reset_items(folder: Path, pattern: ItemPattern, states: Sequence[str], fs: ShareFS = REAL_FS) -> int:
+def reset_items(folder: Path, pattern: ItemPattern, states: Sequence[str], fs: ShareFS) -> int:
     """Bring done/failed items back to pending under their original names (Envy IO's ``reset``)."""
     count = 0
     for name in fs.listdir(folder):

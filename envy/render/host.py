@@ -52,7 +52,7 @@ class ChildStarter(Protocol):
         *,
         cwd: Path | None = None,
         memory_limit_mb: int | None = None,
-        on_output: Callable[[str], None] | None = None,
+        on_output: Callable[[str], object] | None = None,
     ) -> RunningChild: ...
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from envy.share.atomic import atomic_write_json, read_json
-from envy.share.fs import REAL_FS, ShareFS
+from envy.share.fs import ShareFS
 from envy.share.layout import ShareLayout
 from envy.share.names import is_junk
 
@@ -106,12 +106,12 @@ def job_path(layout: ShareLayout, job_id: str) -> Path:
     return layout.jobs_dir / f"{job_id}.json"
 
 
-def save_job(layout: ShareLayout, job: Job, fs: ShareFS = REAL_FS) -> None:
+def save_job(layout: ShareLayout, job: Job, fs: ShareFS) -> None:
     job.validate()
     atomic_write_json(job_path(layout, job.id), job.to_json(), fs)
 
 
-def load_job(layout: ShareLayout, job_id: str, fs: ShareFS = REAL_FS) -> Job:
+def load_job(layout: ShareLayout, job_id: str, fs: ShareFS) -> Job:
     try:
         data = read_json(job_path(layout, job_id), fs)
     except FileNotFoundError:
@@ -121,7 +121,7 @@ def load_job(layout: ShareLayout, job_id: str, fs: ShareFS = REAL_FS) -> Job:
     return Job.from_json(data)
 
 
-def list_jobs(layout: ShareLayout, fs: ShareFS = REAL_FS, strict: bool = False) -> tuple[list[Job], list[str]]:
+def list_jobs(layout: ShareLayout, fs: ShareFS, strict: bool = False) -> tuple[list[Job], list[str]]:
     """All readable jobs, oldest first; corrupt files become warnings.
 
     ``strict``: an unreadable jobs folder raises OSError instead of reading as
@@ -147,7 +147,7 @@ def list_jobs(layout: ShareLayout, fs: ShareFS = REAL_FS, strict: bool = False) 
     return jobs, warnings
 
 
-def find_jobs(layout: ShareLayout, target: str, fs: ShareFS = REAL_FS) -> list[Job]:
+def find_jobs(layout: ShareLayout, target: str, fs: ShareFS) -> list[Job]:
     """Jobs named by id, id prefix, name, or source folder (as given to submit)."""
     jobs, _ = list_jobs(layout, fs)
     norm = _norm(target)

@@ -10,7 +10,7 @@ from envy.render.claims import ItemPattern, sort_listing
 from envy.render.jobs import Job
 from envy.render.remap import PathRemap
 from envy.platform.host import os_name
-from envy.share.fs import REAL_FS, ShareFS
+from envy.share.fs import ShareFS
 from envy.share.layout import ShareLayout
 
 _REASON_RE = re.compile(r"^ENVY FAILED: (.*)$")
@@ -47,7 +47,7 @@ def work_folder(layout: ShareLayout, job: Job, remap: PathRemap) -> Path:
     return Path(remap.apply(job.source, os_name()))
 
 
-def summarize(layout: ShareLayout, job: Job, remap: PathRemap, fs: ShareFS = REAL_FS, reasons: bool = True) -> JobSummary:
+def summarize(layout: ShareLayout, job: Job, remap: PathRemap, fs: ShareFS, reasons: bool = True) -> JobSummary:
     summary = JobSummary(job)
     try:
         listing = sort_listing(fs.listdir(work_folder(layout, job, remap)), ItemPattern(job.extensions))

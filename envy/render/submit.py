@@ -22,7 +22,7 @@ from envy.render.jobs import Job, JobError, new_job_id, save_job
 from envy.render.profiles import RendererProfile, profile_for_file
 from envy.render.remap import PathRemap
 from envy.share.atomic import atomic_write_json
-from envy.share.fs import REAL_FS, ShareFS
+from envy.share.fs import ShareFS
 from envy.share.layout import ShareLayout
 from envy.share.names import is_junk
 
@@ -64,7 +64,7 @@ def _detect_renderer(names: Sequence[str], profiles: Mapping[str, RendererProfil
 
 
 def submit(layout: ShareLayout, req: SubmitRequest, profiles: Mapping[str, RendererProfile],
-           fs: ShareFS = REAL_FS, local_os: str | None = None) -> Job:
+           fs: ShareFS, local_os: str | None = None) -> Job:
     """Validate ``req`` and write the job (and its task files). Nothing is written on bad input."""
     layout.require(fs)
     if req.chunk < 1:
@@ -125,7 +125,7 @@ def write_range_tasks(layout: ShareLayout, job: Job, stem: str, start: int, end:
     return count
 
 
-def write_tasks(layout: ShareLayout, job: Job, tasks: Sequence[tuple[str, dict]], fs: ShareFS = REAL_FS) -> None:
+def write_tasks(layout: ShareLayout, job: Job, tasks: Sequence[tuple[str, dict]], fs: ShareFS) -> None:
     """Write prepared task files (husk, cache jobs), then the job file last."""
     folder = job.tasks_dir(layout)
     fs.makedirs(folder)

@@ -13,7 +13,7 @@ from envy.share.names import temp_name_for
 log = logging.getLogger(__name__)
 
 
-def atomic_write(path: PathLike, data: bytes | str, fs: ShareFS = REAL_FS) -> None:
+def atomic_write(path: PathLike, data: bytes | str, fs: ShareFS) -> None:
     """Write ``data`` to a unique temp name beside ``path``, fsync, then replace ``path``.
 
     Readers see the old or the new file, never a torn one. On failure the temp
@@ -40,7 +40,7 @@ def atomic_write_json(path: PathLike, obj: Any, fs: ShareFS = REAL_FS) -> None:
     atomic_write(path, json.dumps(obj, indent=1, sort_keys=True) + "\n", fs)
 
 
-def read_json(path: PathLike, fs: ShareFS = REAL_FS) -> Any:
+def read_json(path: PathLike, fs: ShareFS) -> Any:
     """Read a JSON file; ValueError (with the path) when it is corrupt or truncated."""
     raw = fs.read_bytes(path)
     try:
@@ -49,7 +49,7 @@ def read_json(path: PathLike, fs: ShareFS = REAL_FS) -> Any:
         raise ValueError(f"{os.fspath(path)}: not valid JSON ({exc.__class__.__name__}: {exc})") from None
 
 
-def rename_attempt(src: PathLike, dst: PathLike, fs: ShareFS = REAL_FS) -> bool:
+def rename_attempt(src: PathLike, dst: PathLike, fs: ShareFS) -> bool:
     """Try to rename ``src`` to ``dst`` (a name carrying our identity). True if we won.
 
     A rename is an attempt: on NFS a retransmitted RENAME can report ENOENT

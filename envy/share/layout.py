@@ -26,7 +26,7 @@ from pathlib import Path
 
 from envy import __version__
 from envy.share.atomic import atomic_write
-from envy.share.fs import REAL_FS, ShareFS
+from envy.share.fs import ShareFS
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ class ShareLayout:
     def farm_config(self) -> Path:
         return self.root / "config.yaml"
 
-    def is_mounted(self, fs: ShareFS = REAL_FS) -> bool:
+    def is_mounted(self, fs: ShareFS) -> bool:
         """True when the sentinel is there (ENGINEERING §1.8)."""
         try:
             fs.stat(self.sentinel)
@@ -94,7 +94,7 @@ class ShareLayout:
             return False
         return True
 
-    def require(self, fs: ShareFS = REAL_FS) -> None:
+    def require(self, fs: ShareFS) -> None:
         if not self.is_mounted(fs):
             raise ShareMissing(
                 f"{self.root} is not an Envy share (no {SENTINEL}): is the drive mounted? "
@@ -116,7 +116,7 @@ def make_dirs_within(base: Path, *parts: str) -> Path:
     return path
 
 
-def init_share(root: Path, user: str, fs: ShareFS = REAL_FS) -> list[Path]:
+def init_share(root: Path, user: str, fs: ShareFS) -> list[Path]:
     """Create the Envy folder: layout, the user's folder from user_template/, then the sentinel.
 
     The sentinel is written last so a half-created tree is never taken for a

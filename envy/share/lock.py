@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from envy.share.atomic import rename_attempt
-from envy.share.fs import REAL_FS, ShareFS
+from envy.share.fs import ShareFS
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ class RenameLock:
         self,
         folder: Path,
         owner: str,
-        fs: ShareFS = REAL_FS,
+        fs: ShareFS,
         stale_after: float = 20.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:

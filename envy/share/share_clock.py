@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from envy.share.fs import REAL_FS, ShareFS
+from envy.share.fs import ShareFS
 from envy.share.names import temp_name_for
 
 
@@ -46,7 +46,7 @@ class ShareClock:
         return self.clock() + self.offset
 
 
-def probe_share_time(folder: Path, fs: ShareFS = REAL_FS) -> float:
+def probe_share_time(folder: Path, fs: ShareFS) -> float:
     """The server's time now: write a tiny temp file in ``folder``, read its mtime, remove it."""
     probe = Path(folder) / temp_name_for("clock-probe")
     fs.write_new(probe, b"")
@@ -59,7 +59,7 @@ def probe_share_time(folder: Path, fs: ShareFS = REAL_FS) -> float:
             pass
 
 
-def stat_mtime(path: Path, fs: ShareFS = REAL_FS) -> float | None:
+def stat_mtime(path: Path, fs: ShareFS) -> float | None:
     try:
         return fs.stat(path).st_mtime
     except OSError:

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from envy.render.jobs import JobError
-from envy.share.fs import REAL_FS, ShareFS
+from envy.share.fs import ShareFS
 from envy.share.names import is_junk
 
 USD_EXTENSIONS = (".usd", ".usda", ".usdc", ".usdz")
@@ -96,7 +96,7 @@ def check_usd_file(path: Path, use_usd_core: bool | None = None) -> UsdFrame:
     return UsdFrame(path, frame, how)
 
 
-def usd_files(folder: Path, pattern: str | None = None, fs: ShareFS = REAL_FS) -> list[Path]:
+def usd_files(folder: Path, pattern: str | None = None, *, fs: ShareFS) -> list[Path]:
     """The USD files directly in ``folder`` (optionally only names matching a glob ``pattern``)."""
     names = sorted(n for n in fs.listdir(folder) if not is_junk(n) and is_usd_name(n))
     if pattern:
@@ -105,10 +105,10 @@ def usd_files(folder: Path, pattern: str | None = None, fs: ShareFS = REAL_FS) -
 
 
 def check_usd_folder(
-    folder: Path, pattern: str | None = None, use_usd_core: bool | None = None, fs: ShareFS = REAL_FS
+    folder: Path, pattern: str | None = None, use_usd_core: bool | None = None, *, fs: ShareFS
 ) -> list[UsdFrame]:
     """Every USD file of ``folder`` with its frame, sorted by frame; ``UsdCheckError`` names each bad file."""
-    paths = usd_files(folder, pattern, fs)
+    paths = usd_files(folder, pattern, fs=fs)
     if not paths:
         which = f"matching {pattern!r} " if pattern else ""
         raise JobError(f"{folder}: no USD files {which}({', '.join(USD_EXTENSIONS)})")

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from envy.platform.host import os_name
-from envy.share.fs import REAL_FS, ShareFS
+from envy.share.fs import ShareFS
 from envy.share.layout import ShareLayout
 from envy.usd.check import is_usd_name
 from envy.usd.submit_usd import DEFAULT_DELEGATE, DEFAULT_TILE_SUFFIX, parse_tiles, submit_usd
@@ -41,7 +41,7 @@ def run_submit_usd(
     tile_suffix: str | None = None,
     extra_args: Sequence[str] = (),
     say: Callable[[str], None] = print,
-    fs: ShareFS = REAL_FS,
+    fs: ShareFS,
 ) -> int:
     layout = share if isinstance(share, ShareLayout) else ShareLayout(Path(share))
     job = submit_usd(

@@ -24,7 +24,7 @@ from envy.platform.host import host_name, os_name, user_name
 from envy.render.jobs import Job, JobError, new_job_id
 from envy.render.remap import PathRemap, RemapError
 from envy.render.submit import TASK_EXT, write_tasks
-from envy.share.fs import REAL_FS, ShareFS
+from envy.share.fs import ShareFS
 from envy.share.layout import ShareLayout
 from envy.usd.check import SETTINGS_PRIM, USD_EXTENSIONS, UsdFrame, check_usd_folder
 
@@ -152,7 +152,7 @@ def submit_usd(
     image_ext: str = DEFAULT_IMAGE_EXT,
     extra_args: Sequence[str] = (),
     use_usd_core: bool | None = None,
-    fs: ShareFS = REAL_FS,
+    fs: ShareFS,
     local_os: str | None = None,
 ) -> Job:
     """Check every USD file of ``folder``, then write one husk task per frame (and tile) and the job.
@@ -170,7 +170,7 @@ def submit_usd(
 
 
 def submit_usd_request(
-    layout: ShareLayout, req: UsdSubmitRequest, fs: ShareFS = REAL_FS, local_os: str | None = None,
+    layout: ShareLayout, req: UsdSubmitRequest, fs: ShareFS, local_os: str | None = None,
     local_remap: PathRemap | None = None,
 ) -> Job:
     """``submit_usd`` for a prepared request.
@@ -188,7 +188,7 @@ def submit_usd_request(
         raise JobError(str(exc)) from None
     if not local.is_dir():
         raise JobError(f"{req.folder}: no such folder (for another OS's path, add --remap FROM,TO)")
-    frames = check_usd_folder(local, req.pattern, req.use_usd_core, fs)
+    frames = check_usd_folder(local, req.pattern, req.use_usd_core, fs=fs)
     tasks = husk_tasks(req, frames)
     now = time.time()
     job = Job(
@@ -206,7 +206,7 @@ def submit_usd_request(
     return job
 
 
-def submit_usd_from_cli(layout: ShareLayout, args: Any, remap: PathRemap, fs: ShareFS = REAL_FS) -> Job:
+def submit_usd_from_cli(layout: ShareLayout, args: Any, remap: PathRemap, fs: ShareFS) -> Job:
     """The husk path of ``envy-io submit DIR --delegate X [--tiles 3x3]`` (envy_io/commands/jobs.py).
 
     ``args`` is the parsed ``submit`` command line (source, delegate, tiles,

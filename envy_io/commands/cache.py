@@ -25,7 +25,7 @@ def run(args: argparse.Namespace, env: CommandEnv) -> int:
         return run_cache(
             None if args.check else env.farm.layout, args.job, args.wedges, priority=args.priority, name=args.name,
             paused=args.paused, remap=args.remap, local_remap=env.config.remap, check_only=args.check,
-            say=env.print, **({} if args.check else {"fs": env.farm.fs}),
+            say=env.print, fs=env.fs,
         )
     except JobError as exc:
         raise UsageError(str(exc)) from None

@@ -21,10 +21,10 @@ def add_policy_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_policy(args: argparse.Namespace, env: CommandEnv) -> int:
     layout = ShareLayout(Path(env.config.share)) if env.config.share else None
-    if layout is not None and not layout.is_mounted():
+    if layout is not None and not layout.is_mounted(env.fs):
         layout = None  # no seats to count on an unmounted share; the policy itself may live elsewhere
     try:
-        text = describe_policy(args.policy or env.config.policy, args.user or env.user, layout=layout)
+        text = describe_policy(args.policy or env.config.policy, args.user or env.user, layout=layout, fs=env.fs)
     except PolicyError as exc:
         raise UsageError(str(exc)) from None
     env.print(text)

@@ -15,7 +15,7 @@ def run(args: argparse.Namespace, env: CommandEnv) -> int:
     from envy_io.shell import run_shell  # prompt_toolkit is loaded only for the shell
 
     farm = env.farm
-    return run_shell(farm.layout, farm.config, user=farm.user, farm=farm, debug=env.debug)
+    return run_shell(farm.layout, farm.config, fs=farm.fs, user=farm.user, farm=farm, debug=env.debug)
 
 
 SUBCOMMANDS = [Subcommand("shell", "the interactive shell (the default)", add_arguments, run, in_shell=False)]
