@@ -210,6 +210,8 @@ class ProcessHandler:
         log.info("%s (pid %s) finished: %s", child.name, child.pid, result)
 
     def _read_record(self) -> list[dict[str, object]]:
+        # The record is in this machine's local state folder, never on the share:
+        # the real filesystem is the only one it can be on.
         try:
             record = read_json(self._record_path, fs=REAL_FS)
         except FileNotFoundError:
