@@ -1,26 +1,17 @@
 """The lockdown policy with real agent subprocesses on a real temporary share.
 
-These need ``envy agent`` to call ``install_policy`` (envy/cli.py) and run
-its shutdown hooks (envy/agent/agent.py); until then they are skipped with
-that reason. The same behaviour is covered in-process by test_policy.py.
+``envy agent --policy`` applies the policy: it refuses a blacklisted user,
+stands down over the machine limit and gives its place up when it quits. The
+same rules are covered in-process by test_policy.py.
 """
 
 from __future__ import annotations
 
-import inspect
 from pathlib import Path
 
 import pytest
 
-import envy.agent.agent
-import envy.cli
 from farm import Farm, wait_for
-
-pytestmark = pytest.mark.skipif(
-    "install_policy" not in inspect.getsource(envy.cli) or "shutdown_hooks" not in inspect.getsource(envy.agent.agent),
-    reason="envy agent does not apply the lockdown policy yet (install_policy in envy/cli.py, shutdown hooks in agent.py)",
-)
-
 
 def write_policy(path: Path, machines: int | str, blacklist: tuple[str, ...] = ()) -> Path:
     path.write_text(

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import inspect
 import os
 from pathlib import Path
 
 import pytest
 
-import envy.agent.agent
 import envy.security
 from envy.config import Config
 from envy.protocol.instructions import stamp
@@ -100,11 +98,7 @@ def test_task_paths_inside_the_job_folder_are_accepted_but_not_through_a_symlink
 
 
 # -- a real agent --------------------------------------------------------------------------------
-agent_source = inspect.getsource(envy.agent.agent)
-
-
 @posix_only
-@pytest.mark.skipif("strict_mode_problem" not in agent_source, reason="the agent does not check strict modes yet (agent.py)")
 def test_agent_refuses_a_group_writable_instruction_file_until_it_is_fixed(farm: Farm) -> None:
     agent = farm.start_agent("lab1-01")
     farm.wait_heartbeat(agent)
@@ -121,7 +115,6 @@ def test_agent_refuses_a_group_writable_instruction_file_until_it_is_fixed(farm:
 
 
 @posix_only
-@pytest.mark.skipif("strict_mode_problem" not in agent_source, reason="the agent does not check strict modes yet (agent.py)")
 def test_agent_refuses_a_user_module_others_can_write(farm: Farm) -> None:
     module = farm.layout.user_dir("student") / "Envy_Functions.py"
     module.write_text("def hello():\n    print('hello from NV')\n")
