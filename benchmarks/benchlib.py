@@ -36,6 +36,7 @@ from envy.protocol.instructions import Instruction  # noqa: E402
 from envy.protocol.sender import InstructionSender  # noqa: E402
 from envy.share.layout import ShareLayout, init_share  # noqa: E402
 from envy.share.fs import REAL_FS
+from envy.waiting import WaitTimeout, wait_for  # noqa: E402,F401  (the one wait of Envy, for every benchmark)
 
 # The agent log's time stamp (logging's asctime, local time, milliseconds).
 LOG_TIME_FORMAT = "%Y-%m-%d %H:%M:%S,%f"
@@ -98,13 +99,12 @@ def wait_quiet(max_load: float = 1.0, timeout: float = 300.0) -> list[float]:
     the results either way.
     """
     global _LOAD_AT_START
-    deadline = time.monotonic() + timeout
-    warned = False
-    while os.getloadavg()[0] >= max_load and time.monotonic() < deadline:
-        if not warned:
-            print(f"(waiting up to {timeout:g} s for the machine to be quiet: load {load_average()})")
-            warned = True
-        time.sleep(5.0)
+    if os.getloadavg()[0] >= max_load:
+        print(f"(waiting up to {timeout:g} s for the machine to be quiet: load {load_average()})")
+        try:
+            wait_for(lambda: os.getloadavg()[0] < max_load, timeout, f"a load average below {max_load:g}", 5.0)
+        except WaitTimeout:
+            pass  # run anyway; the load is recorded and reported below
     _LOAD_AT_START = load_average()
     if _LOAD_AT_START[0] >= max_load:
         print(f"(machine still busy, load {_LOAD_AT_START}: figures may be skewed)")
@@ -154,17 +154,6 @@ def verdict(ok: bool) -> str:
 
 
 # --------------------------------------------------------------------------- waiting and logs
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(interval)
 
 
 def log_time(line: str) -> float | None:
@@ -243,6 +232,8 @@ class BenchFarm:
                     "USERNAME": user, "PYTHONUNBUFFERED": "1"}
         for key in ("ENVY_LOG_DIR", "ENVY_SHARE", "ENVY_POLICY"):
             self.env.pop(key, None)
+        # The agents run in the temp folder: they import this checkout's envy, as this script does.
+        self.env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
         self.agents: dict[str, subprocess.Popen] = {}
         (self.root / "out").mkdir(parents=True, exist_ok=True)
         if not self.layout.sentinel.exists():

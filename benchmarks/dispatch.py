@@ -139,7 +139,9 @@ def one_run(run: int, frames: int) -> dict[str, Any]:
 
         benchlib.wait_for(lambda: done_count() >= frames, ideal * 3 + 60, "every frame to be done", 0.2)
         done_ctimes = [p.stat().st_ctime for p in folder.iterdir() if ".envy~done~" in p.name]
-        time.sleep(0.5)  # the completion lines are logged right after the done renames
+        # The completion lines are logged right after the done renames.
+        benchlib.wait_for(lambda: sum(len(_DONE_RE.findall(farm.log_path(h).read_text(errors="replace")))
+                                      for h in hosts) >= frames, 30, "every completion line in the agents' logs", 0.1)
         seen = {h: e[0][0] for h in hosts if (e := benchlib.log_events(farm.log_path(h), f"command {ins.id}"))}
         slots = parse_slots(farm, hosts, job.logs_dir(farm.layout))
         result = analyse(slots, ins.issued, seen, frames)

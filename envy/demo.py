@@ -15,7 +15,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from importlib import resources
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from envy.render.remap import PathRemap
 from envy.render.submit import SubmitRequest, submit
 from envy.share.layout import ShareLayout, init_share
 from envy.share.fs import REAL_FS
+from envy.waiting import WaitTimeout, wait_for
 
 DEMO_SETTINGS = {"heartbeat": 1.0, "dead_after": 6.0, "poll_interval": 0.5}
 INSTALL_POVRAY = {
@@ -86,15 +86,20 @@ def start_agents(root: Path, share: Path, hosts: list[str], renderer: str) -> li
 def wait_for_prints(layout: ShareLayout, hosts: list[str], text: str, timeout: float) -> dict[str, str]:
     """Each host's log line for ``print(text)``, waiting until all have answered."""
     answers: dict[str, str] = {}
-    deadline = time.monotonic() + timeout
-    while len(answers) < len(hosts) and time.monotonic() < deadline:
+
+    def everyone_answered() -> bool:
         for host in hosts:
             log = layout.host_logs(host) / "agent.log"
             if host not in answers and log.exists():
                 for line in log.read_text(errors="replace").splitlines():
                     if f"print: {text}" in line:
                         answers[host] = line
-        time.sleep(0.2)
+        return len(answers) == len(hosts)
+
+    try:
+        wait_for(everyone_answered, timeout, f"every agent to print {text!r}", 0.2)
+    except WaitTimeout:
+        pass  # the caller names the hosts that did not answer
     return answers
 
 

@@ -1,35 +1,48 @@
 """Test harness: a real share in a temp folder and real agent subprocesses.
 
-Waits are conditions with deadlines (``wait_for``), never bare sleeps.
+Waits are conditions with deadlines (``wait_for`` from envy/waiting.py), never
+bare sleeps; to show that something did not happen, send a later marker command
+and wait for it (``Farm.marker``).
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Callable, Iterable
 
 from envy.protocol.sender import InstructionSender
 from envy.share.layout import ShareLayout, init_share
 from envy.share.fs import REAL_FS
+from envy.waiting import wait_for  # the one wait of Envy; tests import it from here too
 
 FAST = {"heartbeat": 0.5, "poll_interval": 0.3, "dead_after": 3}
 
 
-def wait_for(predicate: Callable[[], object], timeout: float, what: str, interval: float = 0.05) -> object:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(interval)
+_marker_numbers = itertools.count(1)
+
+
+def send_marker(sender: InstructionSender, log_of: Callable[[str], str], hosts: Iterable[str],
+                timeout: float = 30) -> str:
+    """Send ``* print('marker-N')`` and wait until each of ``hosts`` has logged it; returns the text.
+
+    An agent considers the lines of the instruction file in order, in its polling
+    loop, so once a host has printed the marker it has seen every earlier line and
+    done (or not done) what each asked. That, not a sleep, is how a test shows that
+    something did not happen. (NV functions and render workers run on other
+    threads: the marker says nothing about them.)
+    """
+    text = f"marker-{next(_marker_numbers)}"
+    sender.send([f"* print('{text}')"])
+    waiting = list(hosts)
+    wait_for(lambda: all(f"print: {text}" in log_of(h) for h in waiting), timeout,
+             f"{', '.join(waiting)} to print {text}")
+    return text
 
 
 class AgentProc:
@@ -106,13 +119,17 @@ class Farm:
         def ready() -> dict | None:
             st = self.status(agent.host)
             return st if st and st.get("pid") == agent.pid and st.get("state") != "starting" else None
-        return wait_for(ready, timeout, f"{agent.host} to heartbeat")  # type: ignore[return-value]
+        return wait_for(ready, timeout, f"{agent.host} to heartbeat")
 
     def sender(self, lifetime: float = 600) -> InstructionSender:
         return InstructionSender(self.layout, lifetime, fs=REAL_FS)
 
     def send(self, *lines: str) -> list[str]:
         return [i.id for i in self.sender().send(list(lines)).sent]
+
+    def marker(self, *hosts: str, timeout: float = 30) -> str:
+        """Send a marker command and wait for every one of ``hosts`` to run it (see ``send_marker``)."""
+        return send_marker(self.sender(), self.log, hosts, timeout)
 
     def status(self, host: str) -> dict | None:
         try:

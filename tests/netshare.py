@@ -84,6 +84,8 @@ from pathlib import Path
 
 import pytest
 
+from envy.waiting import wait_for  # the one wait of Envy (re-exported for the tests)
+
 __all__ = [
     "NetShare",
     "NetShareError",
@@ -99,6 +101,8 @@ __all__ = [
 START_TIMEOUT = 10.0
 MOUNT_TIMEOUT = 10.0
 UNMOUNT_TIMEOUT = 5.0
+#: Seconds between tries while waiting for sshd or a mount (each try is cheap).
+POLL = 0.02
 
 
 class NetShareError(RuntimeError):
@@ -106,30 +110,6 @@ class NetShareError(RuntimeError):
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def wait_for(predicate: Callable[[], object], timeout: float, what: str = "condition",
-             interval: float = 0.02) -> object:
-    """Poll ``predicate`` until it returns a truthy value or ``timeout`` passes.
-
-    Returns the truthy value; raises ``TimeoutError`` naming ``what`` otherwise.
-    Exceptions raised by the predicate count as "not yet" (the last one is chained),
-    except ``NetShareError``, which propagates at once.
-    """
-    deadline = time.monotonic() + timeout
-    last_exc: BaseException | None = None
-    while True:
-        try:
-            value = predicate()
-            if value:
-                return value
-        except NetShareError:
-            raise  # a process died: no point waiting
-        except Exception as exc:  # noqa: BLE001 - "not yet"
-            last_exc = exc
-        if time.monotonic() >= deadline:
-            raise TimeoutError(f"timed out after {timeout:.1f}s waiting for {what}") from last_exc
-        time.sleep(interval)
 
 
 def _sshd_path() -> str | None:
@@ -350,7 +330,7 @@ class NetShare:
                 if res2.returncode != 0 and in_mount_table(mp):
                     raise NetShareError(
                         f"cannot unmount {mp}: {res.stderr.strip()} / {res2.stderr.strip()}")
-            wait_for(lambda: not in_mount_table(mp), UNMOUNT_TIMEOUT, f"{mp} to unmount")
+            wait_for(lambda: not in_mount_table(mp), UNMOUNT_TIMEOUT, f"{mp} to unmount", POLL, retry_on=(OSError,))
         # sshfs -f exits once its mount is gone; make sure it did.
         if proc is not None:
             try:
@@ -428,7 +408,7 @@ class NetShare:
             # while the listener is still there to reap them.
             sshd_pid = self._sshd.pid
             with contextlib.suppress(TimeoutError):
-                wait_for(lambda: not _children(sshd_pid), 2.0, "sshd sessions to end")
+                wait_for(lambda: not _children(sshd_pid), 2.0, "sshd sessions to end", POLL, retry_on=(OSError,))
         _stop(self._sshd)
         self._sshd = None
         with _LIVE_LOCK:
@@ -514,7 +494,7 @@ class NetShare:
             finally:
                 log.close()
             try:
-                wait_for(self._sshd_ready, START_TIMEOUT, f"sshd on 127.0.0.1:{self.port}")
+                wait_for(self._sshd_ready, START_TIMEOUT, f"sshd on 127.0.0.1:{self.port}", POLL, retry_on=(OSError,))
                 return
             except (TimeoutError, NetShareError):  # e.g. port taken meanwhile: retry
                 last_error = _read(self.sshd_log)
@@ -583,7 +563,7 @@ class NetShare:
             return os.path.ismount(mp)
 
         try:
-            wait_for(live, MOUNT_TIMEOUT, f"sshfs mount {mp}")
+            wait_for(live, MOUNT_TIMEOUT, f"sshfs mount {mp}", POLL, retry_on=(OSError,))
         except TimeoutError as exc:
             _stop(proc)
             self._sshfs[i] = None

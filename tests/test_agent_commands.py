@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import pytest
 
 from envy.protocol.instructions import Instruction, format_time
-from farm import Farm, wait_for
+from envy.protocol.sender import InstructionSender
+from envy.share.layout import ShareLayout, init_share
+from farm import Farm, send_marker, wait_for
 
 
 def printed(farm: Farm, host: str, text: str) -> int:
@@ -23,7 +26,7 @@ def test_command_reaches_exactly_the_selected_hosts_once_each(farm: Farm) -> Non
     farm.send("lab1 1 print('one')", "lab1 * print('lab one')", "* print('everyone')", "LAB2-1 print('exact')")
     wait_for(lambda: all(printed(farm, h, "everyone") for h in hosts), 15, "every agent to print")
     wait_for(lambda: printed(farm, "lab2-01", "exact"), 15, "lab2-01 to print")
-    time.sleep(1.0)  # give a wrong host the chance to run it too (several polls)
+    farm.marker(*hosts)  # every host has now seen all four lines: a wrong host would have run one
     assert [printed(farm, h, "one") for h in hosts] == [1, 0, 0, 0]  # never a substring match: not lab1-10
     assert [printed(farm, h, "lab one") for h in hosts] == [1, 1, 1, 0]
     assert [printed(farm, h, "everyone") for h in hosts] == [1, 1, 1, 1]
@@ -81,16 +84,22 @@ def test_malformed_lines_are_reported_and_skipped_and_the_agent_carries_on(farm:
     assert a.alive()
 
 
-def test_agent_without_sentinel_waits_and_creates_nothing(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_agent_without_sentinel_waits_creates_nothing_and_joins_once_the_share_is_mounted(tmp_path: Path) -> None:
     farm = Farm(tmp_path)
     empty_mount = tmp_path / "unmounted"
     empty_mount.mkdir()
     a = farm.start_agent("lab1-01", share=empty_mount)
     try:
         wait_for(lambda: "no sentinel" in a.output(), 15, "the agent to say it waits")
-        time.sleep(1.0)
-        assert a.alive()
         assert list(empty_mount.iterdir()) == []  # nothing created under the empty mount point
+        # The share gets mounted (here: made in place). The agent's next poll finds the
+        # sentinel and it joins: its "is back" line and the marker show it was waiting
+        # in its loop all along, not gone and not writing. (Its console is read: log
+        # lines of the first seconds after a mount go to the local log file.)
+        init_share(empty_mount, "student")
+        wait_for(lambda: "is back" in a.output(), 15, "the agent to see the share mounted")
+        send_marker(InstructionSender(ShareLayout(empty_mount), 600), lambda host: a.output(), ["lab1-01"])
+        assert a.alive()
     finally:
         farm.stop_all()
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -10,10 +9,16 @@ import pytest
 from envy.protocol.sender import InstructionSender
 from envy.share.layout import ShareLayout, init_share
 from envy.share.fs import REAL_FS
-from farm import Farm, wait_for
+
+from farm import Farm, send_marker, wait_for
 from netshare import net_share, require_netshare
 
 pytestmark = pytest.mark.netshare
+
+
+def read_log(layout: ShareLayout, host: str) -> str:
+    path = layout.host_logs(host) / "agent.log"
+    return path.read_text(errors="replace") if path.exists() else ""
 
 
 def test_each_agent_on_its_own_mount_runs_commands_sent_through_another_mount(tmp_path: Path) -> None:
@@ -34,13 +39,13 @@ def test_each_agent_on_its_own_mount_runs_commands_sent_through_another_mount(tm
             logs = ShareLayout(export_share)
 
             def printed(host: str, text: str) -> int:
-                path = logs.host_logs(host) / "agent.log"
-                return path.read_text(errors="replace").count(f"print: {text}") if path.exists() else 0
+                return read_log(logs, host).count(f"print: {text}")
 
             # sshfs caches attributes for a while: the command arrives within the cache time plus a poll.
             wait_for(lambda: all(printed(h, "over sshfs") for h in hosts), 45, "every agent to run the command")
             wait_for(lambda: printed("lab5-02", "only two"), 45, "lab5-02 to run its command")
-            time.sleep(1.0)
+            # Every agent has now seen both lines: one on the wrong host would have run it.
+            send_marker(InstructionSender(shell_view, 600), lambda h: read_log(logs, h), hosts, timeout=45)
             assert [printed(h, "over sshfs") for h in hosts] == [1, 1, 1]
             assert [printed(h, "only two") for h in hosts] == [0, 1, 0]
         finally:

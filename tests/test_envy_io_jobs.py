@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import re
-import time
 from pathlib import Path
 
 import pytest
@@ -75,12 +74,19 @@ def test_pause_resume_priority_reset_and_monitor_with_a_real_agent(farm: Farm, t
     agent = farm.start_agent("lab1-01", profiles=[str(profile)])
     farm.wait_heartbeat(agent)
     farm.send("* render()")
-    time.sleep(1.5)  # several polls: nothing may render while both jobs are paused
-    assert not list(out_dir.glob("*.png")) if out_dir.exists() else True
-    assert cli(farm, "resume", "low")[0] == 0
-    assert cli(farm, "resume", "high")[0] == 0
+    # The marker: a one-frame job at the lowest priority. The one worker renders in
+    # priority order, so by the time its frame is done a paused frame that was
+    # (wrongly) eligible would have been rendered first.
+    marker = frames(tmp_path / "marker", "marker", 1)
+    assert cli(farm, "submit", str(marker), "--priority", "0", "--output", str(tmp_path / "marker-out"), "--name", "marker")[0] == 0
     pattern = ItemPattern([".frame"])
     done = lambda folder: len(sort_listing([p.name for p in folder.iterdir()], pattern).done)  # noqa: E731
+    wait_for(lambda: done(marker) == 1, 30, "the marker job's frame to be done")
+    assert not list(out_dir.glob("*.png")) if out_dir.exists() else True
+    assert "completed low" not in farm.log("lab1-01") and "completed high" not in farm.log("lab1-01")
+    assert cli(farm, "cancel", "marker")[0] == 0
+    assert cli(farm, "resume", "low")[0] == 0
+    assert cli(farm, "resume", "high")[0] == 0
     wait_for(lambda: done(low) == 3 and done(high) == 3, 60, "both jobs done")
     order = re.findall(r"completed (low|high)\.\d+", farm.log("lab1-01"))
     # Only frames taken after both were resumed count: high (priority 90) goes before low (10).

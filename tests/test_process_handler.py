@@ -21,17 +21,10 @@ import pytest
 
 from envy.agent.processes import RECORD_NAME, ProcessHandler
 from envy.platform.processes import kill_tree
+from envy.waiting import wait_for
 
 PY = sys.executable
 DEADLINE_S = 15.0
-
-
-def wait_until(condition: Callable[[], bool], what: str, timeout: float = DEADLINE_S) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.02)
 
 
 def gone(pid: int) -> bool:
@@ -93,7 +86,7 @@ def find_grandchild(text: str) -> int | None:
 
 
 def grandchild_pid(output: Output) -> int:
-    wait_until(lambda: find_grandchild(output.text) is not None, "the grandchild's pid")
+    wait_for(lambda: find_grandchild(output.text) is not None, DEADLINE_S, "the grandchild's pid")
     pid = find_grandchild(output.text)
     assert pid is not None
     return pid
@@ -119,9 +112,9 @@ def test_output_streams_to_log_and_callback_including_carriage_returns(handler: 
     child = handler.start("render", script(code), log_path, on_output=output)
 
     # Both arrive while the child is still running (it waits for us).
-    wait_until(lambda: "progress 10%\r" in output.text and "a warning\n" in output.text, "streamed output")
+    wait_for(lambda: "progress 10%\r" in output.text and "a warning\n" in output.text, DEADLINE_S, "streamed output")
     # (read bytes: text mode would turn the ``\r`` into a newline)
-    wait_until(lambda: b"progress 10%\r" in log_path.read_bytes(), "the progress update in the log")
+    wait_for(lambda: b"progress 10%\r" in log_path.read_bytes(), DEADLINE_S, "the progress update in the log")
     assert child.running
 
     go.touch()
@@ -156,7 +149,7 @@ def test_stop_kills_child_and_grandchild(handler: ProcessHandler, tmp_path: Path
     result = child.poll()
     assert result is not None and result.killed_reason == "stopped"
     assert result.returncode != 0
-    wait_until(lambda: gone(child.pid) and gone(grandchild), "child and grandchild to exit")
+    wait_for(lambda: gone(child.pid) and gone(grandchild), DEADLINE_S, "child and grandchild to exit")
     assert "(killed: stopped)" in (tmp_path / "tree.log").read_text("utf-8")
 
 
@@ -166,7 +159,7 @@ def test_grandchild_left_running_after_the_child_exits_is_killed(handler: Proces
     grandchild = grandchild_pid(output)
     result = child.wait(DEADLINE_S)
     assert result is not None and result.returncode == 0
-    wait_until(lambda: gone(grandchild), "the left-over grandchild to be killed")
+    wait_for(lambda: gone(grandchild), DEADLINE_S, "the left-over grandchild to be killed")
 
 
 def test_memory_cap_kills_the_tree_and_says_why(handler: ProcessHandler, tmp_path: Path) -> None:
@@ -226,7 +219,7 @@ def test_kill_orphans_after_the_agent_was_dropped(state_dir: Path, tmp_path: Pat
         assert {e["pid"] for e in recorded_children(state_dir)} == {child.pid, own.pid}
 
         assert second.kill_orphans() == [child.pid]
-        wait_until(lambda: gone(child.pid), "the orphan to exit")
+        wait_for(lambda: gone(child.pid), DEADLINE_S, "the orphan to exit")
         assert own.running
         assert [e["pid"] for e in recorded_children(state_dir)] == [own.pid]
         assert second.kill_orphans() == []
@@ -257,7 +250,7 @@ def test_kill_orphans_after_the_agent_was_killed(state_dir: Path, tmp_path: Path
         assert agent.stdout is not None
         child_pid = int(agent.stdout.readline())
         log_path = tmp_path / "render.log"
-        wait_until(lambda: find_grandchild(log_path.read_text("utf-8")) is not None, "the grandchild's pid in the log")
+        wait_for(lambda: find_grandchild(log_path.read_text("utf-8")) is not None, DEADLINE_S, "the grandchild's pid in the log")
         grandchild = find_grandchild(log_path.read_text("utf-8"))
         assert grandchild is not None
 
@@ -273,7 +266,7 @@ def test_kill_orphans_after_the_agent_was_killed(state_dir: Path, tmp_path: Path
         with ProcessHandler(state_dir) as next_run:
             killed = next_run.kill_orphans()
         assert child_pid in killed and grandchild in killed
-        wait_until(lambda: gone(child_pid) and gone(grandchild), "orphan and its child to exit")
+        wait_for(lambda: gone(child_pid) and gone(grandchild), DEADLINE_S, "orphan and its child to exit")
         assert recorded_children(state_dir) == []
     finally:
         agent.kill()

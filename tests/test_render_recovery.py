@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import psutil
@@ -51,6 +50,12 @@ def test_kill_9_mid_frame_frame_is_reclaimed_once_and_no_renderer_survives(farm:
     assert done[frame] == "lab1-02"
 
 
+def workers_idle(farm: Farm, host: str) -> bool:
+    """The host's status file shows render workers, none of them on a frame."""
+    workers = (farm.status(host) or {}).get("workers") or []
+    return bool(workers) and all(w.get("frame") is None for w in workers)
+
+
 def test_sigstop_past_dead_timeout_does_not_complete_twice_or_overwrite(farm: Farm, tmp_path: Path) -> None:
     require_tool("povray")
     profile = slow_povray_profile(tmp_path / "slow.yaml")
@@ -73,7 +78,9 @@ def test_sigstop_past_dead_timeout_does_not_complete_twice_or_overwrite(farm: Fa
         sleeper.resume()
     wait_for(lambda: "no longer mine" in farm.log("lab1-01") or "taken over" in farm.log("lab1-01"), 60,
              "the woken agent to notice it lost the claim")
-    time.sleep(1.0)  # the woken agent must not act on the frame after noticing
+    # The woken agent's worker goes idle: it has given the frame up for good (the frame
+    # is done, so there is nothing left to claim) and cannot act on it any more.
+    wait_for(lambda: workers_idle(farm, "lab1-01"), 30, "the woken agent's worker to be idle")
     assert "completed shot010.0001" not in farm.log("lab1-01")
     assert farm.log("lab1-02").count("completed shot010.0001") == 1
     state = listing(frames)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from envy.config import load_config
 from envy.platform.host import user_name
 from envy.protocol.instructions import parse_instruction_file
 from envy.protocol.status import AgentStatus, write_status
+from envy.waiting import WaitTimeout, wait_for
 from envy.share.layout import ShareLayout, init_share
 from envy_io.agents import AgentBoard
 from envy_io.farm import Farm
@@ -100,11 +100,11 @@ def test_the_validation_error_is_shown_in_the_toolbar(share: ShareLayout) -> Non
     def type_like_a_person(pipe: PipeInput) -> None:
         pipe.send_text("lab3 03 open('x')" + ENTER)
         # Wait (with a deadline) until the screen shows the error, then give up on the line.
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and "unknown command 'open'" not in screen.getvalue():
-            time.sleep(0.02)
-        if "unknown command 'open'" in screen.getvalue():
+        try:
+            wait_for(lambda: "unknown command 'open'" in screen.getvalue(), 10, "the error on the screen", 0.02)
             shown.set()
+        except WaitTimeout:
+            pass  # the assertion on ``shown`` below reports it
         pipe.send_text(CTRL_C + CTRL_D)
 
     with create_pipe_input() as pipe:
