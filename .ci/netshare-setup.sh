@@ -28,13 +28,8 @@ if [ ! -e /dev/fuse ]; then
 fi
 
 # The tests start their own sshd on a free 127.0.0.1 port with their own keys;
-# nothing here touches ~/.ssh or the system sshd.
-python3 - <<'PY'
-import sys
-sys.path.insert(0, "tests")
-from netshare import netshare_available
-reason = netshare_available()
-if reason:
-    sys.exit(f"netshare-setup: network share unavailable: {reason}")
-print("netshare-setup: ok")
-PY
+# nothing here touches ~/.ssh or the system sshd. Whether a mount really works is
+# checked by the tests themselves: under CI=true, require_netshare() fails with the
+# reason (tests/netshare.py), so this script needs no Python packages and can run
+# before `pip install`.
+echo "netshare-setup: ok"

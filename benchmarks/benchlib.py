@@ -18,9 +18,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import psutil
 
@@ -329,7 +330,7 @@ class BenchFarm:
         if self._tmp and not self.keep:
             shutil.rmtree(self._tmp, ignore_errors=True)
 
-    def __enter__(self) -> "BenchFarm":
+    def __enter__(self) -> BenchFarm:
         return self
 
     def __exit__(self, *exc: object) -> None:

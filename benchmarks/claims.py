@@ -96,9 +96,17 @@ def drain(folder: Path, index: int) -> dict[str, Any]:
             lost += 1
     end = time.monotonic()
     cpu1 = resource.getrusage(resource.RUSAGE_SELF)
-    return {"start": start, "end": end, "last_done": last_done, "claimed": claimed, "lost": lost, "ops": dict(fs.counts),
-            "user_s": cpu1.ru_utime - cpu0.ru_utime, "sys_s": cpu1.ru_stime - cpu0.ru_stime,
-            "waits": cpu1.ru_nvcsw - cpu0.ru_nvcsw}
+    return {
+        "start": start,
+        "end": end,
+        "last_done": last_done,
+        "claimed": claimed,
+        "lost": lost,
+        "ops": dict(fs.counts),
+        "user_s": cpu1.ru_utime - cpu0.ru_utime,
+        "sys_s": cpu1.ru_stime - cpu0.ru_stime,
+        "waits": cpu1.ru_nvcsw - cpu0.ru_nvcsw,
+    }
 
 
 def claimer(index: int, folders: list[list[str]], barrier: Any, results: Any) -> None:
@@ -176,12 +184,19 @@ def summarise(results: list[dict[str, Any]], folders: list[Path], files_per_fold
     for r in results:
         per_claimer[r["index"]] += len(r["claimed"])
     return {
-        "folders": len(folders), "files_per_folder": files_per_folder, "claims": total,
-        "elapsed_s": round(elapsed, 3), "claims_per_s": round(total / elapsed, 1),
+        "folders": len(folders),
+        "files_per_folder": files_per_folder,
+        "claims": total,
+        "elapsed_s": round(elapsed, 3),
+        "claims_per_s": round(total / elapsed, 1),
         "elapsed_until_every_claimer_found_none_s": round(until_all_idle, 3),
-        "rename_attempts": ops["rename"], "rename_failed": ops["rename_failed"], "listdir": ops["listdir"],
-        "stat": ops["stat"], "attempts_per_claim": round(ops["rename"] / max(total, 1), 2),
-        "cpu_user_s": round(user, 2), "cpu_sys_s": round(system, 2),
+        "rename_attempts": ops["rename"],
+        "rename_failed": ops["rename_failed"],
+        "listdir": ops["listdir"],
+        "stat": ops["stat"],
+        "attempts_per_claim": round(ops["rename"] / max(total, 1), 2),
+        "cpu_user_s": round(user, 2),
+        "cpu_sys_s": round(system, 2),
         "cpu_ms_per_claim": round(1000 * (user + system) / max(total, 1), 3),
         "claims_per_cpu_s": round(total / max(user + system, 1e-9), 1),
         # CPU used / CPU available (every core, until every claimer has found the folder empty):
@@ -189,9 +204,13 @@ def summarise(results: list[dict[str, Any]], folders: list[Path], files_per_fold
         "cpu_busy_fraction": round((user + system) / (until_all_idle * (os.cpu_count() or 1)), 3),
         "voluntary_waits_per_claim": round(waits / max(total, 1), 2),
         "claims_per_claimer": {"min": min(per_claimer.values()), "max": max(per_claimer.values())},
-        "duplicate_claims": duplicates, "never_claimed": never, "lost_before_complete": lost,
-        "done_names": done_names, "left_pending_or_work": leftovers,
-        "items_not_exactly_once_in_folder": sum(1 for n in item_states.values() if n != 1) + (expected - len(item_states)),
+        "duplicate_claims": duplicates,
+        "never_claimed": never,
+        "lost_before_complete": lost,
+        "done_names": done_names,
+        "left_pending_or_work": leftovers,
+        "items_not_exactly_once_in_folder": sum(1 for n in item_states.values() if n != 1)
+        + (expected - len(item_states)),
     }
 
 
@@ -220,7 +239,9 @@ def main() -> int:
             small_folders = [root / f"small{r:03d}" for r in range(rounds)]
             for f in small_folders:
                 make_folder(f, SMALL)
-            big_r = summarise(run_phase(f"run {rep}: {big:,} files", [big_folder], args.processes, ctx), [big_folder], big)
+            big_r = summarise(
+                run_phase(f"run {rep}: {big:,} files", [big_folder], args.processes, ctx), [big_folder], big
+            )
             small_r = summarise(run_phase(f"run {rep}: {rounds} x {SMALL} files", small_folders, args.processes, ctx),
                                 small_folders, SMALL)
         runs.append({"run": rep, "load_average": benchlib.load_average(), "big": big_r, "small": small_r,
@@ -236,17 +257,29 @@ def main() -> int:
     for r in runs:
         for label, case in ((f"{big:,} files", "big"), (f"{rounds} x {SMALL} files", "small")):
             c = r[case]
-            print(f"run {r['run']} {label:16s}: {c['claims']:,} claims in {c['elapsed_s']:.2f} s = "
-                  f"{c['claims_per_s']:8.1f} claims/s; {c['attempts_per_claim']} rename attempts/claim, "
-                  f"{c['listdir']} listings, CPU {c['cpu_ms_per_claim']} ms/claim, CPUs busy {c['cpu_busy_fraction']:.0%}; "
-                  f"duplicates {c['duplicate_claims']}, never claimed {c['never_claimed']}, "
-                  f"left over {c['left_pending_or_work']}")
-        print(f"run {r['run']} ratio {r['ratio']:.3f} (CPU cost ratio {r['cpu_cost_ratio']:.3f}), load {r['load_average']}")
+            print(
+                f"run {r['run']} {label:16s}: {c['claims']:,} claims in {c['elapsed_s']:.2f} s = "
+                f"{c['claims_per_s']:8.1f} claims/s; {c['attempts_per_claim']} rename attempts/claim, "
+                f"{c['listdir']} listings, CPU {c['cpu_ms_per_claim']} ms/claim, "
+                f"CPUs busy {c['cpu_busy_fraction']:.0%}; "
+                f"duplicates {c['duplicate_claims']}, never claimed {c['never_claimed']}, "
+                f"left over {c['left_pending_or_work']}"
+            )
+        print(
+            f"run {r['run']} ratio {r['ratio']:.3f} (CPU cost ratio {r['cpu_cost_ratio']:.3f}), "
+            f"load {r['load_average']}"
+        )
     for label, case in ((f"{big:,} files", "big"), (f"{rounds} x {SMALL} files", "small")):
         c = pooled[case]
-        print(f"all runs {label:16s}: {c['claims']:,} claims in {c['elapsed_s']:.2f} s = {c['claims_per_s']:8.1f} claims/s, "
-              f"CPU {c['cpu_ms_per_claim']} ms/claim")
-    print(f"CPU cost ratio (claims per CPU second, {big:,} / {SMALL} files) = {cpu_ratio:.3f} (less sensitive to other load)")
+        print(
+            f"all runs {label:16s}: {c['claims']:,} claims in {c['elapsed_s']:.2f} s = "
+            f"{c['claims_per_s']:8.1f} claims/s, "
+            f"CPU {c['cpu_ms_per_claim']} ms/claim"
+        )
+    print(
+        f"CPU cost ratio (claims per CPU second, {big:,} / {SMALL} files) = {cpu_ratio:.3f} "
+        "(less sensitive to other load)"
+    )
     print(f"throughput ratio {big:,} / {SMALL} files = {ratio:.3f} (target >= {RATIO_TARGET}); "
           f"zero duplicates: {clean}: {benchlib.verdict(ok)}")
     path = benchlib.save_results("claims", {

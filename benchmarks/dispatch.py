@@ -55,7 +55,9 @@ def renderer_times(log: Path) -> tuple[float | None, float | None]:
     return (float(found["start"]) if "start" in found else None, float(found["end"]) if "end" in found else None)
 
 
-def parse_slots(farm: benchlib.BenchFarm, hosts: list[str], job_logs: Path) -> dict[tuple[str, int], list[dict[str, Any]]]:
+def parse_slots(
+    farm: benchlib.BenchFarm, hosts: list[str], job_logs: Path
+) -> dict[tuple[str, int], list[dict[str, Any]]]:
     """Per (host, worker): the frames it rendered, with start and completion times from the logs."""
     slots: dict[tuple[str, int], list[dict[str, Any]]] = collections.defaultdict(list)
     for host in hosts:
@@ -85,7 +87,7 @@ def analyse(slots: dict[tuple[str, int], list[dict[str, Any]]], render_sent: flo
     gaps, busy = [], []
     for recs in slots.values():
         recs.sort(key=lambda r: r["start"])
-        for a, b in zip(recs, recs[1:]):
+        for a, b in zip(recs, recs[1:], strict=False):
             if a["end"] is not None:
                 gaps.append(b["start"] - a["end"])
         busy.append(sum((r["end"] or r["start"]) - r["start"] for r in recs))
@@ -152,17 +154,26 @@ def one_run(run: int, frames: int) -> dict[str, Any]:
         farm.stop_agents()
     makespan = result["makespan_s"]
     result["run"] = run
-    result["pass"] = makespan <= ideal * (1 + TOLERANCE) and not result["rendered_twice"] and result["done_files"] == frames
+    result["pass"] = (
+        makespan <= ideal * (1 + TOLERANCE) and not result["rendered_twice"] and result["done_files"] == frames
+    )
     print(f"\nrun {run}: makespan {makespan:.3f} s (done-file ctimes: {result['makespan_by_done_ctime_s']:.3f} s), "
           f"ideal {ideal:g} s, limit {ideal * (1 + TOLERANCE):.2f} s: {benchlib.verdict(result['pass'])} (load {load})")
-    print(f"  {makespan / ideal - 1:+.1%} over ideal; overhead per frame {result['overhead_per_frame_s'] * 1000:.0f} ms")
+    print(
+        f"  {makespan / ideal - 1:+.1%} over ideal; overhead per frame {result['overhead_per_frame_s'] * 1000:.0f} ms"
+    )
     for key in ("frame_span_s", "claim_to_renderer_start_s", "renderer_own_time_s", "renderer_exit_to_completed_s",
                 "gap_completion_to_next_claim_s"):
         st = result[key]
         if st:
-            print(f"  {key:32s} mean {st['mean'] * 1000:7.1f} ms  p50 {st['p50'] * 1000:7.1f}  p100 {st['p100'] * 1000:7.1f}")
+            print(
+                f"  {key:32s} mean {st['mean'] * 1000:7.1f} ms  p50 {st['p50'] * 1000:7.1f}  "
+                f"p100 {st['p100'] * 1000:7.1f}"
+            )
     print(f"  render() seen by agents after: {result['agents_saw_render_after_s']}")
-    print(f"  frames per slot: {sorted(result['frames_per_slot'].values())}; rendered twice: {result['rendered_twice']}")
+    print(
+        f"  frames per slot: {sorted(result['frames_per_slot'].values())}; rendered twice: {result['rendered_twice']}"
+    )
     return result
 
 

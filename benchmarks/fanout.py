@@ -51,7 +51,7 @@ def run_rounds(farm: benchlib.BenchFarm, hosts: list[str], rounds: int, timeout:
         ins = farm.send(f"* print('{token}')")
         published = time.time()
 
-        def arrived() -> dict[str, float] | None:
+        def arrived(token: str = token) -> dict[str, float] | None:
             times = {}
             for h in hosts:
                 events = benchlib.log_events(farm.log_path(h), f"print: {token}")

@@ -72,8 +72,13 @@ def one_run(index: int) -> dict[str, Any]:
         renamed = benchlib.wait_for(rescuer_name, 30, "the frame to be renamed to the rescuer", 0.01)
         t_renamed = time.time()
         running = benchlib.wait_for(
-            lambda: [e for e in benchlib.log_events(farm.log_path(RESCUER), "worker 0: rendering") if e[0] >= t_kill - 1],
-            30, "the rescuer to start rendering the frame", 0.05)
+            lambda: [
+                e for e in benchlib.log_events(farm.log_path(RESCUER), "worker 0: rendering") if e[0] >= t_kill - 1
+            ],
+            30,
+            "the rescuer to start rendering the frame",
+            0.05,
+        )
         reclaimed = benchlib.log_events(farm.log_path(RESCUER), "reclaimed ")
         for proc in renders:
             try:
@@ -88,8 +93,10 @@ def one_run(index: int) -> dict[str, Any]:
             "running_after_s": round(running[0][0] - t_kill, 3),
             "new_name": renamed,
         }
-    print(f"  run {index}: reclaimed after {result['reclaimed_after_s']} s, running after {result['running_after_s']} s "
-          f"(victim's last status write {result['victim_last_status_write_before_kill_s']} s before the kill)")
+    print(
+        f"  run {index}: reclaimed after {result['reclaimed_after_s']} s, running after {result['running_after_s']} s "
+        f"(victim's last status write {result['victim_last_status_write_before_kill_s']} s before the kill)"
+    )
     return result
 
 
@@ -108,8 +115,13 @@ def main() -> int:
     ok_reclaimed = len(reclaimed) == repeats and max(reclaimed) <= TARGET_S
     ok_running = max(running) <= TARGET_S
     print(f"\ntarget: running again elsewhere within {TARGET_S:g} s of the kill")
-    print(f"  reclaimed (rename to the rescuer): {reclaimed} -> max {max(reclaimed):.3f} s: {benchlib.verdict(ok_reclaimed)}")
-    print(f"  rendering again (renderer started): {running} -> max {max(running):.3f} s: {benchlib.verdict(ok_running)}")
+    print(
+        f"  reclaimed (rename to the rescuer): {reclaimed} -> "
+        f"max {max(reclaimed):.3f} s: {benchlib.verdict(ok_reclaimed)}"
+    )
+    print(
+        f"  rendering again (renderer started): {running} -> max {max(running):.3f} s: {benchlib.verdict(ok_running)}"
+    )
     path = benchlib.save_results("recovery", {
         "settings": {**SETTINGS, "poll_interval": 2.0, "workers": 1, "frame_s": FRAME_S},
         "runs": runs, "reclaimed_after_s": benchlib.summary_stats(reclaimed) if reclaimed else None,

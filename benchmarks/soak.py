@@ -58,13 +58,12 @@ import benchlib
 
 if str(benchlib.TESTS_DIR) not in sys.path:
     sys.path.insert(0, str(benchlib.TESTS_DIR))
-from test_faults_standin import StandIn  # noqa: E402
-
 from envy.render.claims import ItemPattern, sort_listing  # noqa: E402
 from envy.render.jobs import save_job  # noqa: E402
 from envy.render.profiles import load_profiles  # noqa: E402
 from envy.render.submit import SubmitRequest, submit  # noqa: E402
 from envy.share.fs import REAL_FS
+from test_faults_standin import StandIn  # noqa: E402
 
 SETTINGS = {"heartbeat": 1, "poll_interval": 0.5, "dead_after": 5, "workers": 1}
 # After an agent is restarted, this long for it to start and kill its predecessor's renders.
@@ -239,12 +238,18 @@ class Soak:
         missing_outputs = [b for b in bases if f"{b}.png" not in outputs]
         ok = len(exactly_once_done) == len(bases) and not duplicates and not missing_outputs
         return {
-            "round": index, "job": job.id, "frames": len(bases), "done": len(exactly_once_done),
+            "round": index,
+            "job": job.id,
+            "frames": len(bases),
+            "done": len(exactly_once_done),
             "not_done_once": {b: per_base.get(b, []) for b in bases if per_base.get(b) != ["done"]},
-            "duplicate_completions": duplicates, "completed_without_log_line": len(no_line),
-            "renders_completed": sum(renders.values()), "wasted_renders": sum(c - 1 for c in renders.values() if c > 1),
+            "duplicate_completions": duplicates,
+            "completed_without_log_line": len(no_line),
+            "renders_completed": sum(renders.values()),
+            "wasted_renders": sum(c - 1 for c in renders.values() if c > 1),
             "frames_never_rendered_to_the_end": len([b for b in bases if renders.get(b, 0) == 0]),
-            "missing_outputs": missing_outputs[:20], "leftover_temp_outputs": len([o for o in outputs if ".envy~tmp~" in o]),
+            "missing_outputs": missing_outputs[:20],
+            "leftover_temp_outputs": len([o for o in outputs if ".envy~tmp~" in o]),
             "ok": ok,
         }
 
@@ -360,14 +365,22 @@ def main() -> int:
           f"completed but log line lost to kill -9: {sum(r['completed_without_log_line'] for r in rounds)}, "
           f"renders wasted by kills: {sum(r['wasted_renders'] for r in rounds)}, "
           f"leftover temp outputs: {sum(r['leftover_temp_outputs'] for r in rounds)})")
-    print(f"  no orphaned child process: {benchlib.verdict(orphans['ok'])} (orphans seen {orphans['seen']}, "
-          f"longest lived {orphans['max_age_s']} s after its agent's kill, leaked {len(orphans['leaked'])}, left after quit {len(left)})")
+    print(
+        f"  no orphaned child process: {benchlib.verdict(orphans['ok'])} (orphans seen {orphans['seen']}, "
+        f"longest lived {orphans['max_age_s']} s after its agent's kill, leaked {len(orphans['leaked'])}, "
+        f"left after quit {len(left)})"
+    )
     steady = memory["steady_agents"]
-    print(f"  agent memory flat: {benchlib.verdict(memory['ok'])} ("
-          + "; ".join(f"{h}: {s['first_mb']} -> {s['last_mb']} MB over {s['last_at_s'] - s['first_at_s']} s "
-                      f"(+{s['growth_first_half_mb']} then +{s['growth_second_half_mb']} MB)" for h, s in steady.items())
-          + f"; peak RSS of all agent processes p50 {memory['peak_rss_mb']['p50']:.1f} / max "
-          f"{memory['peak_rss_mb']['p100']:.1f} MB)")
+    print(
+        f"  agent memory flat: {benchlib.verdict(memory['ok'])} ("
+        + "; ".join(
+            f"{h}: {s['first_mb']} -> {s['last_mb']} MB over {s['last_at_s'] - s['first_at_s']} s "
+            f"(+{s['growth_first_half_mb']} then +{s['growth_second_half_mb']} MB)"
+            for h, s in steady.items()
+        )
+        + f"; peak RSS of all agent processes p50 {memory['peak_rss_mb']['p50']:.1f} / max "
+        f"{memory['peak_rss_mb']['p100']:.1f} MB)"
+    )
     ok = frames_ok and orphans["ok"] and memory["ok"]
     path = benchlib.save_results(args.results, {
         "settings": {**SETTINGS, "agents": args.agents, "steady": args.steady, "frames": args.frames,

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from envy.protocol.liveness import LivenessTracker, ObservationCache
 from envy.protocol.status import AgentStatus, read_statuses

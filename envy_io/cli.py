@@ -25,7 +25,9 @@ DEFAULT_SUBCOMMAND = "shell"
 def build_parser(commands: Sequence[Subcommand]) -> OneLineParser:
     parser = OneLineParser(prog=PROG, description="Envy IO: send commands to the Envy render farm and watch it.")
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
-    parser.add_argument("--share", default=None, metavar="DIR", help="the Envy folder (or ENVY_SHARE, or 'share' in config)")
+    parser.add_argument(
+        "--share", default=None, metavar="DIR", help="the Envy folder (or ENVY_SHARE, or 'share' in config)"
+    )
     parser.add_argument("--config", default=None, metavar="FILE", help="a config file instead of your local one")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)")

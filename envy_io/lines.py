@@ -82,8 +82,8 @@ class LineChecker:
         if text.startswith(IO_PREFIX):
             name = text[len(IO_PREFIX):].split("(")[0].strip() or "name"
             raise UsageError(
-                f"IO.{name} is an IO function: IO functions run in the Envy IO shell (start envy-io and type it there), "
-                "agents run built-ins and NV.* functions"
+                f"IO.{name} is an IO function: IO functions run in the Envy IO shell "
+                "(start envy-io and type it there), agents run built-ins and NV.* functions"
             )
         try:
             selector_text, command = split_line(text)

@@ -11,9 +11,10 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, TextIO
+from typing import TextIO
 
 KEEP_LOG_FILES = 10
 _MARK = "_envy_io_handler"
@@ -77,6 +78,6 @@ def console_to(stream: TextIO) -> Iterator[None]:
     try:
         yield
     finally:
-        for handler, old in zip(consoles, previous):
+        for handler, old in zip(consoles, previous, strict=True):
             if old is not None:
                 handler.setStream(old)

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, TextIO
+from typing import TextIO
 
 from envy.protocol.liveness import LivenessTracker
 from envy.protocol.status import AgentStatus, read_statuses
@@ -62,10 +63,14 @@ class MonitorModel:
         for s in self.statuses:
             self.tracker.observe(s.host, s.nonce, s.counter)
         jobs, _ = list_jobs(self.layout, self.fs)
-        self.summaries = [summarize(self.layout, j, self.remap, self.fs, reasons=False) for j in jobs if j.state != "cancelled"]
+        self.summaries = [
+            summarize(self.layout, j, self.remap, self.fs, reasons=False) for j in jobs if j.state != "cancelled"
+        ]
 
     def all_done(self) -> bool:
-        return bool(self.summaries) and all(s.pending == 0 and s.running == 0 for s in self.summaries if s.job.state == "active")
+        return bool(self.summaries) and all(
+            s.pending == 0 and s.running == 0 for s in self.summaries if s.job.state == "active"
+        )
 
     def lines(self, width: int = 100) -> list[str]:
         out = [f"Envy monitor  {self.layout.root}  {time.strftime('%H:%M:%S')}   (Ctrl-C to leave)", ""]
@@ -91,7 +96,9 @@ class MonitorModel:
                 continue
             for w in busy:
                 pct = f"{w.percent:5.1f}%" if w.percent is not None else "   -- "
-                out.append(f"{st.host:<18} {state:<18} w{w.index} {w.frame} {pct} {format_duration(w.elapsed_s)}"[:width])
+                out.append(
+                    f"{st.host:<18} {state:<18} w{w.index} {w.frame} {pct} {format_duration(w.elapsed_s)}"[:width]
+                )
         return out
 
 

@@ -60,10 +60,10 @@ class CommandEnv:
     prog: str = PROG
     debug: bool = False
     verbose: int = 0
-    _farm: "Farm | None" = None
+    _farm: Farm | None = None
 
     @property
-    def farm(self) -> "Farm":
+    def farm(self) -> Farm:
         if self._farm is None:
             from envy_io.farm import Farm
 

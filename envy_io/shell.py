@@ -51,7 +51,11 @@ from envy_io.watcher import AgentWatcher
 log = logging.getLogger(__name__)
 
 HISTORY_FILE = "io-history"
-SHELL_ONLY_COMMANDS = {"help": "show what you can type", "exit": "leave the shell (or Ctrl-D)", "quit": "leave the shell"}
+SHELL_ONLY_COMMANDS = {
+    "help": "show what you can type",
+    "exit": "leave the shell (or Ctrl-D)",
+    "quit": "leave the shell",
+}
 # The watcher re-reads status files this often at least (one small read per agent).
 MIN_WATCH_INTERVAL_S = 2.0
 
@@ -117,7 +121,9 @@ class Shell:
 
     # -- the session ---------------------------------------------------------
 
-    def run(self, input: Input | None, output: Output | None, history: History | None = None, watch: bool = True) -> int:
+    def run(
+        self, input: Input | None, output: Output | None, history: History | None = None, watch: bool = True
+    ) -> int:
         with create_app_session(input=input, output=output):
             session = self._session(history)
             with patch_stdout(), console_to(sys.stdout):
@@ -186,7 +192,8 @@ class Shell:
     def _toolbar(self) -> str:
         views = self.farm.board.views()
         alive = sum(1 for v in views if v.alive)
-        return f" {self.farm.user} @ {self.farm.layout.root}  |  {alive} of {len(views)} agents alive  |  Tab completes, Ctrl-D leaves "
+        return (f" {self.farm.user} @ {self.farm.layout.root}  |  {alive} of {len(views)} agents alive  |  "
+                "Tab completes, Ctrl-D leaves ")
 
     # -- lines ---------------------------------------------------------------
 
@@ -275,7 +282,9 @@ class Shell:
         commands = ", ".join(f"{name}" for name in sorted(self.command_help))
         self.echo(HELP.format(commands=commands))
         nv, io_module = self.farm.functions.nv, self.farm.functions.io
-        self.echo("Your NV functions: " + (", ".join(nv.summaries) or "(none)") + (f"  [{nv.error}]" if nv.error else ""))
+        self.echo(
+            "Your NV functions: " + (", ".join(nv.summaries) or "(none)") + (f"  [{nv.error}]" if nv.error else "")
+        )
         self.echo("Your IO functions: " + (", ".join(io_module.names()) or "(none)")
                   + (f"  [{io_module.error}]" if io_module.error else ""))
 

@@ -15,9 +15,9 @@ import inspect
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from envy.agent.user_modules import IO_FILE, NV_FILE, UserModule, load_user_module
 

@@ -60,9 +60,11 @@ class AgentWatcher(threading.Thread):
         if self.is_alive():
             self.join(timeout=5)
 
-    def __enter__(self) -> "AgentWatcher":
+    def __enter__(self) -> AgentWatcher:
         self.start()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()

@@ -13,8 +13,8 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable
 
 from envy.protocol.sender import InstructionSender
 from envy.share.layout import ShareLayout, init_share
@@ -46,7 +46,7 @@ def send_marker(sender: InstructionSender, log_of: Callable[[str], str], hosts: 
 
 
 class AgentProc:
-    def __init__(self, farm: "Farm", host: str, popen: subprocess.Popen) -> None:
+    def __init__(self, farm: Farm, host: str, popen: subprocess.Popen) -> None:
         self.farm = farm
         self.host = host
         self.popen = popen
@@ -101,7 +101,9 @@ class Farm:
         self.agents: list[AgentProc] = []
         init_share(self.share, user, fs=REAL_FS)
 
-    def start_agent(self, host: str, share: Path | None = None, extra: Iterable[str] = (), **settings: object) -> AgentProc:
+    def start_agent(
+        self, host: str, share: Path | None = None, extra: Iterable[str] = (), **settings: object
+    ) -> AgentProc:
         merged = {**self.settings, **settings}
         argv = [sys.executable, "-m", "envy", "agent", "--share", str(share or self.share), "--host", host]
         for key, value in merged.items():

@@ -77,7 +77,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -257,7 +256,7 @@ def _stop(proc: subprocess.Popen | None, timeout: float = 3.0) -> None:
 
 
 # Every live share, so an interpreter exit without teardown still unmounts.
-_LIVE: set["NetShare"] = set()
+_LIVE: set[NetShare] = set()
 _LIVE_LOCK = threading.Lock()
 
 
@@ -370,7 +369,7 @@ class NetShare:
 
     # -- lifecycle --------------------------------------------------------------------
 
-    def start(self) -> "NetShare":
+    def start(self) -> NetShare:
         with _LIVE_LOCK:
             _LIVE.add(self)
         try:
@@ -416,7 +415,7 @@ class NetShare:
         if errors:
             raise NetShareError("teardown problems: " + "; ".join(errors))
 
-    def __enter__(self) -> "NetShare":
+    def __enter__(self) -> NetShare:
         return self.start()
 
     def __exit__(self, *exc_info: object) -> None:

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
-
-import pytest
 
 from envy.protocol.instructions import Instruction, format_time
 from envy.protocol.sender import InstructionSender
@@ -133,7 +130,11 @@ def test_stop_kills_children_and_quit_exits_cleanly(farm: Farm) -> None:
         return [p for p in psutil.Process(a.pid).children(recursive=True) if "time.sleep(300)" in " ".join(p.cmdline())]
     children = wait_for(sleeper, 15, "the child process")
     farm.send("* stop()")
-    wait_for(lambda: not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in children), 15, "the child to be killed")  # type: ignore[union-attr]
+    wait_for(
+        lambda: not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in children),
+        15,
+        "the child to be killed",
+    )  # type: ignore[union-attr]
     assert a.alive()
     farm.send("* quit()")
     assert a.wait_exit(15) == 0

@@ -37,7 +37,7 @@ def make_items(folder: Path, count: int) -> None:
 
 def race(folders: list[Path], verify: Path) -> None:
     ctx = mp.get_context("spawn")
-    results: "mp.Queue[list[str]]" = ctx.Queue()
+    results: mp.Queue[list[str]] = ctx.Queue()
     procs = [ctx.Process(target=drain, args=(str(folders[i % len(folders)]), f"racer{i:02d}-{i:04d}", results))
              for i in range(PROCESSES)]
     for p in procs:

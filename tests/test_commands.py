@@ -173,8 +173,26 @@ def test_accept_negative_number() -> None:
 
 
 def test_accept_every_literal_kind() -> None:
-    call = _call("print('s', b'b', 7, -2.5, +3, 2j, (1-2j), -1.5+0j, True, False, None, (1,), [], {1, 'a'}, {(1, 2): {}})")
-    assert call.args == ("s", b"b", 7, -2.5, 3, 2j, 1 - 2j, -1.5 + 0j, True, False, None, (1,), [], {1, "a"}, {(1, 2): {}})
+    call = _call(
+        "print('s', b'b', 7, -2.5, +3, 2j, (1-2j), -1.5+0j, True, False, None, (1,), [], {1, 'a'}, {(1, 2): {}})"
+    )
+    assert call.args == (
+        "s",
+        b"b",
+        7,
+        -2.5,
+        3,
+        2j,
+        1 - 2j,
+        -1.5 + 0j,
+        True,
+        False,
+        None,
+        (1,),
+        [],
+        {1, "a"},
+        {(1, 2): {}},
+    )
     assert isinstance(call.args[8], bool)
     assert math.copysign(1, _call("print(-0.0)").args[0]) == -1
 

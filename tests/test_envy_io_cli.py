@@ -65,7 +65,9 @@ def assert_one_line_error(code: int, out: str, err: str, prog: str, fragment: st
 # -- send --------------------------------------------------------------------
 
 
-def test_send_writes_a_stamped_line_that_agents_read_back(share: ShareLayout, capsys: pytest.CaptureFixture[str]) -> None:
+def test_send_writes_a_stamped_line_that_agents_read_back(
+    share: ShareLayout, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, out, err = run(share, capsys, "send", "lab3 03 print('hi')")
 
     assert code == 0, err
@@ -115,7 +117,9 @@ def test_a_bad_line_exits_2_with_one_line_and_writes_nothing(
     assert share.instructions.read_bytes() == before
 
 
-def test_nv_names_are_not_checked_when_the_nv_file_is_broken(share: ShareLayout, capsys: pytest.CaptureFixture[str]) -> None:
+def test_nv_names_are_not_checked_when_the_nv_file_is_broken(
+    share: ShareLayout, capsys: pytest.CaptureFixture[str]
+) -> None:
     (share.user_dir(user_name()) / "Envy_Functions.py").write_text("def broken(:\n")
 
     code, _, err = run(share, capsys, "send", "* NV.anything('x')")
@@ -239,7 +243,7 @@ class FakeAgent:
             self.status.counter += 1
             write_status(self.layout, self.status, fs=REAL_FS)
 
-    def __enter__(self) -> "FakeAgent":
+    def __enter__(self) -> FakeAgent:
         self.thread.start()
         return self
 

@@ -45,7 +45,9 @@ def profile(farm: Farm, tmp_path: Path) -> Path:
     return path
 
 
-def test_submit_and_jobs_counts_and_bad_input_writes_nothing(farm: Farm, tmp_path: Path, profile: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_submit_and_jobs_counts_and_bad_input_writes_nothing(
+    farm: Farm, tmp_path: Path, profile: Path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("ENVY_CONFIG_DIR", str(farm.root / "config"))
     folder = frames(tmp_path / "shot", "shot", 5)
     code, out, _ = cli(farm, "submit", str(folder), "--priority", "70")
@@ -62,13 +64,18 @@ def test_submit_and_jobs_counts_and_bad_input_writes_nothing(farm: Farm, tmp_pat
     assert (job["priority"], job["pending"], job["done"], job["renderer"]) == (70, 5, 0, "standin")
 
 
-def test_pause_resume_priority_reset_and_monitor_with_a_real_agent(farm: Farm, tmp_path: Path, profile: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_pause_resume_priority_reset_and_monitor_with_a_real_agent(
+    farm: Farm, tmp_path: Path, profile: Path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("ENVY_CONFIG_DIR", str(farm.root / "config"))
     low = frames(tmp_path / "low", "low", 3)
     high = frames(tmp_path / "high", "high", 3)
     out_dir = tmp_path / "out"
     assert cli(farm, "submit", str(low), "--priority", "10", "--output", str(out_dir), "--name", "low")[0] == 0
-    assert cli(farm, "submit", str(high), "--priority", "10", "--output", str(out_dir), "--name", "high", "--paused")[0] == 0
+    assert (
+        cli(farm, "submit", str(high), "--priority", "10", "--output", str(out_dir), "--name", "high", "--paused")[0]
+        == 0
+    )
     assert cli(farm, "priority", "high", "90")[0] == 0
     assert cli(farm, "pause", "low")[0] == 0
     agent = farm.start_agent("lab1-01", profiles=[str(profile)])
@@ -78,7 +85,12 @@ def test_pause_resume_priority_reset_and_monitor_with_a_real_agent(farm: Farm, t
     # priority order, so by the time its frame is done a paused frame that was
     # (wrongly) eligible would have been rendered first.
     marker = frames(tmp_path / "marker", "marker", 1)
-    assert cli(farm, "submit", str(marker), "--priority", "0", "--output", str(tmp_path / "marker-out"), "--name", "marker")[0] == 0
+    assert (
+        cli(
+            farm, "submit", str(marker), "--priority", "0", "--output", str(tmp_path / "marker-out"), "--name", "marker"
+        )[0]
+        == 0
+    )
     pattern = ItemPattern([".frame"])
     done = lambda folder: len(sort_listing([p.name for p in folder.iterdir()], pattern).done)  # noqa: E731
     wait_for(lambda: done(marker) == 1, 30, "the marker job's frame to be done")

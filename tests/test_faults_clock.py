@@ -24,9 +24,9 @@ import glob
 import json
 import os
 import shutil
-import threading
 import subprocess
 import sys
+import threading
 import time
 from datetime import datetime
 from pathlib import Path
@@ -173,19 +173,27 @@ def test_ten_minutes_of_skew_makes_nobody_dead_or_alive_wrongly(tmp_path: Path) 
                 for host in ("lab1-02", "lab1-03"):
                     if not alive[host]:
                         dead.setdefault(host, (asked, answered))
-            wait_for(lambda: len(reclaims.at) == len(held), DEAD_AFTER + 10, "the killed agents' frames to be reclaimed")
+            wait_for(
+                lambda: len(reclaims.at) == len(held), DEAD_AFTER + 10, "the killed agents' frames to be reclaimed"
+            )
 
         print(f"declared dead (asked, answered) s after the kill: {dead}; frames reclaimed after: {reclaims.at}")
         for host in ("lab1-02", "lab1-03"):
             assert host in dead, f"{host} was never declared dead"
             asked, answered = dead[host]
             # Its last heartbeat was at most one interval before the kill.
-            assert answered >= DEAD_AFTER - 2 * HEARTBEAT, f"{host} declared dead early ({answered:.1f} s after the kill)"
+            assert answered >= DEAD_AFTER - 2 * HEARTBEAT, (
+                f"{host} declared dead early ({answered:.1f} s after the kill)"
+            )
             assert asked <= DEAD_AFTER + SLACK, f"{host} declared dead late ({asked:.1f} s after the kill)"
         for base, at in reclaims.at.items():
             # Its owner's last heartbeat: at most one interval (plus scheduling) before the kill.
-            assert at >= DEAD_AFTER - 2 * HEARTBEAT, f"{base} of {held[base]} reclaimed {at:.1f} s after the kill: early"
-            assert at <= DEAD_AFTER + HEARTBEAT + SLACK, f"{base} of {held[base]} reclaimed {at:.1f} s after the kill: late"
+            assert at >= DEAD_AFTER - 2 * HEARTBEAT, (
+                f"{base} of {held[base]} reclaimed {at:.1f} s after the kill: early"
+            )
+            assert at <= DEAD_AFTER + HEARTBEAT + SLACK, (
+                f"{base} of {held[base]} reclaimed {at:.1f} s after the kill: late"
+            )
 
 
 class ReclaimWatch:
@@ -206,7 +214,7 @@ class ReclaimWatch:
                 if base not in self.at and now_owners.get(base) != owner:
                     self.at[base] = time.monotonic() - self.since
 
-    def __enter__(self) -> "ReclaimWatch":
+    def __enter__(self) -> ReclaimWatch:
         self._thread.start()
         return self
 

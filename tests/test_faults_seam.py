@@ -20,8 +20,8 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pytest
 
@@ -124,7 +124,7 @@ class RunningAgent:
         self.result: list[int] = []
         self.thread = threading.Thread(target=lambda: self.result.append(agent.run()), daemon=True)
 
-    def __enter__(self) -> "RunningAgent":
+    def __enter__(self) -> RunningAgent:
         self.thread.start()
         return self
 
@@ -453,16 +453,22 @@ class FailingWritesFS(ShareFS):
         super().replace(src, dst)
 
 
-WRITE_FAULTS = [(step, code) for step in ("write", "close", "replace") for code in (errno.ENOSPC, errno.EIO, errno.EACCES)]
+WRITE_FAULTS = [
+    (step, code) for step in ("write", "close", "replace") for code in (errno.ENOSPC, errno.EIO, errno.EACCES)
+]
 FAULT_IDS = [f"{step}-{errno.errorcode[code]}" for step, code in WRITE_FAULTS]
 
 
 @pytest.mark.parametrize(("step", "code"), WRITE_FAULTS, ids=FAULT_IDS)
-def test_atomic_write_failure_keeps_the_old_file_whole_and_removes_the_temp(tmp_path: Path, step: str, code: int) -> None:
+def test_atomic_write_failure_keeps_the_old_file_whole_and_removes_the_temp(
+    tmp_path: Path, step: str, code: int
+) -> None:
     target = tmp_path / "job.json"
     target.write_text('{"old": true}\n')
     with pytest.raises(OSError) as raised:
-        atomic_write(target, '{"new": true, "padding": "' + "x" * 5000 + '"}\n', FailingWritesFS("job.json", step, code))
+        atomic_write(
+            target, '{"new": true, "padding": "' + "x" * 5000 + '"}\n', FailingWritesFS("job.json", step, code)
+        )
     assert raised.value.errno == code
     assert target.read_text() == '{"old": true}\n'
     assert temps(tmp_path) == []

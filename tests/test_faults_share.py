@@ -22,8 +22,8 @@ import os
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -79,7 +79,7 @@ class EmptyWatch:
                     if names:
                         self.seen.setdefault(str(folder), names)
 
-    def __enter__(self) -> "EmptyWatch":
+    def __enter__(self) -> EmptyWatch:
         self._thread.start()
         return self
 
@@ -234,7 +234,7 @@ class StatusReader:
             except (ValueError, KeyError, TypeError) as exc:
                 self.bad.append(f"{exc}: {data[:80]!r}")
 
-    def __enter__(self) -> "StatusReader":
+    def __enter__(self) -> StatusReader:
         self._thread.start()
         return self
 

@@ -84,7 +84,7 @@ class StandIn:
     def markers(self) -> Path:
         return self.root / "markers"
 
-    def install(self) -> "StandIn":
+    def install(self) -> StandIn:
         self.root.mkdir(parents=True, exist_ok=True)
         self.markers.mkdir(exist_ok=True)
         self.script.write_text(STANDIN_SCRIPT, encoding="utf-8")
@@ -104,7 +104,9 @@ class StandIn:
         self.profile.write_text(json.dumps(profile, indent=1), encoding="utf-8")
         return self
 
-    def make_frames(self, folder: Path, count: int, seconds: float, stem: str = "shot", fail: bool = False) -> list[str]:
+    def make_frames(
+        self, folder: Path, count: int, seconds: float, stem: str = "shot", fail: bool = False
+    ) -> list[str]:
         """``count`` frame files ``shot.0001.frame``... each costing ``seconds`` (and failing, with
         ``fail``: exit code 4 after that time); returns the bases."""
         folder.mkdir(parents=True, exist_ok=True)

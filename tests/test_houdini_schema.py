@@ -120,7 +120,9 @@ def test_wedges_make_that_many_tasks_numbered_one_to_n(tmp_path: Path, layout: S
     assert "10 cache jobs" in said[0]
 
 
-def test_wedges_from_the_job_file_and_missing_hip_writes_nothing(tmp_path: Path, layout: ShareLayout, hip: Path) -> None:
+def test_wedges_from_the_job_file_and_missing_hip_writes_nothing(
+    tmp_path: Path, layout: ShareLayout, hip: Path
+) -> None:
     job = cache_job_from_json({"hip": str(hip), "node": "/obj/a", "wedges": 3})
     assert len(tasks_of(layout, submit_cache(layout, job, fs=REAL_FS).id)) == 3
     gone = write_job(tmp_path / "gone.json", {"hip": str(tmp_path / "missing.hip"), "node": "/obj/a"})

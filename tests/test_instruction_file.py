@@ -21,11 +21,15 @@ def test_reader_never_crashes_on_bytes(data: bytes) -> None:
     assert all(isinstance(i, Instruction) for i in parsed.instructions)
 
 
-STAMP = st.builds(lambda ms, r: f"[{ms:012x}{r:04x} 2026-11-21T11:49:53.043Z] ", st.integers(0, 2**48 - 1), st.integers(0, 2**16 - 1))
+STAMP = st.builds(
+    lambda ms, r: f"[{ms:012x}{r:04x} 2026-11-21T11:49:53.043Z] ", st.integers(0, 2**48 - 1), st.integers(0, 2**16 - 1)
+)
 
 
 @settings(max_examples=300, deadline=500)
-@given(st.lists(st.one_of(st.text(max_size=200), st.builds(lambda s, t: s + t, STAMP, st.text(max_size=200))), max_size=30))
+@given(
+    st.lists(st.one_of(st.text(max_size=200), st.builds(lambda s, t: s + t, STAMP, st.text(max_size=200))), max_size=30)
+)
 def test_reader_never_crashes_on_lines(lines: list[str]) -> None:
     parsed = parse_instruction_file("\n".join(lines).encode("utf-8", "surrogatepass"))
     for ins in parsed.instructions:

@@ -21,7 +21,6 @@ from envy.share.fs import REAL_FS
 from netshare import (  # noqa: F401  (netshare is a fixture)
     in_mount_table,
     net_share,
-    netshare,
     require_netshare,
     wait_for,
 )
@@ -77,12 +76,12 @@ def test_rename_race_between_two_mounts_has_exactly_one_winner(netshare, cache):
         (m0 / "queue" / name).write_text(name)
         # Both "machines" have looked at the job, so both caches hold it.
         for m in share.mounts:
-            wait_for(lambda m=m: (m / "queue" / name).exists(), DEADLINE, f"{name} on {m}")
+            wait_for(lambda m=m, name=name: (m / "queue" / name).exists(), DEADLINE, f"{name} on {m}")
 
         barrier = threading.Barrier(2)
         results: dict[int, object] = {}
 
-        def claim(i: int, mount: Path) -> None:
+        def claim(i: int, mount: Path, name: str, barrier: threading.Barrier, results: dict[int, object]) -> None:
             barrier.wait()
             try:
                 os.rename(mount / "queue" / name, mount / "claimed" / f"{name}.host{i}")
@@ -90,7 +89,8 @@ def test_rename_race_between_two_mounts_has_exactly_one_winner(netshare, cache):
             except OSError as exc:
                 results[i] = exc
 
-        threads = [threading.Thread(target=claim, args=(i, m)) for i, m in enumerate(share.mounts)]
+        threads = [threading.Thread(target=claim, args=(i, m, name, barrier, results))
+                   for i, m in enumerate(share.mounts)]
         for t in threads:
             t.start()
         for t in threads:

@@ -180,7 +180,7 @@ def _same(got: Any, expected: Any) -> bool:
         # repr() of a complex cannot carry the sign of a zero part (Python's own eval loses it too).
         return bool(got == expected)
     if isinstance(expected, (list, tuple)):
-        return len(got) == len(expected) and all(_same(a, b) for a, b in zip(got, expected))
+        return len(got) == len(expected) and all(_same(a, b) for a, b in zip(got, expected, strict=True))
     if isinstance(expected, dict):
         return list(got) == list(expected) and all(_same(got[key], expected[key]) for key in expected)
     return bool(got == expected)

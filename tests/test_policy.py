@@ -68,7 +68,9 @@ def test_limit_says_why_and_until_when() -> None:
     limit = policy.limit_for("student", at(14, 3))
     assert (limit.machines, limit.until, limit.then) == (5, 22 * 60, None)
     assert limit.describe() == "at most 5 machines until 22:00 (default limits, 00:00-22:00)"
-    assert policy.is_blacklisted("mallory") and policy.is_blacklisted("MALLORY") and not policy.is_blacklisted("student")
+    assert (
+        policy.is_blacklisted("mallory") and policy.is_blacklisted("MALLORY") and not policy.is_blacklisted("student")
+    )
 
 
 @pytest.mark.parametrize(
@@ -215,7 +217,10 @@ def test_over_the_limit_the_newest_stands_down_and_resumes_when_a_seat_frees(tmp
         lab.start(host)
     assert lab.locked() == ["lab1-03"]
     status = lab.agents["lab1-03"].snapshot()
-    assert status.locked_reason == "student may use at most 2 machines until 22:00 (default limits, 00:00-22:00); in use by lab1-01, lab1-02"
+    assert (
+        status.locked_reason
+        == "student may use at most 2 machines until 22:00 (default limits, 00:00-22:00); in use by lab1-01, lab1-02"
+    )
     lab.enforcers["lab1-01"].close()  # lab1-01 quits and gives its seat back
     del lab.agents["lab1-01"], lab.enforcers["lab1-01"]
     lab.tick(1.5)

@@ -13,6 +13,7 @@ import pytest
 
 from farm import Farm, wait_for
 
+
 def write_policy(path: Path, machines: int | str, blacklist: tuple[str, ...] = ()) -> Path:
     path.write_text(
         f"blacklist: [{', '.join(blacklist)}]\n"
@@ -47,7 +48,9 @@ def test_limit_of_two_with_three_agents_one_stands_down_and_resumes_when_one_qui
     for host in hosts:  # one after the other: the third to arrive is the newest
         agents[host] = farm.start_agent(host, extra=["--policy", str(policy)])
         farm.wait_heartbeat(agents[host])
-    wait_for(lambda: [state(farm, h) for h in hosts] == ["idle", "idle", "locked"], 15, "the newest agent to stand down")
+    wait_for(
+        lambda: [state(farm, h) for h in hosts] == ["idle", "idle", "locked"], 15, "the newest agent to stand down"
+    )
     reason = (farm.status("lab1-03") or {}).get("locked_reason", "")
     assert reason == "student may use at most 2 machines (default limits, 00:00-24:00); in use by lab1-01, lab1-02"
     assert "locked by the lab policy: " + reason in farm.log("lab1-03")

@@ -6,14 +6,13 @@ Every timing-dependent check waits on a condition with a deadline.
 from __future__ import annotations
 
 import json
-import re
 import logging
+import re
 import subprocess
 import sys
 import textwrap
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -250,7 +249,11 @@ def test_kill_orphans_after_the_agent_was_killed(state_dir: Path, tmp_path: Path
         assert agent.stdout is not None
         child_pid = int(agent.stdout.readline())
         log_path = tmp_path / "render.log"
-        wait_for(lambda: find_grandchild(log_path.read_text("utf-8")) is not None, DEADLINE_S, "the grandchild's pid in the log")
+        wait_for(
+            lambda: find_grandchild(log_path.read_text("utf-8")) is not None,
+            DEADLINE_S,
+            "the grandchild's pid in the log",
+        )
         grandchild = find_grandchild(log_path.read_text("utf-8"))
         assert grandchild is not None
 

@@ -19,7 +19,6 @@ from pathlib import Path
 import pytest
 
 from conftest import require_tool
-
 from envy.render.profiles import builtin_profiles
 from envy.render.progress import MAX_LINE, ProgressParser
 
@@ -157,19 +156,32 @@ def test_husk_progress_from_recorded_output() -> None:
 @pytest.mark.parametrize(
     ("renderer", "name", "first_error"),
     [
-        ("povray", "povray_parse_error.txt", "File '/tmp/rec/broken.pov' line 2: Parse Error: No matching } in 'sphere',"),
+        (
+            "povray",
+            "povray_parse_error.txt",
+            "File '/tmp/rec/broken.pov' line 2: Parse Error: No matching } in 'sphere',",
+        ),
         ("povray", "povray_missing_output_folder.txt", "Render failed"),
         ("blender", "blender_no_denoiser.txt", "Error: Build without OpenImageDenoiser"),
-        ("blender", "blender_cannot_save.txt",
-         "Error: Render error (Invalid argument) cannot save: '/proc/nonexistent/dir/x.0001.png'"),
+        (
+            "blender",
+            "blender_cannot_save.txt",
+            "Error: Render error (Invalid argument) cannot save: '/proc/nonexistent/dir/x.0001.png'",
+        ),
         ("vray", "vray_license_error.txt", "[2024/Mar/05|10:02:12] error: Could not obtain a license (error 13)"),
         ("redshift", "redshift_license_error.txt", "License error: (RLM) All licenses in use (-22)"),
-        ("arnold", "arnold_kick_error.txt",
-         "00:00:02   288MB ERROR   |  [texturesys] /materials/arnold_utility/image1: "
-         "ImageInput::create() called with no filename"),
+        (
+            "arnold",
+            "arnold_kick_error.txt",
+            "00:00:02   288MB ERROR   |  [texturesys] /materials/arnold_utility/image1: "
+            "ImageInput::create() called with no filename",
+        ),
         ("husk", "husk_license_error.txt", "No licenses could be found to run this application."),
-        ("prman", "prman_error.txt",
-         'R50004 {SEVERE} Cannot open display driver "openexr" for /mnt/renders/out/shot.0001.exr'),
+        (
+            "prman",
+            "prman_error.txt",
+            'R50004 {SEVERE} Cannot open display driver "openexr" for /mnt/renders/out/shot.0001.exr',
+        ),
     ],
 )
 def test_error_patterns_catch_recorded_failures(renderer: str, name: str, first_error: str) -> None:
@@ -232,7 +244,13 @@ def test_a_line_without_end_does_not_grow_without_bound() -> None:
 
 # --- real POV-Ray renders ------------------------------------------------------------------
 
-needs_povray = pytest.mark.skipif(shutil.which("povray") is None, reason="POV-Ray is not installed")
+@pytest.fixture
+def povray_tool() -> str:
+    """POV-Ray's path: skipped without it on a developer machine, a failure in CI."""
+    return require_tool("povray")
+
+
+needs_povray = pytest.mark.usefixtures("povray_tool")
 
 
 def _render(argv: list[str], parser: ProgressParser, cwd: Path) -> int:
@@ -297,7 +315,9 @@ def test_real_blender_range_render_reports_progress_and_frame_files(tmp_path: Pa
                    check=True, capture_output=True, timeout=300)
     profile = PROFILES["blender"]
     out = tmp_path / "out"
-    argv = profile.command(executable="blender", scene=str(blend), output=str(out / "scene_"), threads=2, start=1, end=2)
+    argv = profile.command(
+        executable="blender", scene=str(blend), output=str(out / "scene_"), threads=2, start=1, end=2
+    )
     parser = ProgressParser(profile)
     assert _render(argv, parser, cwd=tmp_path) == 0
     assert parser.error is None and parser.percent == 100.0

@@ -24,7 +24,9 @@ def make_frames(folder: Path, count: int) -> Path:
     return folder
 
 
-def test_standin_renderer_failing_frame_is_retried_on_other_hosts_then_failed_with_reason(farm: Farm, tmp_path: Path) -> None:
+def test_standin_renderer_failing_frame_is_retried_on_other_hosts_then_failed_with_reason(
+    farm: Farm, tmp_path: Path
+) -> None:
     profile = standin_profile(tmp_path / "fail.yaml", "standin-fail", FAIL)
     frames = make_frames(tmp_path / "frames", 1)
     job = submit_folder(farm.share, frames, profiles=[profile], output=str(tmp_path / "out"))

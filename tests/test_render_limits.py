@@ -24,7 +24,9 @@ def one_frame(folder: Path) -> Path:
     return folder
 
 
-def test_standin_renderer_over_the_memory_cap_is_killed_and_the_frame_failed_with_the_reason(farm: Farm, tmp_path: Path) -> None:
+def test_standin_renderer_over_the_memory_cap_is_killed_and_the_frame_failed_with_the_reason(
+    farm: Farm, tmp_path: Path
+) -> None:
     profile = standin_profile(tmp_path / "hog.yaml", "standin-hog", HOG)
     folder = one_frame(tmp_path / "frames")
     submit_folder(farm.share, folder, profiles=[profile], output=str(tmp_path / "out"), max_retries=0)

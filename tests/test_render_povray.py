@@ -32,7 +32,9 @@ def test_three_agents_render_24_frames_each_exactly_once(farm: Farm, tmp_path: P
         frame_logs = list((farm.layout.jobs_dir / job.id / "logs").glob(f"{base}.*.log"))
         assert len(frame_logs) == 1
         assert "Parse Error" not in frame_logs[0].read_text(errors="replace")
-    assert all(sum(completions([log], f"shot010.{i:04d}") for i in range(1, 25)) > 0 for log in logs), "every agent worked"
+    assert all(sum(completions([log], f"shot010.{i:04d}") for i in range(1, 25)) > 0 for log in logs), (
+        "every agent worked"
+    )
     assert not [p for p in frames.iterdir() if "envy~tmp~" in p.name], "no temp outputs left"
     assert not re.search(r"ERROR|Traceback", "\n".join(logs))
 
@@ -54,7 +56,10 @@ def test_animated_pov_scene_with_frame_range_becomes_chunked_tasks(farm: Farm, t
     a = farm.start_agent("lab2-01")
     farm.wait_heartbeat(a)
     farm.send("lab2 * render()")
-    wait_for(lambda: len([n for n in (p.name for p in job.tasks_dir(farm.layout).iterdir()) if ".envy~done~" in n]) == 3,
-             90, "3 chunks done")
+    wait_for(
+        lambda: len([n for n in (p.name for p in job.tasks_dir(farm.layout).iterdir()) if ".envy~done~" in n]) == 3,
+        90,
+        "3 chunks done",
+    )
     images = sorted(p for p in (tmp_path / "out").iterdir() if p.suffix == ".png")
     assert len(images) == 6 and all(is_png(p) for p in images)

@@ -27,8 +27,8 @@ from envy.config import load_config
 from envy.platform.host import user_name
 from envy.protocol.instructions import parse_instruction_file
 from envy.protocol.status import AgentStatus, write_status
-from envy.waiting import WaitTimeout, wait_for
 from envy.share.layout import ShareLayout, init_share
+from envy.waiting import WaitTimeout, wait_for
 from envy_io.agents import AgentBoard
 from envy_io.farm import Farm
 from envy_io.lexer import lex_line

@@ -1,4 +1,5 @@
-"""Signed mode: the key, the HMAC over each line, and an agent that rejects tampered, unsigned, replayed and expired lines."""
+"""Signed mode: the key, the HMAC over each line, and an agent that rejects tampered,
+unsigned, replayed and expired lines."""
 
 from __future__ import annotations
 

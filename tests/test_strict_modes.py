@@ -54,14 +54,18 @@ def test_only_files_nobody_else_can_write_pass(tmp_path: Path) -> None:
     path.chmod(0o646)
     problem = strict_mode_problem(path, "instruction file", fs=REAL_FS)
     assert problem is not None and "\n" not in problem
-    assert problem.startswith(f"refusing instruction file {path}: every user can write it (mode 0646); fix with: chmod go-w")
+    assert problem.startswith(
+        f"refusing instruction file {path}: every user can write it (mode 0646); fix with: chmod go-w"
+    )
     make_group_writable(path)
     problem = strict_mode_problem(path, "user module", fs=REAL_FS)
     assert problem is not None and "can write it (mode 0664)" in problem and "group '" in problem
 
 
 @posix_only
-def test_a_group_writable_file_of_the_owners_private_group_is_accepted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_group_writable_file_of_the_owners_private_group_is_accepted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Ubuntu's umask 002 makes new files group-writable, but nobody else is in a user-private group.
     path = tmp_path / "Envy_Functions.py"
     path.write_text("")
@@ -76,12 +80,17 @@ def test_a_group_writable_file_of_the_owners_private_group_is_accepted(tmp_path:
 def plan_input(tmp_path: Path) -> PlanInput:
     job_dir = tmp_path / "share" / "jobs" / "20261120-140000-shot-ab12"
     (job_dir / "tasks").mkdir(parents=True)
-    job = Job(id=job_dir.name, name="shot", kind="tasks", renderer="husk", source="Z:/proj/shot.usd", extensions=[".json"])
+    job = Job(
+        id=job_dir.name, name="shot", kind="tasks", renderer="husk", source="Z:/proj/shot.usd", extensions=[".json"]
+    )
     claim = Claim(job_dir / "tasks", ItemName("task.0001", ".json", "work", 0, "lab1-01", 1, "abcd0123"))
     return PlanInput(job, claim, {}, Config(), "abcd0123", job_dir, REAL_FS)
 
 
-@pytest.mark.parametrize("value", ["../other-job/tasks/x.json", "tasks/../../x", "..\\x", "tasks\\..\\..\\x", "/etc/passwd", "..", "tasks/.."])
+@pytest.mark.parametrize(
+    "value",
+    ["../other-job/tasks/x.json", "tasks/../../x", "..\\x", "tasks\\..\\..\\x", "/etc/passwd", "..", "tasks/.."],
+)
 def test_task_paths_that_leave_the_job_folder_are_rejected(tmp_path: Path, value: str) -> None:
     with pytest.raises(PlanError, match="leaves the job folder|outside the job folder"):
         check_task_path(plan_input(tmp_path), value)

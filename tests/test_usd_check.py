@@ -54,7 +54,9 @@ def test_frames_come_from_the_time_code_and_the_settings_prim_is_found(tmp_path:
 
 
 @BOTH_READERS
-def test_time_code_wins_over_the_file_name_and_a_single_time_sample_is_a_frame(tmp_path: Path, use_usd_core: bool) -> None:
+def test_time_code_wins_over_the_file_name_and_a_single_time_sample_is_a_frame(
+    tmp_path: Path, use_usd_core: bool
+) -> None:
     # A ROP with a frame offset: the file says 101, the name says 1. husk must render time 101.
     assert check_usd_file(write_shot(tmp_path / "shot.0001.usda", 101), use_usd_core).frame == 101
     only_sample = write_shot(tmp_path / "still.usda", 7, time_code=False)
@@ -73,7 +75,9 @@ def test_motion_blur_samples_fall_back_to_the_file_name(tmp_path: Path, use_usd_
 
 
 @BOTH_READERS
-def test_missing_or_wrong_settings_prim_and_non_usd_files_are_named_with_reasons(tmp_path: Path, use_usd_core: bool) -> None:
+def test_missing_or_wrong_settings_prim_and_non_usd_files_are_named_with_reasons(
+    tmp_path: Path, use_usd_core: bool
+) -> None:
     write_shot(tmp_path / "shot.0001.usda", 1)
     write_shot(tmp_path / "shot.0002.usda", 2, settings="/Render/rendersettings")  # the Solaris default path
     write_shot(tmp_path / "shot.0003.usda", 3, settings_type="Xform")
@@ -84,7 +88,10 @@ def test_missing_or_wrong_settings_prim_and_non_usd_files_are_named_with_reasons
         check_usd_folder(tmp_path, use_usd_core=use_usd_core, fs=REAL_FS)
     problems = dict(err.value.problems)
     assert set(problems) == {"shot.0002.usda", "shot.0003.usda", "shot.0004.usda", "shot.0005.usda"}
-    assert "no /rendersettings prim" in problems["shot.0002.usda"] and "found /Render/rendersettings" in problems["shot.0002.usda"]
+    assert (
+        "no /rendersettings prim" in problems["shot.0002.usda"]
+        and "found /Render/rendersettings" in problems["shot.0002.usda"]
+    )
     assert "is a Xform prim, not RenderSettings" in problems["shot.0003.usda"]
     assert "not a" in problems["shot.0004.usda"] and "USD file" in problems["shot.0004.usda"]
     assert "frame 1 is also shot.0001.usda" in problems["shot.0005.usda"]

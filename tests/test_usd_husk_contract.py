@@ -65,7 +65,12 @@ def test_husk_contract_agent_renders_every_frame_and_tile_then_retries_and_fails
         farm.send("* render()")
         wait_for(lambda: len(names_in(tasks, "done")) == 4, 30, "the 4 husk tasks to complete")
         images = sorted(p.name for p in (tmp_path / "images").iterdir())
-        assert images == ["shot.0001_tile00.exr", "shot.0001_tile01.exr", "shot.0002_tile00.exr", "shot.0002_tile01.exr"]
+        assert images == [
+            "shot.0001_tile00.exr",
+            "shot.0001_tile01.exr",
+            "shot.0002_tile00.exr",
+            "shot.0002_tile01.exr",
+        ]
         runs = records(record, "husk")
         assert len(runs) == 4
         for run in runs:

@@ -88,8 +88,12 @@ def test_bad_input_writes_nothing(tmp_path: Path, layout: ShareLayout) -> None:
         submit_usd(layout, str(folder), fs=REAL_FS)
     (tmp_path / "good").mkdir()
     good = usd_folder(tmp_path / "good")
-    for bad, message in ((dict(delegate="Karma; rm -rf /"), "Hydra delegate name"), (dict(tiles=(0, 3)), "tiles must be"),
-                         (dict(priority=101), "priority"), (dict(tile_suffix="_%s"), "one %d")):
+    for bad, message in (
+        (dict(delegate="Karma; rm -rf /"), "Hydra delegate name"),
+        (dict(tiles=(0, 3)), "tiles must be"),
+        (dict(priority=101), "priority"),
+        (dict(tile_suffix="_%s"), "one %d"),
+    ):
         with pytest.raises(JobError, match=message):
             submit_usd(layout, str(good), fs=REAL_FS, **bad)  # type: ignore[arg-type]
     with pytest.raises(JobError, match="COLUMNSxROWS"):

@@ -15,7 +15,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--wedges", type=count(1, 10_000), default=None, help="N jobs numbered 1..N for $NVJ")
     parser.add_argument("--priority", type=count(0, 100), default=None, help="0-100 (default: the file's, else 50)")
     parser.add_argument("--name", help="a name for the job")
-    parser.add_argument("--remap", action="append", default=[], metavar="FROM,TO", help="path remap stored in the job (repeatable)")
+    parser.add_argument(
+        "--remap", action="append", default=[], metavar="FROM,TO", help="path remap stored in the job (repeatable)"
+    )
     parser.add_argument("--paused", action="store_true", help="submit paused; start with: envy-io resume JOB")
     parser.add_argument("--check", action="store_true", help="check the job and its HIP file; submit nothing")
 

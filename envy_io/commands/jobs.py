@@ -54,7 +54,9 @@ def add_submit(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--priority", type=count(0, 100), default=50, help="0-100, higher first (default 50)")
     parser.add_argument("--output", help="output folder (default: the renderer's or the scene's own)")
     parser.add_argument("--name", help="a name for the job (default: from the folder)")
-    parser.add_argument("--retries", type=count(0, 100), default=None, help="retries before a frame fails (default: config)")
+    parser.add_argument(
+        "--retries", type=count(0, 100), default=None, help="retries before a frame fails (default: config)"
+    )
     parser.add_argument("--remap", action="append", default=[], metavar="FROM,TO",
                         help="path remap for other OSes, e.g. 'P:/,/mnt/renders/' (repeatable)")
     parser.add_argument("--paused", action="store_true", help="submit paused; start with: envy-io resume JOB")
@@ -95,8 +97,11 @@ def run_submit(args: argparse.Namespace, env: CommandEnv) -> int:
         env.print(json.dumps(job.to_json(), indent=1))
         return 0
     summary = summarize(farm.layout, job, remap, farm.fs, reasons=False)
-    env.print(f"submitted {job.id}: {job.name} ({job.renderer}, {summary.total} {'tasks' if job.kind == 'tasks' else 'frames'}, "
-              f"priority {job.priority}{', paused' if job.state == 'paused' else ''})")
+    env.print(
+        f"submitted {job.id}: {job.name} ({job.renderer}, {summary.total} "
+        f"{'tasks' if job.kind == 'tasks' else 'frames'}, "
+        f"priority {job.priority}{', paused' if job.state == 'paused' else ''})"
+    )
     env.print("agents render it after:  SELECTOR render()   e.g.  lab3 * render()")
     return 0
 
@@ -113,8 +118,11 @@ def run_jobs(args: argparse.Namespace, env: CommandEnv) -> int:
     for w in warnings:
         env.warn(w)
     remap = _remap(env)
-    summaries = [summarize(farm.layout, j, PathRemap.parse([*env.config.remap, *j.remap]) if j.remap else remap, farm.fs)
-                 for j in jobs if args.all or j.state != "cancelled"]
+    summaries = [
+        summarize(farm.layout, j, PathRemap.parse([*env.config.remap, *j.remap]) if j.remap else remap, farm.fs)
+        for j in jobs
+        if args.all or j.state != "cancelled"
+    ]
     if args.json:
         env.print(json.dumps([s.to_json() for s in summaries], indent=1))
         return 0
@@ -124,7 +132,9 @@ def run_jobs(args: argparse.Namespace, env: CommandEnv) -> int:
     env.print(f"{'JOB':<36} {'STATE':<9} {'PRI':>3} {'DONE':>6} {'RUN':>4} {'FAIL':>4} {'PEND':>5}  NAME")
     for s in summaries:
         j = s.job
-        env.print(f"{j.id:<36} {j.state:<9} {j.priority:>3} {s.done:>6} {s.running:>4} {s.failed:>4} {s.pending:>5}  {j.name}")
+        env.print(
+            f"{j.id:<36} {j.state:<9} {j.priority:>3} {s.done:>6} {s.running:>4} {s.failed:>4} {s.pending:>5}  {j.name}"
+        )
         if s.error:
             env.print(f"    ! {s.error}")
         for item, reason in list(s.failures.items())[:10]:
@@ -184,7 +194,9 @@ def run_reset(args: argparse.Namespace, env: CommandEnv) -> int:
 
 
 SUBCOMMANDS = [
-    Subcommand("submit", "register a render job (a folder of frame files, or a scene with --frames)", add_submit, run_submit),
+    Subcommand(
+        "submit", "register a render job (a folder of frame files, or a scene with --frames)", add_submit, run_submit
+    ),
     Subcommand("jobs", "list jobs with done / running / failed / pending counts", add_jobs, run_jobs),
     Subcommand("pause", "agents take no new frames of a job", add_target, _set_state("paused")),
     Subcommand("resume", "let agents take frames of a paused job again", add_target, _set_state("active")),

@@ -20,4 +20,6 @@ def run(args: argparse.Namespace, env: CommandEnv) -> int:
     return run_monitor(model, once=args.once, interval=max(0.2, args.interval), stream=env.out)
 
 
-SUBCOMMANDS = [Subcommand("monitor", "live progress of hosts and jobs (--once: one snapshot)", add_arguments, run, in_shell=False)]
+SUBCOMMANDS = [
+    Subcommand("monitor", "live progress of hosts and jobs (--once: one snapshot)", add_arguments, run, in_shell=False)
+]

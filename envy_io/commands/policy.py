@@ -32,8 +32,12 @@ def run_policy(args: argparse.Namespace, env: CommandEnv) -> int:
 
 
 def add_keygen_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("path", nargs="?", default=None,
-                        help=f"where to write the key (default: ${KEY_ENV}, else signing.key in Envy's local state folder)")
+    parser.add_argument(
+        "path",
+        nargs="?",
+        default=None,
+        help=f"where to write the key (default: ${KEY_ENV}, else signing.key in Envy's local state folder)",
+    )
 
 
 def run_keygen(args: argparse.Namespace, env: CommandEnv) -> int:
@@ -49,5 +53,7 @@ def run_keygen(args: argparse.Namespace, env: CommandEnv) -> int:
 
 SUBCOMMANDS = [
     Subcommand("policy", "what the lab's lockdown policy allows you now, and why", add_policy_arguments, run_policy),
-    Subcommand("keygen", "make a key for signed mode (kept off the share)", add_keygen_arguments, run_keygen, in_shell=False),
+    Subcommand(
+        "keygen", "make a key for signed mode (kept off the share)", add_keygen_arguments, run_keygen, in_shell=False
+    ),
 ]

@@ -39,7 +39,7 @@ class _HipFile:
             with open(file_name, encoding="utf-8") as f:
                 data = json.load(f)
         except (OSError, ValueError) as exc:
-            raise OperationFailed("Could not load %s: %s" % (file_name, exc))
+            raise OperationFailed("Could not load %s: %s" % (file_name, exc)) from exc
         _scene["path"] = os.path.abspath(file_name)
         _scene["nodes"] = {path: Node(path, spec) for path, spec in data.get("nodes", {}).items()}
         os.environ["HIP"] = os.path.dirname(_scene["path"])
