@@ -49,10 +49,12 @@ def write_frames(folder: Path, frames: int, renderer: str) -> None:
     for i in range(1, frames + 1):
         clock = (i - 1) / max(1, frames - 1)
         if renderer == "povray":
-            text = f'// frame {i}: the shot lives in scene.inc, included by a relative path\n#declare Clock = {clock:.6f};\n#include "scene.inc"\n'
+            text = (f"// frame {i}: the shot lives in scene.inc, included by a relative path\n"
+                    f'#declare Clock = {clock:.6f};\n#include "scene.inc"\n')
             (folder / f"shot010.{i:04d}.pov").write_text(text, encoding="utf-8")
         else:
-            (folder / f"shot010.{i:04d}.envyscene").write_text(json.dumps({"clock": clock, "width": 320, "height": 240}))
+            scene_values = {"clock": clock, "width": 320, "height": 240}
+            (folder / f"shot010.{i:04d}.envyscene").write_text(json.dumps(scene_values))
 
 
 def choose_renderer(requested: str) -> str:
@@ -62,7 +64,8 @@ def choose_renderer(requested: str) -> str:
     if found:
         return "povray"
     if requested == "povray":
-        raise SystemExit("envy demo: povray is not installed: " + INSTALL_POVRAY.get(sys.platform if sys.platform in INSTALL_POVRAY else "linux", ""))
+        how = INSTALL_POVRAY.get(sys.platform if sys.platform in INSTALL_POVRAY else "linux", "")
+        raise SystemExit("envy demo: povray is not installed: " + how)
     from envy.platform.host import os_name
 
     say(f"POV-Ray is not installed ({INSTALL_POVRAY[os_name()]}); using Envy's built-in renderer instead.")
@@ -124,7 +127,8 @@ def run_demo(args: argparse.Namespace) -> int:
         say("sent:  lab1 * print('hello from', 'the demo')")
         answers = wait_for_prints(layout, hosts, "hello from the demo", 30)
         for host in hosts:
-            say(f"  {host}: {'ran it' if host in answers else 'NO ANSWER'}" + (f"  ({answers[host].split(' ', 2)[1]})" if host in answers else ""))
+            when = f"  ({answers[host].split(' ', 2)[1]})" if host in answers else ""
+            say(f"  {host}: {'ran it' if host in answers else 'NO ANSWER'}{when}")
         if len(answers) < len(hosts):
             say("not every agent answered; see the logs in " + str(layout.logs_dir))
             return 1
