@@ -40,8 +40,8 @@ from typing import Any
 
 import benchlib
 from envy.config import Config
-from envy.share.layout import ShareLayout, init_share
 from envy.share.fs import REAL_FS
+from envy.share.layout import ShareLayout, init_share
 
 
 def run_rounds(farm: benchlib.BenchFarm, hosts: list[str], rounds: int, timeout: float) -> list[dict[str, Any]]:

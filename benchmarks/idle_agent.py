@@ -29,8 +29,8 @@ from typing import Any
 import psutil
 
 import benchlib
-from envy.share.layout import init_share
 from envy.share.fs import REAL_FS
+from envy.share.layout import init_share
 
 RSS_LIMIT_MB = 40.0
 CPU_LIMIT_PCT = 0.5

@@ -37,7 +37,7 @@ class Farm:
     state_dir: Path = field(default_factory=lambda: local_dirs().state)
 
     @classmethod
-    def open(cls, config: Config, user: str, fs: ShareFS) -> "Farm":
+    def open(cls, config: Config, user: str, fs: ShareFS) -> Farm:
         """The farm of ``config.share``; a missing share setting or an unmounted share is one clear line."""
         if not config.share:
             raise UsageError("no share given: use --share DIR, set ENVY_SHARE, or put 'share: DIR' in your config.yaml")

@@ -17,8 +17,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from envy.protocol.sender import InstructionSender
-from envy.share.layout import ShareLayout, init_share
 from envy.share.fs import REAL_FS
+from envy.share.layout import ShareLayout, init_share
 from envy.waiting import wait_for  # the one wait of Envy; tests import it from here too
 
 FAST = {"heartbeat": 0.5, "poll_interval": 0.3, "dead_after": 3}

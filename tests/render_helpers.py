@@ -12,8 +12,8 @@ from envy.demo import write_frames
 from envy.render.jobs import Job
 from envy.render.profiles import load_profiles
 from envy.render.submit import SubmitRequest, submit
-from envy.share.layout import ShareLayout
 from envy.share.fs import REAL_FS
+from envy.share.layout import ShareLayout
 
 
 def pov_frames(folder: Path, count: int) -> Path:

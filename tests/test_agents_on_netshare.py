@@ -7,9 +7,8 @@ from pathlib import Path
 import pytest
 
 from envy.protocol.sender import InstructionSender
-from envy.share.layout import ShareLayout, init_share
 from envy.share.fs import REAL_FS
-
+from envy.share.layout import ShareLayout, init_share
 from farm import Farm, send_marker, wait_for
 from netshare import net_share, require_netshare
 

@@ -17,7 +17,7 @@ PROCESSES = 16
 FILES = 2000
 
 
-def drain(folder: str, host: str, results: "mp.Queue[list[str]]") -> None:
+def drain(folder: str, host: str, results: mp.Queue[list[str]]) -> None:
     queue = FolderQueue(Path(folder), ItemPattern([".frame"]), Identity(host, os.getpid(), host[-4:]), fs=REAL_FS)
     won: list[str] = []
     while True:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from envy.render.claims import FolderQueue, Identity, ItemName, ItemPattern, reset_items, sort_listing
+from envy.render.claims import FolderQueue, Identity, ItemPattern, reset_items, sort_listing
 from envy.share.fs import REAL_FS
 
 PATTERN = ItemPattern([".vrscene", ".ass", ".ass.gz"])

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from envy.config import ConfigError, load_config
-from envy.share.layout import init_share
 from envy.share.fs import REAL_FS
+from envy.share.layout import init_share
 
 
 def write(path: Path, text: str) -> Path:

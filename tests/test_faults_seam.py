@@ -31,12 +31,12 @@ from envy.agent.heartbeat import Heartbeat
 from envy.agent.processes import ProcessHandler
 from envy.config import Config
 from envy.logs import ResilientFileHandler
+from envy.platform.dirs import LocalDirs
 from envy.protocol.liveness import LivenessTracker
 from envy.protocol.sender import InstructionSender
 from envy.protocol.status import AgentStatus, read_statuses, write_status
 from envy.render.claims import FolderQueue, Identity, ItemPattern, reset_items, sort_listing
 from envy.render.jobs import Job, list_jobs, new_job_id, save_job
-from envy.platform.dirs import LocalDirs
 from envy.render.plans import PlanError, PlanInput
 from envy.render.profiles import load_profiles
 from envy.render.render_loop import RenderLoop

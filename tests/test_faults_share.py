@@ -31,9 +31,9 @@ from envy.protocol.sender import InstructionSender
 from envy.render.claims import ItemPattern, sort_listing
 from envy.render.profiles import load_profiles
 from envy.render.submit import SubmitRequest, submit
+from envy.share.fs import REAL_FS
 from envy.share.layout import ShareLayout, init_share
 from envy.share.names import is_temp
-from envy.share.fs import REAL_FS
 from farm import Farm, wait_for
 from netshare import in_mount_table, net_share, require_netshare
 from test_faults_standin import EXTENSION, StandIn

@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 
 from envy.protocol.instructions import Instruction, parse_instruction_file
 from envy.protocol.sender import InstructionSender
-from envy.share.layout import ShareLayout, init_share
 from envy.share.fs import REAL_FS
+from envy.share.layout import ShareLayout, init_share
 
 
 @settings(max_examples=300, deadline=500)

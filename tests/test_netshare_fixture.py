@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 
 import netshare as netshare_mod
-from envy.share.fs import REAL_FS
 from netshare import (  # noqa: F401  (netshare is a fixture)
     in_mount_table,
     net_share,

@@ -17,12 +17,12 @@ import pytest
 from envy.agent.agent import Agent
 from envy.agent.build import build_agent
 from envy.config import Config
+from envy.platform.dirs import LocalDirs
 from envy.policy.enforce import PolicyEnforcer, PolicyRefusal
 from envy.policy.report import describe_policy
 from envy.policy.rules import PolicyError, parse_policy
 from envy.policy.seats import SeatOwner, Seats, seat_folder
 from envy.protocol.instructions import stamp
-from envy.platform.dirs import LocalDirs
 from envy.share.fs import REAL_FS
 from envy.share.layout import ShareLayout, init_share
 

@@ -27,6 +27,7 @@ from envy.config import load_config
 from envy.platform.host import user_name
 from envy.protocol.instructions import parse_instruction_file
 from envy.protocol.status import AgentStatus, write_status
+from envy.share.fs import REAL_FS
 from envy.share.layout import ShareLayout, init_share
 from envy.waiting import WaitTimeout, wait_for
 from envy_io.agents import AgentBoard
@@ -35,7 +36,6 @@ from envy_io.lexer import lex_line
 from envy_io.shell import Shell, run_shell
 from envy_io.validation import LineValidator
 from envy_io.watcher import AgentWatcher
-from envy.share.fs import REAL_FS
 
 ENTER, CTRL_C, CTRL_D = "\r", "\x03", "\x04"
 

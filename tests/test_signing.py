@@ -24,8 +24,8 @@ from envy.protocol.signing import (
     make_signer,
     signature_ok,
 )
-from envy.share.layout import ShareLayout, init_share
 from envy.share.fs import REAL_FS
+from envy.share.layout import ShareLayout, init_share
 from farm import Farm, wait_for
 
 KEY = bytes(range(32))

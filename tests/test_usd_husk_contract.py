@@ -18,8 +18,8 @@ pytest.importorskip("pxr", reason="usd-core (the 'test' extra) writes the USD fi
 
 from envy.render.profiles import builtin_profiles  # noqa: E402
 from envy.render.progress import ProgressParser  # noqa: E402
-from envy.usd.submit_usd import submit_usd  # noqa: E402
 from envy.share.fs import REAL_FS
+from envy.usd.submit_usd import submit_usd  # noqa: E402
 from farm import Farm, wait_for  # noqa: E402
 from test_usd_check import write_shot  # noqa: E402
 

@@ -14,13 +14,13 @@ import pytest
 
 pytest.importorskip("pxr", reason="usd-core (the 'test' extra) writes the USD files of these tests")
 
+from envy.agent.build import standard_planners  # noqa: E402
 from envy.config import Config  # noqa: E402
 from envy.render.claims import Claim, ItemName  # noqa: E402
 from envy.render.jobs import JobError, list_jobs  # noqa: E402
-from envy.agent.build import standard_planners  # noqa: E402
 from envy.render.plans import PlanError, PlanInput  # noqa: E402
-from envy.share.fs import REAL_FS  # noqa: E402
 from envy.render.profiles import load_profiles  # noqa: E402
+from envy.share.fs import REAL_FS  # noqa: E402
 from envy.share.layout import ShareLayout, init_share  # noqa: E402
 from envy.usd.check import UsdCheckError  # noqa: E402
 from envy.usd.cli_submit import run_submit_usd  # noqa: E402
