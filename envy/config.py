@@ -2,14 +2,17 @@
 
 Precedence, lowest first (later wins, key by key):
 
-1. the defaults below (``DEFAULTS``; ``user_template/config.yaml`` repeats them with comments),
+1. the defaults, declared once with each key on ``Config`` below (docs/config-reference.md is
+   generated from them; ``user_template/config.yaml`` shows them commented out),
 2. the farm file on the share, ``<share>/config.yaml`` (kept by whoever runs the farm),
 3. the user's folder on the share, ``<share>/users/<user>/config.yaml``,
 4. the local file, ``--config FILE`` or ``<user config dir>/config.yaml``,
 5. environment variables ``ENVY_SHARE``, ``ENVY_POLICY``,
 6. command-line options.
 
-Every key has a validator; an error names the key and the file it came from.
+This docstring is the one statement of the precedence; ``load_config`` applies it
+in this order. Every key is declared with ``setting(default, kind, help)``
+(envy/settings/schema.py); an error names the key and the file it came from.
 A ``Config`` is built once at an entry point and passed in; nothing reads
 settings at import time.
 """
@@ -18,170 +21,108 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from types import MappingProxyType
+from typing import Any, Mapping
 
 import yaml
 
 from envy.platform.host import user_config_dir
 from envy.protocol.selectors import DEFAULT_HOST_PATTERN
+from envy.settings.kinds import Checked, Flag, MapOf, Number, Record, Source, Text, TextList, Whole, regex_check
+from envy.settings.schema import Key, Rule, Schema, schema_of, setting
 
 
 class ConfigError(ValueError):
     """A bad setting: the message names the key, the file and what is allowed."""
 
 
-def _positive_number(key: str, value: Any, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        raise ConfigError(f"{where}: '{key}' must be a number greater than 0, got {value!r}")
-    return float(value)
+_SELECTORS = TextList("a list of selectors, e.g. ['lab3 1-4']")
+_RENDERER = Record(
+    Schema("renderer settings", [Key("executable", Text("a path or command name"), help="The renderer's program.")],
+           ConfigError),
+    "a mapping like {executable: PATH}",
+)
 
 
-def _non_negative_int(key: str, value: Any, where: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ConfigError(f"{where}: '{key}' must be a whole number >= 0, got {value!r}")
-    return value
-
-
-def _positive_int(key: str, value: Any, where: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{where}: '{key}' must be a whole number >= 1, got {value!r}")
-    return value
-
-
-def _fraction(key: str, value: Any, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
-        raise ConfigError(f"{where}: '{key}' must be a number from 0 up to (not including) 1, got {value!r}")
-    return float(value)
-
-
-def _bool(key: str, value: Any, where: str) -> bool:
-    if not isinstance(value, bool):
-        raise ConfigError(f"{where}: '{key}' must be true or false, got {value!r}")
-    return value
-
-
-def _optional_str(key: str, value: Any, where: str) -> str | None:
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str):
-        raise ConfigError(f"{where}: '{key}' must be text, got {value!r}")
-    return value
-
-
-def _regex(key: str, value: Any, where: str) -> str:
-    import re
-
-    if not isinstance(value, str):
-        raise ConfigError(f"{where}: '{key}' must be a regular expression (text), got {value!r}")
-    try:
-        compiled = re.compile(value)
-    except re.error as exc:
-        raise ConfigError(f"{where}: '{key}' is not a valid regular expression: {exc}") from None
-    if not {"lab", "num"} <= set(compiled.groupindex):
-        raise ConfigError(f"{where}: '{key}' must have named groups (?P<lab>...) and (?P<num>...)")
-    return value
-
-
-def _groups(key: str, value: Any, where: str) -> dict[str, tuple[str, ...]]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict) or not all(
-        isinstance(k, str) and isinstance(v, list) and all(isinstance(s, str) for s in v) for k, v in value.items()
-    ):
-        raise ConfigError(f"{where}: '{key}' must map group names to lists of selectors, e.g. seniors: ['lab3 1-4']")
-    return {k.lower(): tuple(v) for k, v in value.items()}
-
-
-def _str_list(key: str, value: Any, where: str) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    if not isinstance(value, list) or not all(isinstance(s, str) for s in value):
-        raise ConfigError(f"{where}: '{key}' must be a list of text items")
-    return tuple(value)
-
-
-def _renderers(key: str, value: Any, where: str) -> dict[str, dict[str, str]]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise ConfigError(f"{where}: '{key}' must map renderer names to settings, e.g. vray: {{executable: C:/vray.exe}}")
-    out: dict[str, dict[str, str]] = {}
-    for name, settings in value.items():
-        if not isinstance(settings, dict) or set(settings) - {"executable"} or not all(
-            isinstance(v, str) for v in settings.values()
-        ):
-            raise ConfigError(f"{where}: '{key}.{name}' allows only 'executable: PATH'")
-        out[str(name).lower()] = dict(settings)
-    return out
-
-
-Validator = Callable[[str, Any, str], Any]
-
-# key -> (default, validator). user_template/config.yaml documents each one.
-DEFAULTS: dict[str, tuple[Any, Validator]] = {
-    "share": (None, _optional_str),
-    "host_pattern": (DEFAULT_HOST_PATTERN, _regex),
-    "groups": ({}, _groups),
-    "poll_interval": (2.0, _positive_number),
-    "poll_jitter": (0.25, _fraction),
-    "heartbeat": (5.0, _positive_number),
-    "dead_after": (30.0, _positive_number),
-    "command_lifetime": (600.0, _positive_number),
-    "workers": (1, _positive_int),
-    "threads": (0, _non_negative_int),
-    "memory_mb": (0, _non_negative_int),
-    "max_retries": (2, _non_negative_int),
-    "renderers": ({}, _renderers),
-    "profiles": ((), _str_list),
-    "remap": ((), _str_list),
-    "policy": (None, _optional_str),
-    "signed": (False, _bool),
-    "strict_modes": (True, _bool),
-    "log_max_bytes": (1_000_000, _positive_int),
-    "log_backups": (3, _non_negative_int),
-}
+def _dead_after_problem(values: Mapping[str, Any]) -> str | None:
+    dead_after, heartbeat = values["dead_after"], values["heartbeat"]
+    if dead_after <= heartbeat * 2:
+        return f"'dead_after' ({dead_after:g}) must be more than twice 'heartbeat' ({heartbeat:g})"
+    return None
 
 
 @dataclass(frozen=True)
 class Config:
-    share: str | None = None
-    host_pattern: str = DEFAULT_HOST_PATTERN
-    groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-    poll_interval: float = 2.0
-    poll_jitter: float = 0.25
-    heartbeat: float = 5.0
-    dead_after: float = 30.0
-    command_lifetime: float = 600.0
-    workers: int = 1
-    threads: int = 0
-    memory_mb: int = 0
-    max_retries: int = 2
-    renderers: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
-    profiles: tuple[str, ...] = ()
-    remap: tuple[str, ...] = ()
-    policy: str | None = None
-    signed: bool = False  # run only signed instruction lines (envy/protocol/signing.py)
-    strict_modes: bool = True  # refuse instruction files and user modules others can write (envy/security.py)
-    log_max_bytes: int = 1_000_000
-    log_backups: int = 3
+    """Every setting of one agent or shell, validated; an immutable value (``reload()`` builds a
+    new one and swaps it in whole). Each key is declared once, here: its default, kind and help."""
+
+    share: str | None = setting(
+        None, Text(blank_is_none=True),
+        "The Envy folder on the share, e.g. Z:/envy. Usually given by --share or ENVY_SHARE instead.")
+    host_pattern: str = setting(
+        DEFAULT_HOST_PATTERN, Checked(Text("a regular expression (text)"), regex_check(groups=("lab", "num"))),
+        "How a host name splits into a lab and a number, for selectors like \"lab3 03\". Needs the named "
+        "groups lab and num; the default fits LAB3-03 and GNOMON-LAB3-03.")
+    groups: Mapping[str, tuple[str, ...]] = setting(
+        MappingProxyType({}), MapOf(_SELECTORS, "a mapping of group names to lists of selectors, e.g. "
+                                    "seniors: ['lab3 1-4']", names="group", lower_names=True),
+        "Named groups of hosts, used as \"@seniors print('hi')\". Members are selectors.")
+    poll_interval: float = setting(
+        2.0, Number(gt=0), "Seconds between polls of the instruction file (one stat per poll).")
+    poll_jitter: float = setting(
+        0.25, Number(ge=0, lt=1),
+        "The random spread around poll_interval (0.25 = +/- 25%), so agents do not poll in lock-step.")
+    heartbeat: float = setting(
+        5.0, Number(gt=0),
+        "Seconds between status-file writes. Others judge an agent alive by seeing its heartbeat counter change.")
+    dead_after: float = setting(
+        30.0, Number(gt=0),
+        "Seconds without a heartbeat change after which an agent is dead and its frames are taken over. Must "
+        "cover the heartbeat plus the share's attribute cache (NFS: up to 60 s; SMB: about 10 s).")
+    command_lifetime: float = setting(
+        600.0, Number(gt=0), "Seconds a command stays eligible: an agent started later still runs younger commands.")
+    workers: int = setting(1, Whole(ge=1), "Renders at the same time on one machine.")
+    threads: int = setting(0, Whole(ge=0), "Threads per render (0: the renderer decides).")
+    memory_mb: int = setting(0, Whole(ge=0), "Memory cap per render in MB (0: none).")
+    max_retries: int = setting(2, Whole(ge=0), "Retries before a frame fails.")
+    renderers: Mapping[str, Mapping[str, str]] = setting(
+        MappingProxyType({}), MapOf(_RENDERER, "a mapping of renderer names to settings, e.g. "
+                                    "vray: {executable: C:/vray.exe}", names="renderer", lower_names=True),
+        "Renderer executables, when they are not at the usual place.")
+    profiles: tuple[str, ...] = setting((), TextList(), "Extra renderer profiles (YAML files; see docs/renderers.md).")
+    remap: tuple[str, ...] = setting(
+        (), TextList(), "Path remapping between operating systems, \"FROM,TO\", e.g. \"P:/,/mnt/renders/\".")
+    policy: str | None = setting(
+        None, Text(blank_is_none=True), "The lockdown policy file, kept by the lab's admin (docs/admin-guide.md).")
+    signed: bool = setting(
+        False, Flag(),
+        "Run only signed instruction lines (envy/protocol/signing.py). Set it in each machine's local config "
+        "file, so nobody who can write the share can turn it off.")
+    strict_modes: bool = setting(
+        True, Flag(),
+        "Refuse an instruction file or Envy_Functions.py that other users can write (POSIX), like OpenSSH's "
+        "StrictModes (envy/security.py).")
+    log_max_bytes: int = setting(1_000_000, Whole(ge=1), "The agent's log is rotated at this size.")
+    log_backups: int = setting(3, Whole(ge=0), "Old agent log files kept.")
     sources: tuple[str, ...] = ()  # the files that were read, for `envy-io config` and error messages
 
     def with_values(self, values: Mapping[str, Any], where: str) -> "Config":
         """Validate ``values`` (from one source named ``where``) and return an updated copy."""
-        changes: dict[str, Any] = {}
-        for key, value in values.items():
-            if key not in DEFAULTS:
-                known = ", ".join(sorted(DEFAULTS))
-                raise ConfigError(f"{where}: unknown key '{key}' (known keys: {known})")
-            changes[key] = DEFAULTS[key][1](key, value, where)
+        source = Source(where, ConfigError)
+        changes = CONFIG_KEYS.clean(values, source, fill_defaults=False, rules=False)
         merged = dataclasses.replace(self, **changes)
-        if merged.dead_after <= merged.heartbeat * 2:
-            raise ConfigError(
-                f"{where}: 'dead_after' ({merged.dead_after:g}) must be more than twice 'heartbeat' ({merged.heartbeat:g})"
-            )
+        CONFIG_KEYS.check_rules({name: getattr(merged, name) for name in CONFIG_KEYS.keys}, source)
         return merged
+
+
+CONFIG_KEYS = schema_of(
+    Config, "Farm config", ConfigError,
+    rules=[Rule("dead_after must be more than twice heartbeat.", _dead_after_problem)],
+)
+# Each key with its default (the values above). Callers test membership ("signed" in DEFAULTS).
+DEFAULTS: Mapping[str, Any] = MappingProxyType(CONFIG_KEYS.defaults())
 
 
 def read_yaml_file(path: Path) -> dict[str, Any]:

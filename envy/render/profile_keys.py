@@ -1,110 +1,67 @@
-"""The keys of a renderer profile YAML and their validators.
+"""The keys of a renderer profile YAML: each one's kind of value, default and help, once.
 
-Each validator returns the clean value or raises a one-line ProfileError that
-names the key and the file.
+``RendererProfile`` (envy/render/profiles.py) declares its fields with these
+kinds; this module holds the kinds and checks that are particular to
+profiles. Every error is a one-line ProfileError naming the key and the file.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any, Callable
+from types import MappingProxyType
+from typing import Any
+
+from envy.settings.kinds import Checked, Flag, Kind, Record, Source, Text, TextList, WholeList
+from envy.settings.schema import Key, Schema
 
 OS_NAMES = ("windows", "darwin", "linux")
-_NAME_RE = re.compile(r"^[a-z][a-z0-9_-]*$")
+_NAME_RE = r"^[a-z][a-z0-9_-]*$"
 
 
 class ProfileError(ValueError):
     """A bad renderer profile or an impossible command: one line naming the key and the file."""
 
 
-# --- validators: each returns the clean value or raises a one-line ProfileError ---------------
+def _extensions(value: tuple[str, ...], key: str, source: Source) -> tuple[str, ...]:
+    if not value or not all(len(ext) > 1 and ext.startswith(".") for ext in value):
+        source.fail(key, "must list extensions that start with a dot, like ['.ass', '.ass.gz']")
+    return tuple(ext.lower() for ext in value)
 
 
-def _text(key: str, value: Any, where: str) -> str:
-    if not isinstance(value, str):
-        raise ProfileError(f"{where}: '{key}' must be text, got {value!r}")
-    return value
-
-
-def _name(key: str, value: Any, where: str) -> str:
-    if not isinstance(value, str) or not _NAME_RE.match(value):
-        raise ProfileError(f"{where}: '{key}' must be a lower-case name like 'vray' or 'my-husk', got {value!r}")
-    return value
-
-
-def _text_list(key: str, value: Any, where: str) -> tuple[str, ...]:
-    if isinstance(value, list) and any(isinstance(item, dict) for item in value):
-        # YAML reads an unquoted {output} as a mapping.
-        raise ProfileError(f"{where}: '{key}' must be a list of text items; quote items with placeholders: '{{output}}'")
-    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise ProfileError(f"{where}: '{key}' must be a list of text items, got {value!r}")
-    return tuple(value)
-
-
-def _extensions(key: str, value: Any, where: str) -> tuple[str, ...]:
-    items = _text_list(key, value, where)
-    if not items or not all(len(ext) > 1 and ext.startswith(".") for ext in items):
-        raise ProfileError(f"{where}: '{key}' must list extensions that start with a dot, like ['.ass', '.ass.gz']")
-    return tuple(ext.lower() for ext in items)
-
-
-def _executables(key: str, value: Any, where: str) -> dict[str, tuple[str, ...]]:
-    if not isinstance(value, dict):
-        raise ProfileError(f"{where}: '{key}' must map {', '.join(OS_NAMES)} to lists of paths or command names")
-    out = {}
-    for os_name, paths in value.items():
-        if os_name not in OS_NAMES:
-            raise ProfileError(f"{where}: '{key}.{os_name}' is not an OS; use {', '.join(OS_NAMES)}")
-        out[os_name] = (paths,) if isinstance(paths, str) else _text_list(f"{key}.{os_name}", paths, where)
-    return out
-
-
-def _regexes(key: str, value: Any, where: str) -> tuple[str, ...]:
-    items = _text_list(key, value, where)
-    for i, pattern in enumerate(items):
-        try:
-            compiled = re.compile(pattern)
-        except re.error as exc:
-            raise ProfileError(f"{where}: '{key}[{i}]' is not a valid regular expression ({exc})") from None
-        groups = set(compiled.groupindex)
-        if key == "progress" and "pct" not in groups and not {"done", "total"} <= groups:
-            raise ProfileError(f"{where}: '{key}[{i}]' needs a group (?P<pct>...) or groups (?P<done>...) and (?P<total>...)")
-    return items
-
-
-def _exit_codes(key: str, value: Any, where: str) -> tuple[int, ...]:
-    if not isinstance(value, list) or not value or not all(isinstance(c, int) and not isinstance(c, bool) for c in value):
-        raise ProfileError(f"{where}: '{key}' must be a list of whole numbers, like [0]")
-    return tuple(value)
-
-
-def _ext(key: str, value: Any, where: str) -> str:
-    if not isinstance(value, str) or len(value) < 2 or not value.startswith("."):
-        raise ProfileError(f"{where}: '{key}' must be an extension that starts with a dot, like '.exr', got {value!r}")
+def _ext(value: str, key: str, source: Source) -> str:
+    if len(value) < 2 or not value.startswith("."):
+        source.fail(key, f"must be an extension that starts with a dot, like '.exr', got {value!r}")
     return value.lower()
 
 
-def _flag(key: str, value: Any, where: str) -> bool:
-    if not isinstance(value, bool):
-        raise ProfileError(f"{where}: '{key}' must be true or false, got {value!r}")
-    return value
+def _patterns(progress: bool) -> Any:
+    def check(items: tuple[str, ...], key: str, source: Source) -> tuple[str, ...]:
+        for i, pattern in enumerate(items):
+            try:
+                compiled = re.compile(pattern)
+            except (re.error, RecursionError, OverflowError) as exc:
+                source.fail(f"{key}[{i}]", f"is not a valid regular expression ({exc})")
+            groups = set(compiled.groupindex)
+            if progress and "pct" not in groups and not {"done", "total"} <= groups:
+                source.fail(f"{key}[{i}]", "needs a group (?P<pct>...) or groups (?P<done>...) and (?P<total>...)")
+        return items
+    return check
 
 
-_KEYS: dict[str, Callable[[str, Any, str], Any]] = {
-    "name": _name,
-    "description": _text,
-    "extensions": _extensions,
-    "executables": _executables,
-    "argv": _text_list,
-    "range_argv": _text_list,
-    "output_arg": _text_list,
-    "threads_arg": _text_list,
-    "output_ext": _ext,
-    "frame_range": _flag,
-    "output_next_to_scene": _flag,
-    "progress": _regexes,
-    "errors": _regexes,
-    "ok_exit_codes": _exit_codes,
-}
-_OPTIONAL = ("ok_exit_codes", "output_arg", "output_ext", "frame_range", "range_argv", "threads_arg", "description",
-             "output_next_to_scene")
+NAME: Kind = Text("a lower-case name like 'vray' or 'my-husk'", pattern=_NAME_RE)
+DESCRIPTION: Kind = Text()
+EXTENSIONS: Kind = Checked(TextList(), _extensions, "a list of extensions that start with a dot, like ['.ass']")
+ARGV: Kind = TextList("a list of text items (argv templates)")
+PATHS = TextList("a path or command name, or a list of them", single_ok=True)
+EXECUTABLES: Kind = Checked(
+    Record(Schema("executables", [Key(os_name, PATHS, (), f"Candidates on {os_name}, first found wins; "
+                                  "globs pick the newest version.") for os_name in OS_NAMES], ProfileError),
+           f"a mapping of {', '.join(OS_NAMES)} to lists of paths or command names"),
+    lambda value, key, source: MappingProxyType(dict(value)),
+)
+OUTPUT_EXT: Kind = Checked(Text("an extension that starts with a dot, like '.exr'"), _ext)
+FLAG: Kind = Flag()
+PROGRESS: Kind = Checked(TextList("a list of regular expressions with (?P<pct>...) or (?P<done>...) and "
+                                  "(?P<total>...)"), _patterns(progress=True))
+ERRORS: Kind = Checked(TextList("a list of regular expressions"), _patterns(progress=False))
+EXIT_CODES: Kind = WholeList()

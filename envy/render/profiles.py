@@ -26,7 +26,9 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import yaml
 
-from envy.render.profile_keys import _KEYS, _OPTIONAL, OS_NAMES, ProfileError
+from envy.render import profile_keys as keys
+from envy.render.profile_keys import OS_NAMES, ProfileError
+from envy.settings.schema import REQUIRED, schema_of, setting
 
 # OS_NAMES and ProfileError are part of this module's interface (remap.py, callers).
 __all__ = ["OS_NAMES", "ProfileError", "RendererProfile", "builtin_profiles", "current_os", "load_profiles",
@@ -63,22 +65,32 @@ def current_os() -> str:
 
 @dataclass(frozen=True)
 class RendererProfile:
-    name: str
-    extensions: tuple[str, ...]
-    executables: Mapping[str, tuple[str, ...]] = field(hash=False)  # read-only once loaded
-    argv: tuple[str, ...]
-    progress: tuple[str, ...]
-    errors: tuple[str, ...]
-    ok_exit_codes: tuple[int, ...] = (0,)
-    output_arg: tuple[str, ...] = ()
-    output_ext: str = ".png"
-    frame_range: bool = False
-    range_argv: tuple[str, ...] = ()
-    threads_arg: tuple[str, ...] = ()
-    # Without a job output folder: True puts <scene stem><output_ext> next to the
-    # scene (POV-Ray's own habit); False leaves the output path the scene file holds.
-    output_next_to_scene: bool = False
-    description: str = ""
+    """One renderer, as its YAML file describes it. Each key is declared once, here."""
+
+    name: str = setting(REQUIRED, keys.NAME, "The profile's name, used by jobs and by 'renderers' in the config.")
+    extensions: tuple[str, ...] = setting(
+        REQUIRED, keys.EXTENSIONS, "Scene file extensions this renderer takes; the longest match wins.")
+    argv: tuple[str, ...] = setting(
+        REQUIRED, keys.ARGV, "The command line after the executable, one template per item; must use {scene}.")
+    executables: Mapping[str, tuple[str, ...]] = setting(  # read-only once loaded
+        MappingProxyType({}), keys.EXECUTABLES, "Where to look for the renderer on each OS.", hash=False)
+    progress: tuple[str, ...] = setting(
+        (), keys.PROGRESS, "Regular expressions that find progress in the renderer's output.")
+    errors: tuple[str, ...] = setting((), keys.ERRORS, "Regular expressions for output lines that mean failure.")
+    ok_exit_codes: tuple[int, ...] = setting((0,), keys.EXIT_CODES, "Exit codes that mean success.")
+    output_arg: tuple[str, ...] = setting(
+        (), keys.ARGV, "Items that set the output file; must use {output}, {output_dir} or {output_stem}. Goes "
+        "where argv has {output_arg}, else at the end.")
+    output_ext: str = setting(".png", keys.OUTPUT_EXT, "The output file's extension when Envy names the output.")
+    frame_range: bool = setting(False, keys.FLAG, "Whether the renderer can render a range of frames in one run.")
+    range_argv: tuple[str, ...] = setting(
+        (), keys.ARGV, "The command line for a frame range; must use {scene} and {start}/{end} or {count}.")
+    threads_arg: tuple[str, ...] = setting(
+        (), keys.ARGV, "Items that set the thread count; must use {threads}.")
+    output_next_to_scene: bool = setting(
+        False, keys.FLAG, "Without a job output folder: true puts <scene stem><output_ext> next to the scene "
+        "(POV-Ray's own habit); false leaves the output path the scene file holds.")
+    description: str = setting("", keys.DESCRIPTION, "A line for people.")
     source: str = field(default="<code>", compare=False)  # the YAML file, for error messages
 
     def find_executable(
@@ -188,6 +200,9 @@ class RendererProfile:
         return max((len(ext) for ext in self.extensions if base.endswith(ext) and len(base) > len(ext)), default=0)
 
 
+PROFILE_KEYS = schema_of(RendererProfile, "Renderer profile keys", ProfileError)
+
+
 def profile_for_file(filename: str, profiles: Mapping[str, RendererProfile]) -> RendererProfile | None:
     """The profile whose extension matches ``filename`` best: the longest extension wins
     (``.ass.gz`` over ``.gz``); on a tie the profile listed later (a user profile) wins."""
@@ -236,23 +251,7 @@ def parse_profile(data: Any, where: str) -> RendererProfile:
     """Validate one profile mapping (as read from YAML); ``where`` names its file in errors."""
     if not isinstance(data, dict):
         raise ProfileError(f"{where}: a renderer profile must be a mapping of keys, not {type(data).__name__}")
-    unknown = sorted(set(map(str, data)) - set(_KEYS))
-    if unknown:
-        raise ProfileError(f"{where}: unknown key '{unknown[0]}' (known keys: {', '.join(_KEYS)})")
-    for key in ("name", "extensions", "argv"):
-        if key not in data:
-            raise ProfileError(f"{where}: missing key '{key}'")
-    values = {key: _KEYS[key](key, data[key], where) for key in data}
-    profile = RendererProfile(
-        name=values["name"],
-        extensions=values["extensions"],
-        executables=MappingProxyType(values.get("executables", {})),
-        argv=values["argv"],
-        progress=values.get("progress", ()),
-        errors=values.get("errors", ()),
-        **{k: values[k] for k in _OPTIONAL if k in values},
-        source=where,
-    )
+    profile = RendererProfile(**PROFILE_KEYS.parse(data, where, fill_defaults=False), source=where)
     _check_templates(profile, where)
     return profile
 
