@@ -11,7 +11,8 @@ A cache job is a small JSON file an artist (or an HDA) writes::
     }
 
 Every key is checked on submit; an error is one line naming the file and
-the key (docs/usd-and-houdini.md lists the keys). Parameter values are data:
+the key. The keys are declared once, on ``CacheJob`` below
+(docs/config-reference.md lists them). Parameter values are data:
 text, numbers, true/false, or a list of them for a parameter tuple. They
 reach Houdini through ``parm.set(value)`` in the runner, never as code.
 
@@ -32,11 +33,14 @@ import dataclasses
 import json
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, List, Mapping, Union
+from types import MappingProxyType
+from typing import Any, List, Mapping, Union
 
 from envy.render.jobs import JobError
+from envy.settings.kinds import Checked, Kind, Optional, Source, Text, TextList, Whole, quoted
+from envy.settings.schema import REQUIRED, schema_of, setting
 from envy.share.atomic import atomic_write_json
 
 Scalar = Union[str, int, float, bool]
@@ -59,23 +63,99 @@ class CacheJobError(JobError):
     """A bad cache job: one line naming the file and the key."""
 
 
+# --- kinds of values: each check returns the clean value or fails with a one-line CacheJobError ----
+
+
+def _hip(value: str, key: str, source: Source) -> str:
+    if not value.lower().endswith(HIP_EXTENSIONS):
+        source.fail(key, f"must be a HIP file ({', '.join(HIP_EXTENSIONS)}), got {quoted(value)}")
+    return value
+
+
+def _node(value: str, key: str, source: Source) -> str:
+    if "/../" in value + "/" or "/./" in value + "/":
+        source.fail(key, f"must be an absolute Houdini node path like /obj/sim/filecache1, got {quoted(value)}")
+    return value
+
+
+def _remap(value: tuple[str, ...], key: str, source: Source) -> tuple[str, ...]:
+    if not all(v.count(",") == 1 for v in value):
+        source.fail(key, "must be a list of FROM,TO rules, e.g. [\"Z:/,/mnt/proj/\"]")
+    return value
+
+
+class ParmValues(Kind):
+    """Parameter names (or paths) to values: text, numbers, true/false, or a list of them (a tuple)."""
+
+    wanted = 'a mapping of parameter names to values, e.g. {"seed": "$NVJ"}'
+
+    def clean(self, value: Any, key: str, source: Source) -> Mapping[str, Any]:
+        if not isinstance(value, dict):
+            source.fail(key, f"must map parameter names to values, e.g. {{\"seed\": \"$NVJ\"}}")
+        out: dict[str, Any] = {}
+        for name, item in value.items():
+            label = f"{key}.{name}"
+            if not isinstance(name, str) or not (_PARM_RE.match(name) or _PARM_PATH_RE.match(name)):
+                source.fail(label, "is not a parameter name ('seed') or a parameter path ('/obj/sim/pyro/seed')")
+            if isinstance(item, list):
+                if not item or len(item) > MAX_TUPLE:
+                    source.fail(label, f"must list 1 to {MAX_TUPLE} values for a parameter tuple")
+                out[name] = [_scalar(label, v, source) for v in item]
+            else:
+                out[name] = _scalar(label, item, source)
+        return MappingProxyType(out)
+
+
+def _scalar(key: str, value: Any, source: Source) -> Scalar:
+    if isinstance(value, (bool, int)):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            source.fail(key, f"must be a finite number, got {value!r}")
+        return value
+    if isinstance(value, str):
+        if "\x00" in value or len(value) > MAX_TEXT:
+            source.fail(key, f"text must not hold NUL characters or be longer than {MAX_TEXT}")
+        return value
+    source.fail(key, f"must be text, a number, true/false or a list of them, got {type(value).__name__} {quoted(value)}")
+
+
+TEXT = Text("non-empty text", non_blank=True, max_length=MAX_TEXT)
+HIP = Checked(Text("non-empty text", non_blank=True, max_length=MAX_TEXT), _hip,
+              f"a HIP file ({', '.join(HIP_EXTENSIONS)})")
+NODE = Checked(Text("an absolute Houdini node path like /obj/sim/filecache1", pattern=_NODE_RE), _node)
+PARM_NAME = Text("a parameter name like 'execute'", pattern=_PARM_RE)
+PARMS = ParmValues()
+
+
+
+
 @dataclass(frozen=True)
 class CacheJob:
-    hip: str
-    node: str
-    button: str = "execute"
-    parms: Mapping[str, Any] = field(default_factory=dict)
-    output_parm: str | None = None
-    name: str | None = None
-    priority: int = 50
-    max_retries: int | None = None
-    remap: tuple[str, ...] = ()
-    wedges: int = 1
-    comment: str = ""
+    """One cache job file. Each key is declared once, here: default, kind and help."""
+
+    hip: str = setting(REQUIRED, HIP, "The HIP file to open.")
+    node: str = setting(REQUIRED, NODE, "The node whose button to press, e.g. /obj/sim/filecache1.")
+    button: str = setting("execute", PARM_NAME, "The button parameter to press on the node.")
+    parms: Mapping[str, Any] = setting(
+        MappingProxyType({}), PARMS,
+        "Parameters to set before pressing the button: a name on the node, or a parameter path. Values may use "
+        "$NVJ (the job number) and $NVV (the next version folder).")
+    output_parm: str | None = setting(
+        None, Optional(PARM_NAME), "The node's parameter that holds the output path, if not the usual one.")
+    name: str | None = setting(None, Optional(TEXT), "The job's name in listings (default: HIP file and node).")
+    priority: int = setting(50, Whole(ge=0, le=100), "Higher runs first.")
+    max_retries: int | None = setting(
+        None, Optional(Whole(ge=0, le=100)), "Retries before a task fails (default: the farm config's).")
+    remap: tuple[str, ...] = setting(
+        (), Checked(TextList(), _remap, "a list of FROM,TO rules, e.g. [\"Z:/,/mnt/proj/\"]"),
+        "Path remapping for other operating systems, \"FROM,TO\".")
+    wedges: int = setting(1, Whole(ge=1, le=MAX_WEDGES), "How many jobs to make; $NVJ counts 1..N.")
+    comment: str = setting("", Text(max_length=MAX_TEXT), "A note for people.")
 
     def to_json(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
-        data["parms"] = dict(self.parms)
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        data["parms"] = {k: list(v) if isinstance(v, list) else v for k, v in self.parms.items()}
         data["remap"] = list(self.remap)
         return data
 
@@ -87,6 +167,9 @@ class CacheJob:
         return any(NVV_RE.search(v) for v in _texts(self.parms))
 
 
+CACHE_JOB_KEYS = schema_of(CacheJob, "Cache job keys", CacheJobError)
+
+
 # --- reading and writing ------------------------------------------------------------------
 
 
@@ -94,14 +177,7 @@ def cache_job_from_json(data: Any, where: str = "cache job") -> CacheJob:
     """Validate a job as read from JSON; ``CacheJobError`` (one line) names ``where`` and the key."""
     if not isinstance(data, dict):
         raise CacheJobError(f"{where}: a cache job must be a JSON object like {{\"hip\": ..., \"node\": ...}}")
-    unknown = sorted(set(map(str, data)) - set(_KEYS))
-    if unknown:
-        raise CacheJobError(f"{where}: unknown key '{unknown[0]}' (known keys: {', '.join(_KEYS)})")
-    for key in ("hip", "node"):
-        if key not in data:
-            raise CacheJobError(f"{where}: missing key '{key}' (the HIP file and the node whose button to press)")
-    values = {key: _KEYS[key](key, value, where) for key, value in data.items()}
-    return CacheJob(**values)
+    return CacheJob(**CACHE_JOB_KEYS.parse(data, where))
 
 
 def load_cache_job(path: str | Path) -> CacheJob:
@@ -134,9 +210,7 @@ def duplicate_job(job: CacheJob, parms: Mapping[str, Any] | None = None, *, repl
     ``duplicate_job(job, {"seed": 7}, name="smoke v2", wedges=4)``.
     """
     data = job.to_json()
-    unknown = sorted(set(changes) - set(_KEYS) - {"parms"})
-    if unknown:
-        raise CacheJobError(f"duplicate: unknown key '{unknown[0]}' (known keys: {', '.join(_KEYS)})")
+    CACHE_JOB_KEYS.check_known(changes, Source("duplicate", CacheJobError))
     data.update(changes)
     if parms is not None:
         merged = {} if replace_parms else dict(data.get("parms") or {})
@@ -186,118 +260,6 @@ def version_roots(job: CacheJob) -> list[str]:
         for m in NVV_RE.finditer(text):
             roots.append(text[: m.start()])
     return roots
-
-
-# --- validators: each returns the clean value or raises a one-line CacheJobError ----------------
-
-
-def _hip(key: str, value: Any, where: str) -> str:
-    text = _text(key, value, where)
-    if not text.lower().endswith(HIP_EXTENSIONS):
-        raise CacheJobError(f"{where}: '{key}' must be a HIP file ({', '.join(HIP_EXTENSIONS)}), got {value!r}")
-    return text
-
-
-def _node(key: str, value: Any, where: str) -> str:
-    if not isinstance(value, str) or not _NODE_RE.match(value) or "/../" in value + "/" or "/./" in value + "/":
-        raise CacheJobError(
-            f"{where}: '{key}' must be an absolute Houdini node path like /obj/sim/filecache1, got {value!r}"
-        )
-    return value
-
-
-def _parm_name(key: str, value: Any, where: str) -> str:
-    if not isinstance(value, str) or not _PARM_RE.match(value):
-        raise CacheJobError(f"{where}: '{key}' must be a parameter name like 'execute', got {value!r}")
-    return value
-
-
-def _optional_parm_name(key: str, value: Any, where: str) -> str | None:
-    return None if value is None else _parm_name(key, value, where)
-
-
-def _text(key: str, value: Any, where: str) -> str:
-    if not isinstance(value, str) or not value.strip() or "\x00" in value or len(value) > MAX_TEXT:
-        raise CacheJobError(f"{where}: '{key}' must be non-empty text, got {value!r}")
-    return value
-
-
-def _optional_text(key: str, value: Any, where: str) -> str | None:
-    return None if value is None else _text(key, value, where)
-
-
-def _comment(key: str, value: Any, where: str) -> str:
-    if not isinstance(value, str) or len(value) > MAX_TEXT:
-        raise CacheJobError(f"{where}: '{key}' must be text")
-    return value
-
-
-def _int_range(low: int, high: int) -> Callable[[str, Any, str], int]:
-    def check(key: str, value: Any, where: str) -> int:
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise CacheJobError(f"{where}: '{key}' must be a whole number from {low} to {high}, got {value!r}")
-        return value
-    return check
-
-
-def _optional_retries(key: str, value: Any, where: str) -> int | None:
-    return None if value is None else _int_range(0, 100)(key, value, where)
-
-
-def _remap(key: str, value: Any, where: str) -> tuple[str, ...]:
-    if not isinstance(value, list) or not all(isinstance(v, str) and v.count(",") == 1 for v in value):
-        raise CacheJobError(f"{where}: '{key}' must be a list of FROM,TO rules, e.g. [\"Z:/,/mnt/proj/\"]")
-    return tuple(value)
-
-
-def _scalar(key: str, value: Any, where: str) -> Scalar:
-    if isinstance(value, (bool, int)):
-        return value
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise CacheJobError(f"{where}: '{key}' must be a finite number, got {value!r}")
-        return value
-    if isinstance(value, str):
-        if "\x00" in value or len(value) > MAX_TEXT:
-            raise CacheJobError(f"{where}: '{key}' text must not hold NUL characters or be longer than {MAX_TEXT}")
-        return value
-    raise CacheJobError(
-        f"{where}: '{key}' must be text, a number, true/false or a list of them, got {type(value).__name__} {value!r}"
-    )
-
-
-def _parms(key: str, value: Any, where: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise CacheJobError(f"{where}: '{key}' must map parameter names to values, e.g. {{\"seed\": \"$NVJ\"}}")
-    out: dict[str, Any] = {}
-    for name, item in value.items():
-        label = f"{key}.{name}"
-        if not isinstance(name, str) or not (_PARM_RE.match(name) or _PARM_PATH_RE.match(name)):
-            raise CacheJobError(
-                f"{where}: '{label}' is not a parameter name ('seed') or a parameter path ('/obj/sim/pyro/seed')"
-            )
-        if isinstance(item, list):
-            if not item or len(item) > MAX_TUPLE:
-                raise CacheJobError(f"{where}: '{label}' must list 1 to {MAX_TUPLE} values for a parameter tuple")
-            out[name] = [_scalar(label, v, where) for v in item]
-        else:
-            out[name] = _scalar(label, item, where)
-    return out
-
-
-_KEYS: dict[str, Callable[[str, Any, str], Any]] = {
-    "hip": _hip,
-    "node": _node,
-    "button": _parm_name,
-    "parms": _parms,
-    "output_parm": _optional_parm_name,
-    "name": _optional_text,
-    "priority": _int_range(0, 100),
-    "max_retries": _optional_retries,
-    "remap": _remap,
-    "wedges": _int_range(1, MAX_WEDGES),
-    "comment": _comment,
-}
 
 
 def _hip_stem(hip: str) -> str:

@@ -151,7 +151,7 @@ class Flag(Kind):
 class Text(Kind):
     """Text; optionally non-blank, capped in length, matching a pattern (described by ``wanted``)."""
 
-    def __init__(self, wanted: str = "text", *, pattern: str | None = None, non_blank: bool = False,
+    def __init__(self, wanted: str = "text", *, pattern: str | re.Pattern[str] | None = None, non_blank: bool = False,
                  max_length: int | None = None, blank_is_none: bool = False) -> None:
         self.wanted = wanted
         self.pattern = re.compile(pattern) if pattern else None

@@ -87,10 +87,7 @@ class Schema:
               fill_defaults: bool = True, rules: bool = True) -> dict[str, Any]:
         """The clean values of ``data``; ``prefix`` is the key of the record it is nested in."""
         dotted = f"{prefix}." if prefix else ""
-        for name in data:
-            if not isinstance(name, str) or name not in self.keys:
-                source.fail_text(f"unknown key '{dotted}{name}' ({self.known_label}: "
-                                 f"{', '.join(self.keys)}){self._did_you_mean(name)}")
+        self.check_known(data, source, prefix=prefix)
         for key in self.keys.values():
             if key.required and key.name not in data:
                 hint = f" ({_first_sentence(key.help)})" if key.help else ""
@@ -104,6 +101,14 @@ class Schema:
         if rules:
             self.check_rules(values, source, prefix=prefix)
         return values
+
+    def check_known(self, data: Mapping[Any, Any], source: Source, *, prefix: str = "") -> None:
+        """Fail on the first key of ``data`` this schema does not declare, suggesting a close one."""
+        dotted = f"{prefix}." if prefix else ""
+        for name in data:
+            if not isinstance(name, str) or name not in self.keys:
+                source.fail_text(f"unknown key '{dotted}{name}' ({self.known_label}: "
+                                 f"{', '.join(self.keys)}){self._did_you_mean(name)}")
 
     def check_rules(self, values: Mapping[str, Any], source: Source, *, prefix: str = "") -> None:
         for rule in self.rules:
