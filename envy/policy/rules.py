@@ -28,24 +28,23 @@ Every error is one line naming the file and the key, e.g.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Mapping
 
 import yaml
 
+from envy.settings.kinds import Checked, Kind, ListOf, MapOf, Number, Record, Source, TextList, Whole
+from envy.settings.schema import Key, Rule, Schema, schema_of, setting
 from envy.share.fs import REAL_FS, ShareFS
 
-DEFAULT_CHECK_EVERY_S = 20.0
 MINUTES_PER_DAY = 24 * 60
 # A policy file is a few lines; anything much bigger is a mistake, not a policy.
 MAX_POLICY_BYTES = 256 * 1024
 
 _HOURS_RE = re.compile(r"^\s*(\d{1,2}):(\d\d)\s*-\s*(\d{1,2}):(\d\d)\s*$")
-_TOP_KEYS = ("blacklist", "limits", "users", "check_every")
-_USER_KEYS = ("machines", "limits")
-_WINDOW_KEYS = ("hours", "machines")
 
 
 class PolicyError(ValueError):
@@ -91,13 +90,89 @@ class Limit:
         return f"{amount}{until} ({self.why})"
 
 
+# -- the kinds of values in a policy file (envy/settings) -----------------------------------------
+class Hours(Kind):
+    """ "HH:MM-HH:MM" in the lab's local time, cleaned to (start, end) minutes since midnight."""
+
+    wanted = '"HH:MM-HH:MM" (local time, e.g. "00:00-22:00")'
+
+    def clean(self, value: Any, key: str, source: Source) -> tuple[int, int]:
+        if isinstance(value, int) and not isinstance(value, bool):
+            # YAML 1.1 reads an unquoted 22:00 as the base-60 number 1320.
+            source.fail(key, f"must be text \"HH:MM-HH:MM\" in quotes, got the number {value}")
+        m = _HOURS_RE.match(value) if isinstance(value, str) else None
+        if not m:
+            self.refuse(value, key, source)
+        h1, m1, h2, m2 = (int(g) for g in m.groups())
+        start, end = h1 * 60 + m1, h2 * 60 + m2
+        if h1 > 23 or m1 > 59 or m2 > 59 or end > MINUTES_PER_DAY:
+            source.fail(key, f"has an impossible time in {value!r} (00:00 to 24:00)")
+        if start == end:
+            source.fail(key, f"is empty ({value!r}); all day is \"00:00-24:00\"")
+        return start, end
+
+
+def _window(value: Mapping[str, Any], key: str, source: Source) -> Window:
+    start, end = value["hours"]
+    return Window(start, end, value["machines"])
+
+
+def _no_overlaps(windows: tuple[Window, ...], key: str, source: Source) -> tuple[Window, ...]:
+    for index, window in enumerate(windows):
+        for other in windows[:index]:
+            if _overlap(window, other):
+                source.fail(f"{key}[{index}].hours", f"{window.hours} overlaps {other.hours}")
+    return windows
+
+
+def _user_windows(value: Mapping[str, Any], key: str, source: Source) -> tuple[Window, ...]:
+    if "machines" in value:
+        return (Window(0, MINUTES_PER_DAY, value["machines"]),)
+    return tuple(value["limits"])
+
+
+def _exactly_one(value: Mapping[str, Any]) -> str | None:
+    if ("machines" in value) == ("limits" in value):
+        return "needs exactly one of 'machines' (all day) or 'limits' (by hours)"
+    return None
+
+
+MACHINES = Whole(ge=0, words={"unlimited": None})
+WINDOW = Checked(Record(Schema("limit window", [
+    Key("hours", Hours(), help="When the window applies, e.g. \"00:00-22:00\"; in quotes."),
+    Key("machines", MACHINES, help="How many machines at most ('unlimited': no limit; 0: none)."),
+], PolicyError, known_label="known"), '{hours: "HH:MM-HH:MM", machines: N}'), _window)
+LIMITS = Checked(ListOf(WINDOW, 'a list like [{hours: "00:00-22:00", machines: 5}]'), _no_overlaps)
+USER = Checked(Record(Schema("user override", [
+    Key("machines", MACHINES, None, "How many machines at most, all day."),
+    Key("limits", LIMITS, None, "Windows by hours, like the top-level 'limits'."),
+], PolicyError, known_label="known", rules=[Rule("A user override gives exactly one of machines or limits.",
+                                                 _exactly_one)]),
+    "'machines: N' or 'limits: [...]'"), _user_windows)
+USERS = Checked(
+    MapOf(USER, "a mapping of user names to 'machines: N' or 'limits: [...]'", names="user"),
+    lambda users, key, source: MappingProxyType({name.casefold(): w for name, w in users.items()}),
+)
+BLACKLIST = Checked(
+    TextList("a list of user names, e.g. [mallory, eve]", non_blank=True),
+    lambda names, key, source: frozenset(name.strip().casefold() for name in names),
+)
+
+
 @dataclass(frozen=True)
 class Policy:
+    """The policy file, checked. Each key is declared once, here: default, kind and help."""
+
     path: str
-    blacklist: frozenset[str] = frozenset()  # case-folded user names
-    limits: tuple[Window, ...] = ()
-    users: Mapping[str, tuple[Window, ...]] = field(default_factory=dict)  # case-folded name -> windows
-    check_every: float = DEFAULT_CHECK_EVERY_S
+    blacklist: frozenset[str] = setting(  # case-folded user names
+        frozenset(), BLACKLIST, "Users who may not use the farm at all (case does not matter).")
+    limits: tuple[Window, ...] = setting(
+        (), LIMITS, "How many machines each user may use, by the lab's local time. Hours no window covers have "
+        "no limit; windows may wrap past midnight and must not overlap.")
+    users: Mapping[str, tuple[Window, ...]] = setting(  # case-folded name -> windows
+        MappingProxyType({}), USERS, "Per-user overrides; they replace 'limits' for that user.")
+    check_every: float = setting(
+        20.0, Number(gt=0, le=3600, unit="seconds"), "Seconds between an agent's checks of the policy.")
 
     def is_blacklisted(self, user: str) -> bool:
         return user.casefold() in self.blacklist
@@ -140,6 +215,10 @@ def plural(count: int, noun: str) -> str:
     return f"{count} {noun}" + ("" if count == 1 else "s")
 
 
+POLICY_KEYS = schema_of(Policy, "Lockdown policy keys", PolicyError, known_label="known")
+DEFAULT_CHECK_EVERY_S: float = POLICY_KEYS.keys["check_every"].default
+
+
 # -- reading and validating ----------------------------------------------------------------
 def load_policy(path: Path, fs: ShareFS = REAL_FS) -> Policy:
     """Read and validate the policy file; PolicyError (one line) when it cannot be used."""
@@ -163,101 +242,14 @@ def parse_policy(data: bytes, where: str) -> Policy:
         mark = getattr(exc, "problem_mark", None)
         line = f" line {mark.line + 1}" if mark else ""
         raise PolicyError(f"{where}:{line} is not valid YAML ({getattr(exc, 'problem', None) or exc})") from None
+    except RecursionError:  # deeply nested flow collections
+        raise PolicyError(f"{where}: nested too deeply; a policy is a few lines") from None
     if doc is None:
         doc = {}
     if not isinstance(doc, dict):
-        raise PolicyError(f"{where}: must hold 'key: value' settings ({', '.join(_TOP_KEYS)}), not a {type(doc).__name__}")
-    _no_unknown_keys(doc, _TOP_KEYS, where, "")
-    users: dict[str, tuple[Window, ...]] = {}
-    raw_users = doc.get("users") or {}
-    if not isinstance(raw_users, dict):
-        raise PolicyError(f"{where}: 'users' must map user names to 'machines: N' or 'limits: [...]'")
-    for name, settings in raw_users.items():
-        key = f"users.{name}"
-        if not isinstance(settings, dict):
-            raise PolicyError(f"{where}: '{key}' must be 'machines: N' or 'limits: [...]', got {settings!r}")
-        _no_unknown_keys(settings, _USER_KEYS, where, f"{key}.")
-        if ("machines" in settings) == ("limits" in settings):
-            raise PolicyError(f"{where}: '{key}' needs exactly one of 'machines' (all day) or 'limits' (by hours)")
-        if "machines" in settings:
-            windows: tuple[Window, ...] = (Window(0, MINUTES_PER_DAY, _machines(settings["machines"], f"{key}.machines", where)),)
-        else:
-            windows = _windows(settings["limits"], f"{key}.limits", where)
-        users[str(name).casefold()] = windows
-    return Policy(
-        path=where,
-        blacklist=frozenset(n.casefold() for n in _names(doc.get("blacklist"), "blacklist", where)),
-        limits=_windows(doc.get("limits"), "limits", where),
-        users=users,
-        check_every=_check_every(doc.get("check_every", DEFAULT_CHECK_EVERY_S), where),
-    )
-
-
-def _no_unknown_keys(mapping: Mapping[Any, Any], known: tuple[str, ...], where: str, prefix: str) -> None:
-    for key in mapping:
-        if key not in known:
-            raise PolicyError(f"{where}: unknown key '{prefix}{key}' (known: {', '.join(known)})")
-
-
-def _names(value: Any, key: str, where: str) -> list[str]:
-    if value is None:
-        return []
-    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
-        raise PolicyError(f"{where}: '{key}' must be a list of user names, e.g. [mallory, eve]")
-    return [v.strip() for v in value]
-
-
-def _check_every(value: Any, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 3600:
-        raise PolicyError(f"{where}: 'check_every' must be a number of seconds from 0 (not included) to 3600, got {value!r}")
-    return float(value)
-
-
-def _machines(value: Any, key: str, where: str) -> int | None:
-    if value == "unlimited":
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise PolicyError(f"{where}: '{key}' must be a whole number >= 0 or 'unlimited', got {value!r}")
-    return value
-
-
-def _windows(value: Any, key: str, where: str) -> tuple[Window, ...]:
-    if value is None:
-        return ()
-    if not isinstance(value, list):
-        raise PolicyError(f"{where}: '{key}' must be a list like [{{hours: \"00:00-22:00\", machines: 5}}]")
-    windows: list[Window] = []
-    for index, item in enumerate(value):
-        item_key = f"{key}[{index}]"
-        if not isinstance(item, dict):
-            raise PolicyError(f"{where}: '{item_key}' must be {{hours: \"HH:MM-HH:MM\", machines: N}}, got {item!r}")
-        _no_unknown_keys(item, _WINDOW_KEYS, where, f"{item_key}.")
-        for needed in _WINDOW_KEYS:
-            if needed not in item:
-                raise PolicyError(f"{where}: '{item_key}' lacks '{needed}'")
-        start, end = _hours(item["hours"], f"{item_key}.hours", where)
-        window = Window(start, end, _machines(item["machines"], f"{item_key}.machines", where))
-        for other in windows:
-            if _overlap(window, other):
-                raise PolicyError(f"{where}: '{item_key}.hours' {window.hours} overlaps {other.hours}")
-        windows.append(window)
-    return tuple(windows)
-
-
-def _hours(value: Any, key: str, where: str) -> tuple[int, int]:
-    if isinstance(value, int) and not isinstance(value, bool):
-        # YAML 1.1 reads an unquoted 22:00 as the base-60 number 1320.
-        raise PolicyError(f"{where}: '{key}' must be text \"HH:MM-HH:MM\" in quotes, got the number {value}")
-    m = _HOURS_RE.match(value) if isinstance(value, str) else None
-    if not m:
-        raise PolicyError(f"{where}: '{key}' must be \"HH:MM-HH:MM\" (local time, e.g. \"00:00-22:00\"), got {value!r}")
-    h1, m1, h2, m2 = (int(g) for g in m.groups())
-    start, end = h1 * 60 + m1, h2 * 60 + m2
-    if h1 > 23 or m1 > 59 or m2 > 59 or end > MINUTES_PER_DAY:
-        raise PolicyError(f"{where}: '{key}' has an impossible time in {value!r} (00:00 to 24:00)")
-    if start == end:
-        raise PolicyError(f"{where}: '{key}' is empty ({value!r}); all day is \"00:00-24:00\"")
-    return start, end
+        known = ", ".join(POLICY_KEYS.keys)
+        raise PolicyError(f"{where}: must hold 'key: value' settings ({known}), not a {type(doc).__name__}")
+    return Policy(path=where, **POLICY_KEYS.parse(doc, where))
 
 
 def _overlap(a: Window, b: Window) -> bool:

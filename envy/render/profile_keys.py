@@ -51,8 +51,8 @@ def _patterns(progress: bool) -> Any:
 NAME: Kind = Text("a lower-case name like 'vray' or 'my-husk'", pattern=_NAME_RE)
 DESCRIPTION: Kind = Text()
 EXTENSIONS: Kind = Checked(TextList(), _extensions, "a list of extensions that start with a dot, like ['.ass']")
-ARGV: Kind = TextList("a list of text items (argv templates)")
-PATHS = TextList("a path or command name, or a list of them", single_ok=True)
+ARGV: Kind = TextList("a list of text items", placeholder_hint=True)
+PATHS = TextList("a path or command name, or a list of them", single_ok=True, placeholder_hint=True)
 EXECUTABLES: Kind = Checked(
     Record(Schema("executables", [Key(os_name, PATHS, (), f"Candidates on {os_name}, first found wins; "
                                   "globs pick the newest version.") for os_name in OS_NAMES], ProfileError),

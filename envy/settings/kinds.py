@@ -188,15 +188,16 @@ class TextList(Kind):
     """A list of text items, cleaned to a tuple. ``None`` (an empty YAML key) is the empty list."""
 
     def __init__(self, wanted: str = "a list of text items", *, single_ok: bool = False,
-                 non_blank: bool = False) -> None:
+                 non_blank: bool = False, placeholder_hint: bool = False) -> None:
         self.wanted, self.single_ok, self.non_blank = wanted, single_ok, non_blank
+        self.placeholder_hint = placeholder_hint  # for templates like '{output}'
 
     def clean(self, value: Any, key: str, source: Source) -> tuple[str, ...]:
         if value is None:
             return ()
         if self.single_ok and isinstance(value, str):
             return (value,)
-        if isinstance(value, list) and any(isinstance(item, dict) for item in value):
+        if self.placeholder_hint and isinstance(value, list) and any(isinstance(item, dict) for item in value):
             # YAML reads an unquoted {output} as a mapping.
             source.fail(key, f"must be {self.wanted}; quote items with placeholders: '{{output}}'")
         if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
