@@ -26,11 +26,21 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping
 
-import yaml
-
 from envy.platform.host import user_config_dir
 from envy.protocol.selectors import DEFAULT_HOST_PATTERN
-from envy.settings.kinds import Checked, Flag, MapOf, Number, Record, Source, Text, TextList, Whole, regex_check
+from envy.settings.files import parse_yaml
+from envy.settings.kinds import (
+    Checked,
+    Flag,
+    MapOf,
+    Number,
+    Record,
+    Source,
+    Text,
+    TextList,
+    Whole,
+    regex_check,
+)
 from envy.settings.schema import Key, Rule, Schema, schema_of, setting
 
 
@@ -40,7 +50,7 @@ class ConfigError(ValueError):
 
 _SELECTORS = TextList("a list of selectors, e.g. ['lab3 1-4']")
 _RENDERER = Record(
-    Schema("renderer settings", [Key("executable", Text("a path or command name"), help="The renderer's program.")],
+    Schema("renderer settings", [Key("executable", Text("a path or command name"), None, "The renderer's program.")],
            ConfigError),
     "a mapping like {executable: PATH}",
 )
@@ -108,7 +118,7 @@ class Config:
     log_backups: int = setting(3, Whole(ge=0), "Old agent log files kept.")
     sources: tuple[str, ...] = ()  # the files that were read, for `envy-io config` and error messages
 
-    def with_values(self, values: Mapping[str, Any], where: str) -> "Config":
+    def with_values(self, values: Mapping[str, Any], where: str) -> Config:
         """Validate ``values`` (from one source named ``where``) and return an updated copy."""
         source = Source(where, ConfigError)
         changes = CONFIG_KEYS.clean(values, source, fill_defaults=False, rules=False)
@@ -133,12 +143,7 @@ def read_yaml_file(path: Path) -> dict[str, Any]:
         return {}
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f" line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"{path}:{line} is not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    data = parse_yaml(text, str(path), ConfigError)
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -39,7 +39,16 @@ from types import MappingProxyType
 from typing import Any, List, Mapping, Union
 
 from envy.render.jobs import JobError
-from envy.settings.kinds import Checked, Kind, Optional, Source, Text, TextList, Whole, quoted
+from envy.settings.kinds import (
+    Checked,
+    Kind,
+    Optional,
+    Source,
+    Text,
+    TextList,
+    Whole,
+    quoted,
+)
 from envy.settings.schema import REQUIRED, schema_of, setting
 from envy.share.atomic import atomic_write_json
 
@@ -91,7 +100,7 @@ class ParmValues(Kind):
 
     def clean(self, value: Any, key: str, source: Source) -> Mapping[str, Any]:
         if not isinstance(value, dict):
-            source.fail(key, f"must map parameter names to values, e.g. {{\"seed\": \"$NVJ\"}}")
+            source.fail(key, "must map parameter names to values, e.g. {\"seed\": \"$NVJ\"}")
         out: dict[str, Any] = {}
         for name, item in value.items():
             label = f"{key}.{name}"
@@ -192,6 +201,8 @@ def load_cache_job(path: str | Path) -> CacheJob:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise CacheJobError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
+    except RecursionError:  # thousands of nested [ ]
+        raise CacheJobError(f"{path}: nested too deeply to be a cache job") from None
     return cache_job_from_json(data, str(path))
 
 

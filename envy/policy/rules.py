@@ -34,9 +34,18 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping
 
-import yaml
-
-from envy.settings.kinds import Checked, Kind, ListOf, MapOf, Number, Record, Source, TextList, Whole
+from envy.settings.files import parse_yaml
+from envy.settings.kinds import (
+    Checked,
+    Kind,
+    ListOf,
+    MapOf,
+    Number,
+    Record,
+    Source,
+    TextList,
+    Whole,
+)
 from envy.settings.schema import Key, Rule, Schema, schema_of, setting
 from envy.share.fs import REAL_FS, ShareFS
 
@@ -235,15 +244,10 @@ def parse_policy(data: bytes, where: str) -> Policy:
     if len(data) > MAX_POLICY_BYTES:
         raise PolicyError(f"{where}: larger than {MAX_POLICY_BYTES // 1024} KB; a policy is a few lines")
     try:
-        doc = yaml.safe_load(data.decode("utf-8"))
+        text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise PolicyError(f"{where}: not UTF-8 text") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f" line {mark.line + 1}" if mark else ""
-        raise PolicyError(f"{where}:{line} is not valid YAML ({getattr(exc, 'problem', None) or exc})") from None
-    except RecursionError:  # deeply nested flow collections
-        raise PolicyError(f"{where}: nested too deeply; a policy is a few lines") from None
+    doc = parse_yaml(text, where, PolicyError)
     if doc is None:
         doc = {}
     if not isinstance(doc, dict):

@@ -11,7 +11,16 @@ import re
 from types import MappingProxyType
 from typing import Any
 
-from envy.settings.kinds import Checked, Flag, Kind, Record, Source, Text, TextList, WholeList
+from envy.settings.kinds import (
+    Checked,
+    Flag,
+    Kind,
+    Record,
+    Source,
+    Text,
+    TextList,
+    WholeList,
+)
 from envy.settings.schema import Key, Schema
 
 OS_NAMES = ("windows", "darwin", "linux")

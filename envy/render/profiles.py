@@ -24,10 +24,9 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Iterable, Mapping, Sequence
 
-import yaml
-
 from envy.render import profile_keys as keys
 from envy.render.profile_keys import OS_NAMES, ProfileError
+from envy.settings.files import parse_yaml
 from envy.settings.schema import REQUIRED, schema_of, setting
 
 # OS_NAMES and ProfileError are part of this module's interface (remap.py, callers).
@@ -257,13 +256,7 @@ def parse_profile(data: Any, where: str) -> RendererProfile:
 
 
 def _parse_document(text: str, where: str) -> list[RendererProfile]:
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f" line {mark.line + 1}:" if mark else ""
-        problem = " ".join(str(getattr(exc, "problem", None) or exc).split())
-        raise ProfileError(f"{where}:{line} not valid YAML ({problem})") from None
+    data = parse_yaml(text, where, ProfileError)
     if isinstance(data, list):  # a user file may hold several profiles
         return [parse_profile(item, f"{where}[{i}]") for i, item in enumerate(data)]
     return [parse_profile(data, where)]

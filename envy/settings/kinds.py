@@ -66,7 +66,7 @@ class Kind:
     def refuse(self, value: Any, key: str, source: Source) -> NoReturn:
         source.fail(key, f"must be {self.wanted}, got {quoted(value)}")
 
-    def parts(self) -> Iterator[tuple[str, "Kind", Any, str]]:
+    def parts(self) -> Iterator[tuple[str, Kind, Any, str]]:
         """Nested keys for the reference: (suffix such as ".hours" or "[].hours", kind, default, help)."""
         return iter(())
 
@@ -284,7 +284,7 @@ class Record(Kind):
     Cleaned to a read-only mapping of the keys given, plus defaults when ``fill_defaults``.
     """
 
-    def __init__(self, schema: "Schema", wanted: str, *, fill_defaults: bool = False) -> None:
+    def __init__(self, schema: Schema, wanted: str, *, fill_defaults: bool = False) -> None:
         self.schema, self.wanted, self.fill_defaults = schema, wanted, fill_defaults
 
     def clean(self, value: Any, key: str, source: Source) -> Mapping[str, Any]:

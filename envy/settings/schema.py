@@ -140,8 +140,8 @@ class Schema:
             lines += [intro.strip(), ""]
         lines += ["| Key | Value | Default | Meaning |", "| --- | --- | --- | --- |"]
         for name, kind, default, help_text in self.rows():
-            cells = (f"`{name}`", kind.wanted, show_default(default), " ".join(help_text.split()))
-            lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+            cells = (f"`{name}`", _prose(kind.wanted), show_default(default), _prose(" ".join(help_text.split())))
+            lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
         if self.rules:
             lines += ["", "Rules across keys:", ""]
             lines += [f"- {rule.text}" for rule in self.rules]
@@ -167,8 +167,9 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|")
+def _prose(text: str) -> str:
+    # Markdown would read (?P<pct>...) as an HTML tag; code spans (defaults, keys) need no escape.
+    return text.replace("<", "\\<")
 
 
 def _first_sentence(text: str) -> str:
