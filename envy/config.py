@@ -143,6 +143,8 @@ def read_yaml_file(path: Path) -> dict[str, Any]:
         return {}
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
     data = parse_yaml(text, str(path), ConfigError)
     if data is None:
         return {}

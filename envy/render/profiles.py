@@ -238,6 +238,8 @@ def load_profiles(user_files: Sequence[Path] = ()) -> dict[str, RendererProfile]
             text = path.read_text(encoding="utf-8")
         except OSError as exc:
             raise ProfileError(f"{path}: cannot read renderer profile ({exc.strerror or exc})") from None
+        except UnicodeDecodeError:
+            raise ProfileError(f"{path}: a renderer profile must be UTF-8 text") from None
         for profile in _parse_document(text, str(path)):
             if profile.name in profiles:
                 log.info("renderer profile %s from %s replaces %s", profile.name, path, profiles[profile.name].source)

@@ -36,6 +36,17 @@ def quoted(value: Any) -> str:
     return text if len(text) <= MAX_QUOTED else text[: MAX_QUOTED - 3] + "..."
 
 
+# An error message is one line of a readable size, even when a key name from the share is not.
+MAX_MESSAGE = 1000
+
+
+def one_line(text: str) -> str:
+    """``text`` with newlines and other unprintable characters escaped, cut to MAX_MESSAGE."""
+    if not text.isprintable():
+        text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 3] + "..."
+
+
 @dataclass(frozen=True)
 class Source:
     """Where values come from: the file (or "command line", "environment") and its error class."""
@@ -45,10 +56,10 @@ class Source:
 
     def fail(self, key: str, problem: str) -> NoReturn:
         """Raise "<where>: '<key>' <problem>" as this source's error."""
-        raise self.error(f"{self.where}: '{key}' {problem}")
+        raise self.error(one_line(f"{self.where}: '{key}' {problem}"))
 
     def fail_text(self, text: str) -> NoReturn:
-        raise self.error(f"{self.where}: {text}")
+        raise self.error(one_line(f"{self.where}: {text}"))
 
 
 class Kind:

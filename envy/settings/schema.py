@@ -59,7 +59,8 @@ class Key:
 @dataclass(frozen=True)
 class Rule:
     """A check across keys. ``problem(values)`` returns the error text (after the file and the
-    record's key), or None when the values are fine; ``text`` states the rule in the reference."""
+    record's key), or None when the values are fine; ``text`` states the rule in the reference.
+    ``values`` are the cleaned values, with defaults only when the schema filled them in."""
 
     text: str
     problem: Callable[[Mapping[str, Any]], str | None]
