@@ -126,7 +126,8 @@ def _scalar(key: str, value: Any, source: Source) -> Scalar:
         if "\x00" in value or len(value) > MAX_TEXT:
             source.fail(key, f"text must not hold NUL characters or be longer than {MAX_TEXT}")
         return value
-    source.fail(key, f"must be text, a number, true/false or a list of them, got {type(value).__name__} {quoted(value)}")
+    kind = type(value).__name__
+    source.fail(key, f"must be text, a number, true/false or a list of them, got {kind} {quoted(value)}")
 
 
 TEXT = Text("non-empty text", non_blank=True, max_length=MAX_TEXT)
@@ -143,24 +144,29 @@ PARMS = ParmValues()
 class CacheJob:
     """One cache job file. Each key is declared once, here: default, kind and help."""
 
-    hip: str = setting(REQUIRED, HIP, "The HIP file to open.")
-    node: str = setting(REQUIRED, NODE, "The node whose button to press, e.g. /obj/sim/filecache1.")
-    button: str = setting("execute", PARM_NAME, "The button parameter to press on the node.")
+    hip: str = setting(
+        REQUIRED, HIP, "The HIP file, as the submitter's machine writes it; it must exist when you submit.")
+    node: str = setting(REQUIRED, NODE, "The node whose button to press, an absolute path like /obj/sim/filecache1.")
+    button: str = setting("execute", PARM_NAME, "The button parameter to press (File Cache Save to Disk, ROP Render).")
     parms: Mapping[str, Any] = setting(
         MappingProxyType({}), PARMS,
-        "Parameters to set before pressing the button: a name on the node, or a parameter path. Values may use "
-        "$NVJ (the job number) and $NVV (the next version folder).")
+        "Parameters to set before pressing: a name on the node (seed) or a full parameter path "
+        "(/obj/sim/pyro/seed), mapped to text, a number, true/false (set as 1/0), or a list of those for a "
+        "parameter tuple. Values may use $NVJ (the job number) and $NVV (the next version folder).")
     output_parm: str | None = setting(
-        None, Optional(PARM_NAME), "The node's parameter that holds the output path, if not the usual one.")
-    name: str | None = setting(None, Optional(TEXT), "The job's name in listings (default: HIP file and node).")
+        None, Optional(PARM_NAME),
+        "The parameter on the node holding the file the cache writes (default: sopoutput, else file).")
+    name: str | None = setting(
+        None, Optional(TEXT), "The job's name in the farm view (default: the HIP file's and the node's names).")
     priority: int = setting(50, Whole(ge=0, le=100), "Higher runs first.")
     max_retries: int | None = setting(
         None, Optional(Whole(ge=0, le=100)), "Retries before a task fails (default: the farm config's).")
     remap: tuple[str, ...] = setting(
         (), Checked(TextList(), _remap, "a list of FROM,TO rules, e.g. [\"Z:/,/mnt/proj/\"]"),
-        "Path remapping for other operating systems, \"FROM,TO\".")
-    wedges: int = setting(1, Whole(ge=1, le=MAX_WEDGES), "How many jobs to make; $NVJ counts 1..N.")
-    comment: str = setting("", Text(max_length=MAX_TEXT), "A note for people.")
+        "Path remap rules for this job, added to the agents' own.")
+    wedges: int = setting(
+        1, Whole(ge=1, le=MAX_WEDGES), "How many jobs to make; $NVJ counts 1..N. --wedges on the command line wins.")
+    comment: str = setting("", Text(max_length=MAX_TEXT), "Copied into the job's descriptive file.")
 
     def to_json(self) -> dict[str, Any]:
         data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}

@@ -66,30 +66,36 @@ def current_os() -> str:
 class RendererProfile:
     """One renderer, as its YAML file describes it. Each key is declared once, here."""
 
-    name: str = setting(REQUIRED, keys.NAME, "The profile's name, used by jobs and by 'renderers' in the config.")
+    name: str = setting(REQUIRED, keys.NAME, "Lower-case name (a-z, digits, -, _), used in config and job files.")
     extensions: tuple[str, ...] = setting(
-        REQUIRED, keys.EXTENSIONS, "Scene file extensions this renderer takes; the longest match wins.")
+        REQUIRED, keys.EXTENSIONS,
+        "Scene file extensions with the dot, any case; compound ones allowed (.ass.gz); the longest match wins.")
     argv: tuple[str, ...] = setting(
-        REQUIRED, keys.ARGV, "The command line after the executable, one template per item; must use {scene}.")
+        REQUIRED, keys.ARGV, "The arguments after the executable, for a still or one frame. Must use {scene}.")
     executables: Mapping[str, tuple[str, ...]] = setting(  # read-only once loaded
-        MappingProxyType({}), keys.EXECUTABLES, "Where to look for the renderer on each OS.", hash=False)
+        MappingProxyType({}), keys.EXECUTABLES,
+        "windows, darwin, linux: paths, globs or command names to try in order.", hash=False)
     progress: tuple[str, ...] = setting(
-        (), keys.PROGRESS, "Regular expressions that find progress in the renderer's output.")
-    errors: tuple[str, ...] = setting((), keys.ERRORS, "Regular expressions for output lines that mean failure.")
+        (), keys.PROGRESS, "Each needs a group (?P<pct>...) (0-100), or groups (?P<done>...) and (?P<total>...).")
+    errors: tuple[str, ...] = setting(
+        (), keys.ERRORS, "A line matching one means the render failed, whatever the exit code.")
     ok_exit_codes: tuple[int, ...] = setting((0,), keys.EXIT_CODES, "Exit codes that mean success.")
     output_arg: tuple[str, ...] = setting(
-        (), keys.ARGV, "Items that set the output file; must use {output}, {output_dir} or {output_stem}. Goes "
-        "where argv has {output_arg}, else at the end.")
-    output_ext: str = setting(".png", keys.OUTPUT_EXT, "The output file's extension when Envy names the output.")
-    frame_range: bool = setting(False, keys.FLAG, "Whether the renderer can render a range of frames in one run.")
+        (), keys.ARGV, "Added when the job has an output path; must use {output}, {output_dir} or {output_stem}. "
+        "Goes where argv has the item {output_arg}, else at the end.")
+    output_ext: str = setting(".png", keys.OUTPUT_EXT, "The image extension when Envy chooses the output path.")
+    frame_range: bool = setting(
+        False, keys.FLAG, "True when one scene file holds every frame (Blender, animated POV-Ray, V-Ray, USD).")
     range_argv: tuple[str, ...] = setting(
-        (), keys.ARGV, "The command line for a frame range; must use {scene} and {start}/{end} or {count}.")
+        (), keys.ARGV, "The arguments for frames {start} to {end} of one scene file (required with frame_range); "
+        "must use {scene} and {start}/{end} or {count}.")
     threads_arg: tuple[str, ...] = setting(
-        (), keys.ARGV, "Items that set the thread count; must use {threads}.")
+        (), keys.ARGV,
+        "Added when a thread count is set; must use {threads}. Goes where argv has {threads_arg}, else at the end.")
     output_next_to_scene: bool = setting(
         False, keys.FLAG, "Without a job output folder: true puts <scene stem><output_ext> next to the scene "
         "(POV-Ray's own habit); false leaves the output path the scene file holds.")
-    description: str = setting("", keys.DESCRIPTION, "A line for people.")
+    description: str = setting("", keys.DESCRIPTION, "One line for people.")
     source: str = field(default="<code>", compare=False)  # the YAML file, for error messages
 
     def find_executable(
