@@ -167,7 +167,7 @@ def test_duplicate_copies_with_changes_and_validates(tmp_path: Path, hip: Path) 
         api.duplicate(job, node="filecache1")
     with pytest.raises(CacheJobError, match="unknown key 'colour'"):
         api.duplicate(job, colour="red")
-    save_cache_job(copy, tmp_path / "copy.json")
+    save_cache_job(copy, tmp_path / "copy.json", REAL_FS)
     assert load_cache_job(tmp_path / "copy.json") == copy
 
 

@@ -242,7 +242,7 @@ class ProcessHandler:
 def _parse_entry(entry: dict[str, object]) -> tuple[int, float, str, tuple[int, float] | None] | None:
     """``(pid, create_time, name, agent identity)`` from a record entry, or None if malformed."""
     try:
-        pid, created = int(entry["pid"]), float(entry["create_time"])  # type: ignore[arg-type]
+        pid, created = int(entry["pid"]), float(entry["create_time"])  # type: ignore[call-overload, arg-type]
         agent = entry.get("agent")
         identity = (int(agent["pid"]), float(agent["create_time"])) if isinstance(agent, dict) else None
     except (KeyError, TypeError, ValueError):

@@ -11,8 +11,12 @@ from __future__ import annotations
 import logging
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psutil
+
+if TYPE_CHECKING:
+    from watchdog.observers.api import BaseObserver
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +44,7 @@ class EarlyWakeup:
     def __init__(self, folder: Path, wake: threading.Event) -> None:
         self.folder = folder
         self.wake = wake
-        self._observer = None
+        self._observer: BaseObserver | None = None
 
     def start(self) -> None:
         if not is_local_folder(self.folder):

@@ -114,4 +114,4 @@ def load(path: str | os.PathLike[str]) -> CacheJob:
 
 
 def save(job: CacheJob, path: str | os.PathLike[str]) -> None:
-    save_cache_job(job, Path(path))
+    save_cache_job(job, Path(path), REAL_FS)

@@ -51,6 +51,7 @@ from envy.settings.kinds import (
 )
 from envy.settings.schema import REQUIRED, schema_of, setting
 from envy.share.atomic import atomic_write_json
+from envy.share.fs import ShareFS
 
 Scalar = Union[str, int, float, bool]
 ParmValue = Union[Scalar, List[Scalar]]
@@ -212,10 +213,10 @@ def load_cache_job(path: str | Path) -> CacheJob:
     return cache_job_from_json(data, str(path))
 
 
-def save_cache_job(job: CacheJob, path: str | Path) -> None:
+def save_cache_job(job: CacheJob, path: str | Path, fs: ShareFS) -> None:
     """Write ``job`` as a job file (atomically), e.g. a duplicate to edit or submit later."""
     cache_job_from_json(job.to_json(), str(path))  # never write a job that would not load
-    atomic_write_json(Path(path), {k: v for k, v in job.to_json().items() if v not in (None, "", ())})
+    atomic_write_json(Path(path), {k: v for k, v in job.to_json().items() if v not in (None, "", ())}, fs)
 
 
 def duplicate_job(job: CacheJob, parms: Mapping[str, Any] | None = None, *, replace_parms: bool = False,

@@ -47,7 +47,7 @@ from envy.settings.kinds import (
     Whole,
 )
 from envy.settings.schema import Key, Rule, Schema, schema_of, setting
-from envy.share.fs import REAL_FS, ShareFS
+from envy.share.fs import ShareFS
 
 MINUTES_PER_DAY = 24 * 60
 # A policy file is a few lines; anything much bigger is a mistake, not a policy.
@@ -229,7 +229,7 @@ DEFAULT_CHECK_EVERY_S: float = POLICY_KEYS.keys["check_every"].default
 
 
 # -- reading and validating ----------------------------------------------------------------
-def load_policy(path: Path, fs: ShareFS = REAL_FS) -> Policy:
+def load_policy(path: Path, fs: ShareFS) -> Policy:
     """Read and validate the policy file; PolicyError (one line) when it cannot be used."""
     try:
         data = fs.read_bytes(path)

@@ -196,7 +196,7 @@ class RenderLoop:
     def work_folder(self, job: Job) -> Path:
         if job.kind == "tasks":
             return job.tasks_dir(self.host.layout)
-        return self.plan_input(job, None).local_path(job.source)  # type: ignore[arg-type]
+        return self.plan_input(job, None).local_path(job.source)
 
     def plan_input(self, job: Job, claim: Claim | None) -> PlanInput:
         return PlanInput(job, claim, self._profiles, self.host.config, self.host.nonce,  # type: ignore[arg-type]

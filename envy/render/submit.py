@@ -95,15 +95,15 @@ def submit(layout: ShareLayout, req: SubmitRequest, profiles: Mapping[str, Rende
         save_job(layout, job, fs)
         return job
     if local.is_file():
-        profile = profiles[req.renderer.lower()] if req.renderer else profile_for_file(local.name, profiles)
-        if profile is None:
+        file_profile = profiles[req.renderer.lower()] if req.renderer else profile_for_file(local.name, profiles)
+        if file_profile is None:
             raise JobError(f"{req.source}: no renderer for this file type")
-        if not profile.range_argv:
-            raise JobError(f"{req.source}: renderer {profile.name} renders one file per frame; submit the folder of frame files")
+        if not file_profile.range_argv:
+            raise JobError(f"{req.source}: renderer {file_profile.name} renders one file per frame; submit the folder of frame files")
         if not req.frames:
             raise JobError(f"{req.source} holds every frame: give --frames A-B (and --chunk N)")
         start, end = parse_frames(req.frames)
-        job = Job(id=new_job_id(local.stem, now), name=req.name or local.name, kind="tasks", renderer=profile.name,
+        job = Job(id=new_job_id(local.stem, now), name=req.name or local.name, kind="tasks", renderer=file_profile.name,
                   source=req.source, extensions=[TASK_EXT], frames=f"{start}-{end}", chunk=req.chunk, **common)  # type: ignore[arg-type]
         job.validate()
         write_range_tasks(layout, job, local.stem.split(".")[0], start, end, req.chunk, fs)

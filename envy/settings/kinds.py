@@ -18,10 +18,7 @@ import math
 import re
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, NoReturn, Sequence
-
-if TYPE_CHECKING:  # only for annotations; schema.py imports this module at run time
-    from envy.settings.schema import Schema
+from typing import Any, Callable, Iterator, Mapping, NoReturn, Protocol, Sequence
 
 # An error quotes the bad value, cut short: a value from the share may be huge.
 MAX_QUOTED = 80
@@ -289,13 +286,23 @@ class MapOf(Kind):
             yield f".<{self.names}>{suffix}", kind, default, help_text
 
 
+class RecordKeys(Protocol):
+    """What a ``Record`` needs of the ``Schema`` it nests (schema.py builds on this
+    module, so the nested schema is seen through this protocol, not imported)."""
+
+    def clean(self, data: Mapping[Any, Any], source: Source, *, prefix: str = "",
+              fill_defaults: bool = True, rules: bool = True) -> dict[str, Any]: ...
+
+    def rows(self) -> Iterator[tuple[str, Kind, Any, str]]: ...
+
+
 class Record(Kind):
     """A nested mapping with its own keys (a ``Schema``): a policy window, a renderer's settings.
 
     Cleaned to a read-only mapping of the keys given, plus defaults when ``fill_defaults``.
     """
 
-    def __init__(self, schema: Schema, wanted: str, *, fill_defaults: bool = False) -> None:
+    def __init__(self, schema: RecordKeys, wanted: str, *, fill_defaults: bool = False) -> None:
         self.schema, self.wanted, self.fill_defaults = schema, wanted, fill_defaults
 
     def clean(self, value: Any, key: str, source: Source) -> Mapping[str, Any]:

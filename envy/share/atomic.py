@@ -7,7 +7,7 @@ import logging
 import os
 from typing import Any
 
-from envy.share.fs import REAL_FS, PathLike, ShareFS
+from envy.share.fs import PathLike, ShareFS
 from envy.share.names import temp_name_for
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ def atomic_write(path: PathLike, data: bytes | str, fs: ShareFS) -> None:
         raise
 
 
-def atomic_write_json(path: PathLike, obj: Any, fs: ShareFS = REAL_FS) -> None:
+def atomic_write_json(path: PathLike, obj: Any, fs: ShareFS) -> None:
     atomic_write(path, json.dumps(obj, indent=1, sort_keys=True) + "\n", fs)
 
 

@@ -5,10 +5,7 @@ A ``ShareFS`` is passed to the code that touches the share (like watchdog's
 rename that lies, ESTALE on read, a stale listing or ENOSPC without mocking
 the code under test. The default implementation is the real ``os`` calls;
 ``REAL_FS`` is chosen by the entry points only (envy/cli.py, envy_io/cli.py,
-the demo, the Houdini API) and handed down. Two defaults remain until the
-settings-schema work lands, because their callers are in its files:
-``atomic_write_json`` (envy/houdini/schema.py) and ``load_policy``
-(envy/policy/rules.py).
+the demo, the Houdini API) and handed down; no signature defaults to it.
 """
 
 from __future__ import annotations
