@@ -351,12 +351,16 @@ class FolderQueue:
             return False
 
 
-def reset_items(folder: Path, pattern: ItemPattern, states: Sequence[str], fs: ShareFS) -> int:
-    """Bring done/failed items back to pending under their original names (Envy IO's ``reset``)."""
+def reset_items(folder: Path, pattern: ItemPattern, states: Sequence[str], fs: ShareFS,
+                only: Callable[[ItemName], bool] | None = None) -> int:
+    """Bring done/failed items back to pending under their original names (Envy IO's ``reset``).
+
+    ``only``: reset just the items it accepts (selected frames).
+    """
     count = 0
     for name in fs.listdir(folder):
         item = pattern.parse(name)
-        if item is None or item.state not in states:
+        if item is None or item.state not in states or (only is not None and not only(item)):
             continue
         try:
             fs.rename_no_replace(folder / name, folder / item.original)

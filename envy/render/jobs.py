@@ -57,6 +57,7 @@ class Job:
     created_host: str = ""
     created_at: str = ""
     settings: dict[str, Any] = field(default_factory=dict)  # renderer-specific extras (e.g. husk delegate)
+    archived: bool = False  # hidden from job lists; its files are kept (envy-io archive)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -84,6 +85,8 @@ class Job:
             raise JobError(f"priority must be a whole number from 0 to 100, got {self.priority!r}")
         if not isinstance(self.extensions, list) or not all(isinstance(e, str) and e.startswith(".") for e in self.extensions):
             raise JobError("extensions must be a list like ['.vrscene']")
+        if not isinstance(self.archived, bool):
+            raise JobError(f"archived must be true or false, got {self.archived!r}")
 
     def sort_key(self) -> tuple[int, str]:
         """Higher priority first, then older first (ids start with the creation time)."""

@@ -1,24 +1,27 @@
-"""Render jobs from Envy IO: ``submit``, ``jobs``, ``pause``, ``resume``, ``cancel``, ``priority``, ``reset``.
+"""Render jobs from Envy IO: ``submit``, ``jobs``, ``pause``, ``resume``, ``cancel``, ``priority``, ``reset``,
+``archive``.
 
-Only Envy IO writes job files; agents read them. Each command validates
+Only Envy IO writes job files; agents read them. The actions themselves are
+in envy_io/job_actions.py, shared with the web monitor; each validates
 everything before it writes, so bad input changes nothing.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 from pathlib import Path
 
 from envy.platform.host import os_name
-from envy.render.claims import ItemPattern, reset_items
-from envy.render.jobs import Job, JobError, find_jobs, list_jobs, save_job
-from envy.render.overview import summarize, work_folder
+from envy.render.job_state import JobProgress, progress
+from envy.render.jobs import JobError, list_jobs
+from envy.render.overview import JobSummary, summarize
 from envy.render.profiles import ProfileError, load_profiles
 from envy.render.remap import PathRemap, RemapError
 from envy.render.submit import SubmitRequest, submit
+from envy_io import job_actions
 from envy_io.errors import FarmError, UsageError
+from envy_io.monitor import format_duration
 from envy_io.registry import CommandEnv, Subcommand, count
 
 
@@ -34,15 +37,6 @@ def _remap(env: CommandEnv, extra: list[str] | None = None) -> PathRemap:
         return PathRemap.parse([*env.config.remap, *(extra or [])])
     except RemapError as exc:
         raise UsageError(str(exc)) from None
-
-
-def _one_job(env: CommandEnv, target: str) -> list[Job]:
-    jobs = find_jobs(env.farm.layout, target, env.farm.fs)
-    if not jobs:
-        known, _ = list_jobs(env.farm.layout, env.farm.fs)
-        names = ", ".join(j.id for j in known[-5:]) or "none"
-        raise UsageError(f"no job matches {target!r} (give an id, a name or the submitted folder; recent: {names})")
-    return jobs
 
 
 # -- submit --------------------------------------------------------------------------------
@@ -109,32 +103,39 @@ def run_submit(args: argparse.Namespace, env: CommandEnv) -> int:
 # -- jobs --------------------------------------------------------------------------------------
 def add_jobs(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print a JSON list")
-    parser.add_argument("--all", action="store_true", help="include cancelled jobs")
+    parser.add_argument("--all", action="store_true", help="include cancelled and archived jobs")
 
 
-def run_jobs(args: argparse.Namespace, env: CommandEnv) -> int:
+def job_rows(env: CommandEnv, include_hidden: bool = False) -> list[tuple[JobSummary, JobProgress]]:
+    """Every job's summary and progress (state, counts, elapsed, ETA), as ``jobs`` and ``jobs --json`` show them."""
     farm = env.farm
     jobs, warnings = list_jobs(farm.layout, farm.fs)
     for w in warnings:
         env.warn(w)
-    remap = _remap(env)
-    summaries = [
-        summarize(farm.layout, j, PathRemap.parse([*env.config.remap, *j.remap]) if j.remap else remap, farm.fs)
-        for j in jobs
-        if args.all or j.state != "cancelled"
-    ]
+    rows = []
+    for job in jobs:
+        if not include_hidden and (job.archived or job.state == "cancelled"):
+            continue
+        summary = summarize(farm.layout, job, job_actions.job_remap(farm, job), farm.fs)
+        rows.append((summary, progress(summary)))
+    return rows
+
+
+def run_jobs(args: argparse.Namespace, env: CommandEnv) -> int:
+    rows = job_rows(env, include_hidden=args.all)
     if args.json:
-        env.print(json.dumps([s.to_json() for s in summaries], indent=1))
+        env.print(json.dumps([{**s.to_json(), **p.to_json(), "job_state": s.job.state, "user": s.job.created_by,
+                               "archived": s.job.archived} for s, p in rows], indent=1))
         return 0
-    if not summaries:
+    if not rows:
         env.print("no jobs (submit one with: envy-io submit FOLDER)")
         return 0
-    env.print(f"{'JOB':<36} {'STATE':<9} {'PRI':>3} {'DONE':>6} {'RUN':>4} {'FAIL':>4} {'PEND':>5}  NAME")
-    for s in summaries:
+    env.print(f"{'JOB':<36} {'STATE':<22} {'USER':<10} {'PROGRESS':<22} {'DONE':>6} {'RUN':>4} {'FAIL':>4} {'PEND':>5} "
+              f"{'ELAPSED':>8} {'ETA':>8}  NAME")
+    for s, p in rows:
         j = s.job
-        env.print(
-            f"{j.id:<36} {j.state:<9} {j.priority:>3} {s.done:>6} {s.running:>4} {s.failed:>4} {s.pending:>5}  {j.name}"
-        )
+        env.print(f"{j.id:<36} {p.state:<22} {j.created_by[:10]:<10} {p.bar():<22} {s.done:>6} {s.running:>4} {s.failed:>4} "
+                  f"{s.pending:>5} {format_duration(p.elapsed_s):>8} {format_duration(p.eta_s):>8}  {j.name}")
         if s.error:
             env.print(f"    ! {s.error}")
         for item, reason in list(s.failures.items())[:10]:
@@ -144,19 +145,15 @@ def run_jobs(args: argparse.Namespace, env: CommandEnv) -> int:
     return 0
 
 
-# -- pause / resume / cancel / priority -----------------------------------------------------------
+# -- pause / resume / cancel / priority / archive --------------------------------------------------
 def add_target(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("job", help="job id (or its start), name, or submitted folder")
 
 
 def _set_state(state: str):  # type: ignore[no-untyped-def]
     def run(args: argparse.Namespace, env: CommandEnv) -> int:
-        for job in _one_job(env, args.job):
-            if job.state == state:
-                env.print(f"{job.id} is already {state}")
-                continue
-            save_job(env.farm.layout, dataclasses.replace(job, state=state), env.farm.fs)
-            env.print(f"{job.id}: {state}")
+        for line in job_actions.set_state(env.farm, args.job, state):
+            env.print(line)
         return 0
     return run
 
@@ -167,9 +164,19 @@ def add_priority(parser: argparse.ArgumentParser) -> None:
 
 
 def run_priority(args: argparse.Namespace, env: CommandEnv) -> int:
-    for job in _one_job(env, args.job):
-        save_job(env.farm.layout, dataclasses.replace(job, priority=args.priority), env.farm.fs)
-        env.print(f"{job.id}: priority {args.priority}")
+    for line in job_actions.set_priority(env.farm, args.job, args.priority):
+        env.print(line)
+    return 0
+
+
+def add_archive(parser: argparse.ArgumentParser) -> None:
+    add_target(parser)
+    parser.add_argument("--undo", action="store_true", help="show an archived job in the lists again")
+
+
+def run_archive(args: argparse.Namespace, env: CommandEnv) -> int:
+    for line in job_actions.set_archived(env.farm, args.job, not args.undo):
+        env.print(line)
     return 0
 
 
@@ -179,17 +186,14 @@ def add_reset(parser: argparse.ArgumentParser) -> None:
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--failed", action="store_true", help="re-render the failed frames")
     which.add_argument("--all", action="store_true", help="re-render every completed and failed frame")
+    which.add_argument("--frames", metavar="LIST", help="re-render these done or failed frames, e.g. 7,10-12")
 
 
 def run_reset(args: argparse.Namespace, env: CommandEnv) -> int:
+    frames = job_actions.parse_frames(args.frames) if args.frames else None
     states = ["failed"] if args.failed else ["failed", "done"]
-    for job in _one_job(env, args.job):
-        folder = work_folder(env.farm.layout, job, PathRemap.parse([*env.config.remap, *job.remap]))
-        try:
-            n = reset_items(folder, ItemPattern(job.extensions), states, env.farm.fs)
-        except OSError as exc:
-            raise FarmError(f"cannot reset {folder}: {exc}") from None
-        env.print(f"{job.id}: {n} item(s) back to pending")
+    for line in job_actions.reset(env.farm, args.job, states, frames=frames):
+        env.print(line)
     return 0
 
 
@@ -202,5 +206,7 @@ SUBCOMMANDS = [
     Subcommand("resume", "let agents take frames of a paused job again", add_target, _set_state("active")),
     Subcommand("cancel", "cancel a job (its files are kept)", add_target, _set_state("cancelled")),
     Subcommand("priority", "change a job's priority (0-100)", add_priority, run_priority),
-    Subcommand("reset", "re-render failed (--failed) or all (--all) frames of a job", add_reset, run_reset),
+    Subcommand("reset", "re-render failed (--failed), all (--all) or some (--frames 7,10-12) frames of a job",
+               add_reset, run_reset),
+    Subcommand("archive", "hide a job from the lists (its files are kept; --undo shows it again)", add_archive, run_archive),
 ]
