@@ -45,6 +45,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "envy_io.commands.jobs",
     "envy_io.commands.cache",
     "envy_io.commands.monitor",
+    "envy_io.commands.web",
 )
 
 

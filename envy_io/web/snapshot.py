@@ -1,0 +1,334 @@
+"""The one reader of the share in an ``envy-io web`` process, and the snapshots it publishes.
+
+However many browser tabs are open, one :class:`FarmPoller` thread reads the
+share, once per poll, what ``envy-io monitor`` reads (every status file,
+every job file, one listing per job folder) and publishes the result as an
+immutable :class:`Snapshot`. Pages never touch the share for what a
+snapshot holds; they are told about each new one by server-sent events.
+
+Two extras are read only for jobs someone has open on a job page
+("watched"), and only when the job's finished items changed: one listing of
+its thumbs/ and one of its logs/ folder, plus the end of each finished
+frame's log once (its render time, which never changes afterwards).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from envy.platform.host import os_name
+from envy.protocol.status import AgentStatus
+from envy.render.claims import ItemName, ItemPattern, frame_number, sort_listing
+from envy.render.job_state import FINISHED, JobProgress, progress
+from envy.render.jobs import Job, list_jobs
+from envy.render.overview import JobSummary, work_folder
+from envy.render.remap import PathRemap, RemapError
+from envy.render.thumbnails import THUMB_EXT, thumbs_dir
+from envy.share.names import is_junk
+from envy_io.agents import AgentBoard, AgentView
+from envy_io.monitor import RateTracker
+
+log = logging.getLogger(__name__)
+
+WATCH_FOR_S = 30.0  # a job page counts as open this long after its last request
+THUMB_RETRIES = 6  # polls that re-list thumbs/ while finished frames still lack one
+LOG_TAIL_BYTES = 2048
+_FOOTER_RE = re.compile(rb"=== envy: exit code (-?\d+) after ([0-9.]+) s")
+_LOG_RE = re.compile(r"^(?P<base>.+)\.(?P<host>[^.]+)\.(?P<attempt>\d{1,4})\.log$")
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One render of one item by one host, from its log's name (and footer, once finished)."""
+
+    host: str
+    attempt: int
+    log: str  # file name in jobs/<id>/logs/
+    seconds: float | None = None
+    exit_code: int | None = None
+
+
+@dataclass(frozen=True)
+class JobView:
+    job: Job
+    progress: JobProgress
+    output: str
+    error: str
+    items: tuple[dict[str, Any], ...]  # the grid: one entry per item
+    items_version: int  # changes whenever ``items`` does
+
+    def to_json(self) -> dict[str, Any]:
+        j = self.job
+        return {"id": j.id, "name": j.name, "user": j.created_by, "renderer": j.renderer, "priority": j.priority,
+                "kind": j.kind, "job_state": j.state, "archived": j.archived, "source": j.source,
+                "output": self.output, "created_at": j.created_at, "error": self.error,
+                "items_version": self.items_version, **self.progress.to_json()}
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    version: int
+    taken_at: float  # wall clock, for the page's "updated" line
+    share: str
+    jobs: tuple[JobView, ...]
+    hosts: tuple[dict[str, Any], ...]
+    warnings: tuple[str, ...]
+
+    def job(self, job_id: str) -> JobView | None:
+        return next((v for v in self.jobs if v.job.id == job_id), None)
+
+    def summary_json(self) -> dict[str, Any]:
+        return {"version": self.version, "taken_at": self.taken_at, "share": self.share,
+                "jobs": [v.to_json() for v in self.jobs], "hosts": list(self.hosts), "warnings": list(self.warnings)}
+
+    def detail_json(self, job_id: str) -> dict[str, Any] | None:
+        view = self.job(job_id)
+        if view is None:
+            return None
+        return {**view.to_json(), "items": list(view.items)}
+
+
+def host_state(view: AgentView, dead_after: float) -> str:
+    """What the hosts page says an agent is doing, in the words of issue 12 §3.
+
+    An agent we have not yet watched change is ``checking`` for at most
+    ``dead_after`` (ENGINEERING §1.5: a fresh observer's grace), then ``stale``.
+    """
+    status = view.status
+    if status.state == "stopping" and not view.alive:
+        return "stopped"
+    if not view.alive:
+        return "checking" if view.silent_s is not None and view.silent_s < dead_after else "stale"
+    if status.state == "busy":
+        return "rendering"
+    if status.state == "waiting-for-share":
+        return "waiting for the share"
+    return status.state or "unknown"
+
+
+def host_json(view: AgentView, dead_after: float) -> dict[str, Any]:
+    s: AgentStatus = view.status
+    return {"host": s.host, "state": host_state(view, dead_after), "agent_state": s.state, "alive": view.alive,
+            "silent_s": None if view.silent_s is None else round(view.silent_s, 1), "version": s.version,
+            "ip": s.ip, "user": s.user, "os": s.os, "locked_reason": s.locked_reason, "message": s.message[:200],
+            "work": s.work[:200], "done_frames": s.done_frames,
+            "workers": [{"index": w.index, "job": w.job, "frame": w.frame, "percent": w.percent,
+                         "elapsed_s": w.elapsed_s} for w in s.workers if w.frame or w.job]}
+
+
+def item_json(item: ItemName, thumbs: frozenset[str], seconds: float | None) -> dict[str, Any]:
+    state = "running" if item.state == "work" else item.state
+    return {"name": item.original, "base": item.base, "frame": frame_number(item.base), "state": state,
+            "host": item.host, "failures": item.failures, "thumb": item.base.casefold() in thumbs,
+            "seconds": seconds}
+
+
+@dataclass
+class _JobMemory:
+    """What the poller remembers about one job between polls (owned by the poller thread)."""
+
+    thumbs: frozenset[str] = frozenset()
+    thumbs_for: frozenset[str] | None = None  # the done set thumbs/ was last listed for
+    thumb_retries: int = 0
+    logs_for: frozenset[str] = frozenset()  # the done set the logs were last listed for
+    attempts: dict[str, list[Attempt]] = field(default_factory=dict)  # base (case-folded) -> attempts
+    finished_at: float | None = None
+    items_key: tuple[Any, ...] = ()
+    items_version: int = 0
+
+
+class FarmPoller(threading.Thread):
+    """Reads the share once per ``interval`` and hands each :class:`Snapshot` to ``publish``."""
+
+    def __init__(self, board: AgentBoard, remap: Callable[[Job], PathRemap], publish: Callable[[Snapshot], None],
+                 interval: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(name="envy-web-poller", daemon=True)
+        self.board = board
+        self.layout = board.layout
+        self.fs = board.fs
+        self.remap = remap
+        self.publish = publish
+        self.interval = interval
+        self.clock = clock
+        self.stopped = threading.Event()
+        self.wake = threading.Event()  # set after an action, so its effect shows at once
+        self.rates = RateTracker(clock)
+        self._memory: dict[str, _JobMemory] = {}
+        self._log_cache: dict[str, tuple[float | None, int | None]] = {}  # logs/ file -> (seconds, exit code)
+        self._watched: dict[str, float] = {}  # job id -> clock of the last request (any thread)
+        self._watch_lock = threading.Lock()
+        self._version = 0
+        self.polls = 0
+
+    # -- called from other threads ------------------------------------------------------
+    def watch(self, job_id: str) -> None:
+        """A job page is open on ``job_id``: read its thumbnails and render times too."""
+        with self._watch_lock:
+            first = job_id not in self._watched
+            self._watched[job_id] = self.clock()
+        if first:
+            self.wake.set()
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.wake.set()
+
+    # -- the poller thread ---------------------------------------------------------------
+    def run(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                self.publish(self.poll())
+            except Exception:
+                log.exception("reading the share failed; trying again")
+            self.wake.wait(self.interval)
+            self.wake.clear()
+
+    def poll(self) -> Snapshot:
+        self.polls += 1
+        warnings = list(self.board.refresh())
+        jobs, job_warnings = list_jobs(self.layout, self.fs)
+        warnings += job_warnings
+        with self._watch_lock:
+            now = self.clock()
+            self._watched = {k: t for k, t in self._watched.items() if now - t < WATCH_FOR_S}
+            watched = set(self._watched)
+        views = tuple(self._job_view(job, job.id in watched) for job in sorted(jobs, key=lambda j: j.id))
+        self._memory = {k: m for k, m in self._memory.items() if any(v.job.id == k for v in views)}
+        hosts = tuple(host_json(v, self.board.tracker.dead_after) for v in self.board.views())
+        self._version += 1
+        return Snapshot(self._version, time.time(), str(self.layout.root), views, hosts, tuple(dict.fromkeys(warnings)))
+
+    def _job_view(self, job: Job, watched: bool) -> JobView:
+        memory = self._memory.setdefault(job.id, _JobMemory())
+        try:
+            remap = self.remap(job)
+        except RemapError as exc:
+            return self._view(job, memory, JobSummary(job, error=str(exc)), (), "")
+        folder = work_folder(self.layout, job, remap)
+        output = job.output and remap.apply(job.output, os_name()) or (str(folder) if job.kind == "frames" else "")
+        try:
+            listing = sort_listing(self.fs.listdir(folder), ItemPattern(job.extensions))
+        except OSError as exc:
+            return self._view(job, memory, JobSummary(job, error=f"cannot list items: {exc.strerror or exc}"), (), output)
+        summary = JobSummary(job, len(listing.pending), len(listing.working), len(listing.done), len(listing.failed))
+        done_keys = frozenset(i.base.casefold() for i in listing.done)
+        if watched:
+            self._read_extras(job, memory, done_keys)
+        items = sorted([*listing.pending, *listing.working, *listing.done, *listing.failed], key=lambda i: i.key)
+        grid = tuple(item_json(i, memory.thumbs, self._seconds(memory, i)) for i in items)
+        return self._view(job, memory, summary, grid, output)
+
+    def _view(self, job: Job, memory: _JobMemory, summary: JobSummary, grid: tuple[dict[str, Any], ...],
+              output: str) -> JobView:
+        rate = self.rates.rate(job.id, summary.done)
+        p = progress(summary, rate=rate, finished_at=memory.finished_at)
+        if p.state in FINISHED and memory.finished_at is None:
+            memory.finished_at = time.time()
+        elif p.state not in FINISHED:
+            memory.finished_at = None
+        key = tuple(json.dumps(i, sort_keys=True) for i in grid)
+        if key != memory.items_key:
+            memory.items_key, memory.items_version = key, memory.items_version + 1
+        return JobView(job, p, output, summary.error, grid, memory.items_version)
+
+    def _read_extras(self, job: Job, memory: _JobMemory, done_keys: frozenset[str]) -> None:
+        """Thumbnails and render times of a watched job: listed only when its finished items changed."""
+        if done_keys != memory.thumbs_for:
+            memory.thumbs_for, memory.thumb_retries = done_keys, THUMB_RETRIES
+        if done_keys - memory.thumbs and memory.thumb_retries > 0:
+            memory.thumb_retries -= 1
+            try:
+                names = self.fs.listdir(thumbs_dir(self.layout, job.id))
+                memory.thumbs = frozenset(n[: -len(THUMB_EXT)].casefold() for n in names
+                                          if n.lower().endswith(THUMB_EXT) and not is_junk(n))
+            except OSError:
+                pass  # no thumbnails yet
+        if done_keys != memory.logs_for:
+            memory.logs_for = done_keys
+            memory.attempts = self._attempts(job, done_keys)
+
+    def _attempts(self, job: Job, done_keys: frozenset[str]) -> dict[str, list[Attempt]]:
+        try:
+            names = self.fs.listdir(job.logs_dir(self.layout))
+        except OSError:
+            return {}
+        found: dict[str, list[Attempt]] = {}
+        for name in names:
+            m = _LOG_RE.match(name)
+            if not m or is_junk(name):
+                continue
+            base = m["base"].casefold()
+            seconds = code = None
+            if base in done_keys:
+                seconds, code = self._footer(job.logs_dir(self.layout) / name)
+            found.setdefault(base, []).append(Attempt(m["host"], int(m["attempt"]), name, seconds, code))
+        for attempts in found.values():
+            attempts.sort(key=lambda a: a.attempt)
+        return found
+
+    def _footer(self, path: Path) -> tuple[float | None, int | None]:
+        """A finished log's render time, read once per process (it never changes)."""
+        cached = self._log_cache.get(path.name)
+        if cached is not None:
+            return cached
+        try:
+            data = read_tail(path, LOG_TAIL_BYTES)
+        except OSError:
+            return None, None
+        m = None
+        for m in _FOOTER_RE.finditer(data):
+            pass
+        result = (float(m[2]), int(m[1])) if m else (None, None)
+        if m:
+            self._log_cache[path.name] = result
+        return result
+
+    def _seconds(self, memory: _JobMemory, item: ItemName) -> float | None:
+        if item.state != "done":
+            return None
+        attempts = memory.attempts.get(item.base.casefold(), [])
+        ok = [a.seconds for a in attempts if a.seconds is not None and a.exit_code == 0]
+        return ok[-1] if ok else None
+
+
+def read_tail(path: Path, limit: int) -> bytes:
+    """The last ``limit`` bytes of a file, opened, read and closed at once (ENGINEERING §1.2, §1.12)."""
+    import os
+    import stat
+
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(f"{path.name} is not a regular file")
+        start = max(0, info.st_size - limit)
+        os.lseek(fd, start, os.SEEK_SET)
+        return os.read(fd, limit)
+    finally:
+        os.close(fd)
+
+
+def parse_log_name(name: str) -> tuple[str, str, int] | None:
+    """``shot.0001.lab1-01.2.log`` -> (``shot.0001``, ``lab1-01``, 2); None for any other name."""
+    m = _LOG_RE.match(name)
+    if not m or is_junk(name) or "/" in name or "\\" in name:
+        return None
+    return m["base"], m["host"], int(m["attempt"])
+
+
+def attempts_of(base: str, names: list[str]) -> list[Attempt]:
+    """The attempts of one item from a listing of the job's logs/ folder."""
+    found = []
+    for name in names:
+        parsed = parse_log_name(name)
+        if parsed and parsed[0].casefold() == base.casefold():
+            found.append(Attempt(parsed[1], parsed[2], name))
+    return sorted(found, key=lambda a: (a.attempt, a.host))
