@@ -71,3 +71,17 @@ def tiny_png() -> bytes:
         + chunk(b"IDAT", zlib.compress(b"\x00\x00\x00\x00"))
         + chunk(b"IEND", b"")
     )
+
+
+
+def small_povray_profile(path: Path, width: int = 160, height: int = 120) -> Path:
+    """Real POV-Ray at a tile-sized resolution: real frames that render fast on a busy machine."""
+    path.write_text(
+        "name: povray-small\nextensions: [.pov]\n"
+        "executables: {linux: [/usr/bin/povray, povray], darwin: [povray], windows: [pvengine64.exe]}\n"
+        f"argv: ['+I\"{{scene}}\"', +W{width}, +H{height}, -A, -D, +V, +FN, +WT1]\n"
+        "output_arg: ['+O\"{output}\"']\noutput_ext: .png\noutput_next_to_scene: true\n"
+        "progress: ['Rendered (?P<done>\\d+) of (?P<total>\\d+) pixels']\n"
+        "errors: ['^Parse Error', 'Fatal error']\n"
+    )
+    return path

@@ -32,7 +32,7 @@ function render(snap) {
     const state = host.state === "locked" && host.locked_reason ? `locked: ${host.locked_reason}` : host.state;
     const heartbeat = host.silent_s === null ? "never" : `${duration(host.silent_s + age)} ago`;
     entry.row.replaceChildren(entry.boxCell, h("td", { text: host.host }), h("td", {}, badge(state)),
-      h("td", {}, host.workers.length ? host.workers.map(worker) : (host.state === "idle" && host.work ? host.work : "")),
+      h("td", {}, host.workers.length ? host.workers.map(worker) : (host.work || "")),
       h("td", { class: "num", text: heartbeat }), h("td", { text: host.version }), h("td", { text: host.user }),
       h("td", { text: host.message }));
     entry.row.dataset.state = host.state;
