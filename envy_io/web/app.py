@@ -216,7 +216,7 @@ def build_app(farm: Any, poller: FarmPoller, hub: SnapshotHub, rule: AccessRule)
             return JSONResponse({"error": str(exc)}, status_code=400 if isinstance(exc, UsageError) else 503)
         except OSError as exc:
             return JSONResponse({"error": f"the share failed: {exc}"}, status_code=503)
-        poller.wake.set()  # show the effect at the next poll, now
+        poller.changed()  # read the share again now, so the page shows the effect at once
         return JSONResponse({"ok": True, "lines": lines})
 
     async def job_action(request: Request) -> Response:

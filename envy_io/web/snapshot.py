@@ -39,6 +39,9 @@ from envy_io.monitor import RateTracker
 log = logging.getLogger(__name__)
 
 WATCH_FOR_S = 30.0  # a job page counts as open this long after its last request
+# A finished, cancelled or archived job changes only when someone resets or resumes it: its
+# folder is listed again this often (and at once after an action from this page).
+SETTLED_RELIST_S = 10.0
 THUMB_RETRIES = 6  # polls that re-list thumbs/ while finished frames still lack one
 LOG_TAIL_BYTES = 2048
 _FOOTER_RE = re.compile(rb"=== envy: exit code (-?\d+) after ([0-9.]+) s")
@@ -143,6 +146,9 @@ class _JobMemory:
     finished_at: float | None = None
     items_key: tuple[Any, ...] = ()
     items_version: int = 0
+    listing: Any = None  # the last Listing of the job's folder
+    listed_at: float = 0.0
+    listed_job: Job | None = None  # the job file as it was at that listing
 
 
 class FarmPoller(threading.Thread):
@@ -181,6 +187,13 @@ class FarmPoller(threading.Thread):
         self.stopped.set()
         self.wake.set()
 
+    def changed(self) -> None:
+        """Something was changed from this process (an action): read everything again now."""
+        self._fresh = True
+        self.wake.set()
+
+    _fresh = False
+
     # -- the poller thread ---------------------------------------------------------------
     def run(self) -> None:
         while not self.stopped.is_set():
@@ -196,17 +209,18 @@ class FarmPoller(threading.Thread):
         warnings = list(self.board.refresh())
         jobs, job_warnings = list_jobs(self.layout, self.fs)
         warnings += job_warnings
+        fresh, self._fresh = self._fresh, False
         with self._watch_lock:
             now = self.clock()
             self._watched = {k: t for k, t in self._watched.items() if now - t < WATCH_FOR_S}
             watched = set(self._watched)
-        views = tuple(self._job_view(job, job.id in watched) for job in sorted(jobs, key=lambda j: j.id))
+        views = tuple(self._job_view(job, job.id in watched, fresh) for job in sorted(jobs, key=lambda j: j.id))
         self._memory = {k: m for k, m in self._memory.items() if any(v.job.id == k for v in views)}
         hosts = tuple(host_json(v, self.board.tracker.dead_after) for v in self.board.views())
         self._version += 1
         return Snapshot(self._version, time.time(), str(self.layout.root), views, hosts, tuple(dict.fromkeys(warnings)))
 
-    def _job_view(self, job: Job, watched: bool) -> JobView:
+    def _job_view(self, job: Job, watched: bool, fresh: bool = False) -> JobView:
         memory = self._memory.setdefault(job.id, _JobMemory())
         try:
             remap = self.remap(job)
@@ -214,10 +228,18 @@ class FarmPoller(threading.Thread):
             return self._view(job, memory, JobSummary(job, error=str(exc)), (), "")
         folder = work_folder(self.layout, job, remap)
         output = job.output and remap.apply(job.output, os_name()) or (str(folder) if job.kind == "frames" else "")
-        try:
-            listing = sort_listing(self.fs.listdir(folder), ItemPattern(job.extensions))
-        except OSError as exc:
-            return self._view(job, memory, JobSummary(job, error=f"cannot list items: {exc.strerror or exc}"), (), output)
+        settled = memory.listing is not None and memory.listed_job == job and not fresh and (
+            job.state == "cancelled" or job.archived or memory.finished_at is not None)
+        if settled and self.clock() - memory.listed_at < SETTLED_RELIST_S:
+            listing = memory.listing
+        else:
+            try:
+                listing = sort_listing(self.fs.listdir(folder), ItemPattern(job.extensions))
+            except OSError as exc:
+                memory.listing = None
+                return self._view(job, memory, JobSummary(job, error=f"cannot list items: {exc.strerror or exc}"), (),
+                                  output)
+            memory.listing, memory.listed_at, memory.listed_job = listing, self.clock(), job
         summary = JobSummary(job, len(listing.pending), len(listing.working), len(listing.done), len(listing.failed))
         done_keys = frozenset(i.base.casefold() for i in listing.done)
         if watched:
