@@ -172,7 +172,11 @@ def main() -> int:
         url = f"http://127.0.0.1:{port}"
         import httpx
 
-        benchlib.wait_for(lambda: _up(httpx, url), 120, "the web monitor to answer", 0.5)
+        try:
+            benchlib.wait_for(lambda: _up(httpx, url) or procs[1].poll() is not None, 300, "the web monitor to answer", 0.5)
+        finally:
+            if procs[1].poll() is not None:
+                print((farm.root / "web.err").read_text(errors="replace")[-3000:])
         tabs = [PageTab(url, None, stop), PageTab(url, None, stop), PageTab(url, job.id, stop)]
         for tab in tabs:
             tab.start()
@@ -253,5 +257,4 @@ def _up(httpx, url: str) -> bool:  # type: ignore[no-untyped-def]
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("PYTHONUNBUFFERED", "1")
     raise SystemExit(main())

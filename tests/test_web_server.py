@@ -162,3 +162,36 @@ def test_logs_and_thumbs_only_of_the_jobs_items(farm: Farm, tmp_path: Path, log_
         assert httpx.get(f"{url}/api/jobs/{job.id}/logs/{log_name}").status_code == 404
         assert httpx.get(f"{url}/thumbs/{job.id}/..%2F..%2Fconfig.jpg").status_code == 404
         assert httpx.get(f"{url}/api/jobs/{job.id}").json()["items"][0]["name"] == "shot010.0001.pov"
+
+
+def test_hostile_logs_and_thumbnails_on_the_share(farm: Farm, tmp_path: Path) -> None:
+    """A FIFO where a log should be, a huge or symlinked thumbnail: refused, never a hang."""
+    import os
+
+    frames = pov_frames(tmp_path / "shot" / "frames", 2)
+    job = submit_folder(farm.share, frames)
+    for name in ("shot010.0001.pov", "shot010.0002.pov"):
+        (frames / name).rename(frames / name.replace(".pov", ".envy~done~lab1-01~9f2c01ab.pov"))
+    logs = farm.layout.jobs_dir / job.id / "logs"
+    thumbs = farm.layout.jobs_dir / job.id / "thumbs"
+    logs.mkdir(parents=True)
+    thumbs.mkdir()
+    os.mkfifo(logs / "shot010.0001.lab1-01.1.log")
+    (logs / "shot010.0002.lab1-01.1.log").write_bytes(os.urandom(100_000) + b"\n=== envy: exit code 0 after 2.5 s\n")
+    (thumbs / "shot010.0001.jpg").write_bytes(b"\xff" * 2_000_000)
+    (tmp_path / "secret.jpg").write_bytes(b"secret")
+    (thumbs / "shot010.0002.jpg").symlink_to(tmp_path / "secret.jpg")
+    with running_monitor(io_farm(farm)) as monitor:
+        url = base_url(monitor)
+        wait_for(lambda: all(i["thumb"] for i in httpx.get(f"{url}/api/jobs/{job.id}").json()["items"]), 20,
+                 "the thumbnails to be listed")
+        items = {i["base"]: i for i in httpx.get(f"{url}/api/jobs/{job.id}").json()["items"]}
+        assert items["shot010.0002"]["seconds"] == 2.5 and items["shot010.0001"]["seconds"] is None
+        started = time.monotonic()
+        assert httpx.get(f"{url}/api/jobs/{job.id}/logs/shot010.0001.lab1-01.1.log", timeout=10).status_code == 404
+        attempts = httpx.get(f"{url}/api/jobs/{job.id}/items/shot010.0001.pov", timeout=10).json()["attempts"]
+        assert attempts == []  # the FIFO is not a log
+        assert httpx.get(f"{url}/thumbs/{job.id}/shot010.0001.jpg", timeout=10).status_code == 404  # too large
+        assert httpx.get(f"{url}/thumbs/{job.id}/shot010.0002.jpg", timeout=10).status_code == 404  # a link out
+        assert time.monotonic() - started < 8
+        assert httpx.get(f"{url}/api/jobs/{job.id}/logs/shot010.0002.lab1-01.1.log").text.endswith("after 2.5 s\n")

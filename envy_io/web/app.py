@@ -327,9 +327,15 @@ async def _not_ready(request: Request, exc: Exception) -> Response:
 
 
 def _read_small(farm: Any, path: Path) -> bytes:
+    """A thumbnail from the share: a regular file of bounded size, never a link out of it (§1.12)."""
+    if path.is_symlink():
+        raise OSError(f"{path.name} is a link, not a thumbnail")
     if farm.fs.stat(path).st_size > MAX_THUMB_BYTES:
         raise OSError(f"{path.name} is too large for a thumbnail")
-    return farm.fs.read_bytes(path)
+    data = farm.fs.read_bytes(path)
+    if len(data) > MAX_THUMB_BYTES:
+        raise OSError(f"{path.name} grew too large for a thumbnail")
+    return data
 
 
 def send_lines(farm: Any, hosts: object, command: object) -> list[str]:

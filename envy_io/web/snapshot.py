@@ -326,7 +326,8 @@ def read_tail(path: Path, limit: int) -> bytes:
     import os
     import stat
 
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0) | getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(path, flags)  # non-blocking: a FIFO must not hang the reader; no link out of the share
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
