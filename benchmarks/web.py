@@ -8,11 +8,11 @@ Method. 20 real agents (default settings, one worker each) render a frames
 job whose stand-in renderer (bash: sleep, then copy a prepared 640x480 PNG
 to the output; say so: not a real renderer) takes ``--frame-seconds``
 per frame, so frames finish all the time and every status file changes at
-every heartbeat. At the same time, each under ``strace -f`` as in
-idle_cost.py (every syscall on a path or descriptor under the share counts as
-one operation):
+every heartbeat. At the same time, each traced by ``strace -f -p`` attached
+once it runs (start-up is not counted), as in idle_cost.py (every syscall on
+a path or descriptor under the share counts as one operation):
 
-* ``envy-io monitor`` (default 1 s refresh), its output to a pipe;
+* ``envy-io monitor`` (default 1 s refresh), its output to /dev/null;
 * ``envy-io web --no-browser`` (default 1 s poll) with three tabs open: two on
   the jobs page and one on the job's page (server-sent event streams), the job
   page also fetching each thumbnail once, as a browser does.
@@ -29,19 +29,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
 import time
-import struct
 import zlib
 from pathlib import Path
 
 import benchlib
 from idle_cost import STRACE, TRACE_CLASSES, count_ops
 
-WARMUP_S = 20.0
+WARMUP_S = 10.0
 
 
 def png(width: int = 640, height: int = 480) -> bytes:
@@ -164,28 +165,38 @@ def main() -> int:
         traces = {"monitor": farm.root / "monitor.strace", "web": farm.root / "web.strace"}
         port = free_port()
         commands = {"monitor": [*io, "monitor"], "web": [*io, "web", "--no-browser", "--port", str(port)]}
+        viewers = {}
         for name, argv in commands.items():
-            prefix = [STRACE, "-f", "-ttt", "-y", "-qq", "-e", f"trace={TRACE_CLASSES}", "-e", "signal=none",
-                      "-o", str(traces[name])]
-            procs.append(subprocess.Popen([*prefix, *argv], env=env, cwd=benchlib.ROOT, stdin=subprocess.DEVNULL,
-                                          stdout=subprocess.DEVNULL, stderr=open(farm.root / f"{name}.err", "wb")))
+            with open(farm.root / f"{name}.err", "wb") as err:
+                viewers[name] = subprocess.Popen(argv, env=env, cwd=benchlib.ROOT, stdin=subprocess.DEVNULL,
+                                                 stdout=subprocess.DEVNULL, stderr=err)
+        procs += viewers.values()
         url = f"http://127.0.0.1:{port}"
         import httpx
 
         try:
-            benchlib.wait_for(lambda: _up(httpx, url) or procs[1].poll() is not None, 300, "the web monitor to answer", 0.5)
+            benchlib.wait_for(lambda: _up(httpx, url) or viewers["web"].poll() is not None, 300,
+                              "the web monitor to answer", 0.5)
         finally:
-            if procs[1].poll() is not None:
+            if viewers["web"].poll() is not None:
                 print((farm.root / "web.err").read_text(errors="replace")[-3000:])
         tabs = [PageTab(url, None, stop), PageTab(url, None, stop), PageTab(url, job.id, stop)]
         for tab in tabs:
             tab.start()
+        # strace attaches to the running viewers (every thread, -f), so their start-up is not measured.
+        tracers = [subprocess.Popen([STRACE, "-f", "-ttt", "-y", "-qq", "-e", f"trace={TRACE_CLASSES}", "-e", "signal=none",
+                                     "-o", str(traces[name]), "-p", str(viewers[name].pid)],
+                                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                   for name in commands]
         start = time.time() + WARMUP_S
         end = start + minutes * 60
         print(f"{args.hosts} agents rendering; monitor and web (3 tabs) under strace; measuring {minutes:g} min "
               f"after a {WARMUP_S:g} s warm-up ...")
         benchlib.wait_for(lambda: time.time() > end + 2, minutes * 60 + WARMUP_S + 60, "the window to end", 1.0)
         stop.set()
+        for tracer in tracers:
+            tracer.send_signal(signal.SIGINT)  # detach, leaving the viewer running
+            tracer.wait(timeout=30)
         for p in procs:
             p.terminate()
         for p in procs:

@@ -17,7 +17,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, env: CommandEnv) -> int:
-    from envy_io.web.server import run_web  # the web stack is imported only for this command
+    from envy_io.web.server import (
+        run_web,  # the web stack is imported only for this command
+    )
 
     return run_web(env.farm, args.host, args.port, max(0.2, args.interval), not args.no_browser, env.out)
 
