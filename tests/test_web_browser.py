@@ -39,7 +39,7 @@ def session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
         iofarm = io_farm(farm)
         with running_monitor(iofarm) as monitor:
             driver = chromium_driver()
-            driver.set_page_load_timeout(60)
+            driver.set_page_load_timeout(180)
             farm.wait_heartbeat(agent)
             yield {"farm": farm, "io": iofarm, "job": job, "frames": frames, "agent": agent, "driver": driver,
                    "url": base_url(monitor), "shots": artifact_dir(root), "monitor": monitor}

@@ -11,6 +11,7 @@ import pytest
 
 from envy.render.claims import ItemPattern, sort_listing
 from envy.render.jobs import load_job
+from envy.share.fs import REAL_FS
 from envy_io.errors import UsageError
 from envy_io.job_actions import parse_frames, parse_priority
 from envy_io.cli import main
@@ -56,7 +57,7 @@ def test_reset_frames_archive_and_the_jobs_table(farm: Farm, tmp_path: Path) -> 
     assert sorted(i.base for i in listing.done) == ["shot010.0001", "shot010.0003"]
     code, _, err = cli(farm, "reset", "shot", "--frames", "2-1")
     assert code == 2 and "backwards" in err and err.count("\n") == 1
-    assert cli(farm, "archive", "shot")[0] == 0 and load_job(farm.layout, job.id).archived
+    assert cli(farm, "archive", "shot")[0] == 0 and load_job(farm.layout, job.id, REAL_FS).archived
     assert json.loads(cli(farm, "jobs", "--json")[1]) == []
     assert [j["name"] for j in json.loads(cli(farm, "jobs", "--json", "--all")[1])] == ["shot"]
-    assert cli(farm, "archive", "shot", "--undo")[0] == 0 and not load_job(farm.layout, job.id).archived
+    assert cli(farm, "archive", "shot", "--undo")[0] == 0 and not load_job(farm.layout, job.id, REAL_FS).archived

@@ -12,6 +12,7 @@ from envy.render.job_state import (ACTIVE, CANCELLED, COMPLETE, COMPLETE_WITH_FA
 from envy.render.jobs import Job
 from envy.render.overview import JobSummary, summarize
 from envy.render.remap import PathRemap
+from envy.share.fs import REAL_FS
 from envy.share.layout import ShareLayout
 
 JOB = Job(id="20261201-090000-shot-ab12", name="shot", kind="frames", renderer="povray", source="/x",
@@ -43,10 +44,10 @@ def test_state_from_the_item_names_on_a_real_folder(tmp_path: Path) -> None:
         (folder / n).write_text("")
     job = dataclasses.replace(JOB, source=str(folder))
     layout = ShareLayout(tmp_path / "share")
-    s = summarize(layout, job, PathRemap.parse([]), reasons=False)
+    s = summarize(layout, job, PathRemap.parse([]), REAL_FS, reasons=False)
     assert (s.done, s.failed, s.running, s.pending) == (1, 1, 1, 0) and summary_state(s) == ACTIVE
     (folder / names[2]).rename(folder / "shot.0003.envy~done~lab1-01~9f2c01ab.pov")
-    s = summarize(layout, job, PathRemap.parse([]), reasons=False)
+    s = summarize(layout, job, PathRemap.parse([]), REAL_FS, reasons=False)
     assert summary_state(s) == COMPLETE_WITH_FAILURES
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from envy.render.claims import ItemPattern, sort_listing
 from envy.render.jobs import load_job
-from envy.share.fs import ShareFS
+from envy.share.fs import REAL_FS, ShareFS
 from envy_io.web.access import AccessRule, is_loopback
 from farm import Farm, wait_for
 from render_helpers import pov_frames, submit_folder
@@ -132,14 +132,14 @@ def test_actions_from_the_page_are_the_cli_actions(farm: Farm, tmp_path: Path) -
         post = lambda path, data: httpx.post(url + path, json=data, headers={"X-Envy-Request": "1"})  # noqa: E731
         r = post(f"/api/jobs/{job.id}/action", {"action": "pause"})
         assert r.status_code == 200 and r.json()["lines"] == [f"{job.id}: paused"]
-        assert load_job(farm.layout, job.id).state == "paused"
+        assert load_job(farm.layout, job.id, REAL_FS).state == "paused"
         bad = post(f"/api/jobs/{job.id}/action", {"action": "priority", "value": "101"})
         assert bad.status_code == 400 and bad.json()["error"] == "priority must be a whole number from 0 to 100, got '101'"
         assert post(f"/api/jobs/{job.id}/action", {"action": "explode"}).json()["error"].startswith("unknown job action")
         assert post(f"/api/jobs/{job.id}/action", {"action": "priority", "value": 80}).status_code == 200
-        assert load_job(farm.layout, job.id).priority == 80
+        assert load_job(farm.layout, job.id, REAL_FS).priority == 80
         assert post(f"/api/jobs/{job.id}/action", {"action": "archive"}).status_code == 200
-        assert load_job(farm.layout, job.id).archived
+        assert load_job(farm.layout, job.id, REAL_FS).archived
         r = post(f"/api/jobs/{job.id}/requeue", {"items": ["shot010.0001.pov"]})
         assert r.status_code == 200 and r.json()["lines"] == [f"{job.id}: 1 item(s) back to pending"]
         listing = sort_listing([p.name for p in frames.iterdir()], ItemPattern([".pov"]))

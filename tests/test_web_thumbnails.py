@@ -91,7 +91,7 @@ def test_unreadable_files_get_a_placeholder_that_says_so(tmp_path: Path, name: s
 
 def test_missing_image_and_failing_share_never_raise(tmp_path: Path) -> None:
     layout = ShareLayout(tmp_path / "share")
-    init_share(layout.root, "ana")
+    init_share(layout.root, "ana", REAL_FS)
     (layout.jobs_dir / "job1").mkdir()
     assert decoded(make_thumbnail(tmp_path / "gone.png", REAL_FS))
 
@@ -107,7 +107,7 @@ def test_missing_image_and_failing_share_never_raise(tmp_path: Path) -> None:
 
 def test_write_thumbnail_publishes_beside_the_job_files(tmp_path: Path) -> None:
     layout = ShareLayout(tmp_path / "share")
-    init_share(layout.root, "ana")
+    init_share(layout.root, "ana", REAL_FS)
     src = tmp_path / "shot.0007.png"
     Image.fromarray(gradient(64, 48)).save(src)
     path = write_thumbnail(layout, "20261201-090000-shot-ab12", "shot.0007", src, REAL_FS)

@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from envy.config import load_config
+from envy.share.fs import REAL_FS
 from envy_io.farm import Farm as IoFarm
 from envy_io.web.server import WebMonitor, make_monitor
 from farm import Farm, wait_for
@@ -20,7 +21,7 @@ CHROMEDRIVER = "/usr/bin/chromedriver"
 
 def io_farm(farm: Farm, fs=None) -> IoFarm:  # type: ignore[no-untyped-def]
     config = load_config(share=str(farm.share), user=farm.user, overrides={k: farm.settings[k] for k in ("heartbeat", "poll_interval", "dead_after")})
-    return IoFarm.open(config, farm.user, fs) if fs is not None else IoFarm.open(config, farm.user)
+    return IoFarm.open(config, farm.user, fs if fs is not None else REAL_FS)
 
 
 @contextmanager

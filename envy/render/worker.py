@@ -22,6 +22,7 @@ from envy.render.jobs import Job
 from envy.render.host import ChildOutcome, RunningChild, WorkerLoop
 from envy.render.plans import PlanError, WorkPlan
 from envy.render.progress import ProgressParser
+from envy.render.thumbnails import write_thumbnail
 from envy.share.fs import ShareFS
 from envy.share.layout import make_dirs_within
 
@@ -172,6 +173,7 @@ class RenderWorker(threading.Thread):
                     self.loop.count_done()
                     took = time.monotonic() - started
                     log.info("worker %d: completed %s of %s in %.1f s", self.index, plan.label, job.name, took)
+                    self._thumbnail(job, claim, plan)
                     return
                 if state == LOST:
                     log.warning("worker %d: %s was taken over just before completing; the new owner finishes it",
@@ -180,6 +182,19 @@ class RenderWorker(threading.Thread):
             # Otherwise the share cannot tell us now: keep the frame and its image, and try again.
         log.warning("worker %d: quitting with %s rendered but not marked done (share unreachable)",
                     self.index, claim.item.original)
+
+    def _thumbnail(self, job: Job, claim: Claim, plan: WorkPlan) -> None:
+        """A small preview of the frame for the web monitor, made here where the image is (issue 12 §4).
+
+        After the frame is marked done, so it never delays or fails the frame:
+        write_thumbnail catches everything and bounds what it reads.
+        """
+        if not plan.outputs:
+            return  # the renderer chose its own output path: nothing known to preview
+        fs = self.loop.host.fs
+        out = plan.outputs[-1]  # a chunk of frames: its last one
+        image = out.final if out.temp is not None else (out.written(fs) or out.final)
+        write_thumbnail(self.loop.host.layout, job.id, claim.item.base, image, fs)
 
     def _fail(self, job: Job, claim: Claim, reason: str) -> None:
         queue = self.loop.queue_for(job)
