@@ -97,7 +97,7 @@ class PageTab(threading.Thread):
 
         query = f"?job={self.job_id}" if self.job_id else ""
         try:
-            with httpx.Client(timeout=30) as client, client.stream("GET", f"{self.url}/api/events{query}") as stream:
+            with httpx.Client(timeout=httpx.Timeout(30, read=None)) as client, client.stream("GET", f"{self.url}/api/events{query}") as stream:
                 kind = ""
                 for line in stream.iter_lines():
                     if self.stop_event.is_set():
