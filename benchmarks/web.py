@@ -130,13 +130,15 @@ def main() -> int:
     parser.add_argument("--frame-seconds", type=float, default=4.0)
     parser.add_argument("--finished-jobs", type=int, default=10,
                         help="finished jobs of 100 frames on the share too, as a lab's share keeps them (default 10)")
+    parser.add_argument("--keep", action="store_true", help="keep the farm's folder (to read agents' logs)")
     benchlib.add_load_args(parser)
     args = parser.parse_args()
     benchlib.begin(args)
     minutes = args.minutes or (1.0 if args.quick else 2.0)
     frames_needed = int(args.hosts * (minutes * 60 + WARMUP_S + 60) / args.frame_seconds) + args.hosts
 
-    farm = benchlib.BenchFarm()
+    farm = benchlib.BenchFarm(keep=args.keep)
+    print(f"farm folder: {farm.root}")
     farm.env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(benchlib.ROOT), os.environ.get("PYTHONPATH")]))
     stop = threading.Event()
     procs: list[subprocess.Popen] = []
@@ -148,12 +150,15 @@ def main() -> int:
         benchlib.make_frames(folder, frames_needed)
         from envy.render.profiles import load_profiles
         from envy.render.submit import SubmitRequest, submit
+        from envy.share.fs import REAL_FS
 
         out_dir = farm.share / "projects" / "out"
-        job = submit(farm.layout, SubmitRequest(str(folder), name="shot010", output=str(out_dir)), load_profiles([profile]))
+        job = submit(farm.layout, SubmitRequest(str(folder), name="shot010", output=str(out_dir)), load_profiles([profile]),
+                     REAL_FS)
         for n in range(1, args.finished_jobs + 1):
             old = farm.share / "projects" / f"old{n:03d}"
-            submit(farm.layout, SubmitRequest(str(old_frames(old, 100)), name=f"old{n:03d}"), load_profiles([profile]))
+            submit(farm.layout, SubmitRequest(str(old_frames(old, 100)), name=f"old{n:03d}"), load_profiles([profile]),
+                   REAL_FS)
         hosts = [f"lab7-{i:02d}" for i in range(1, args.hosts + 1)]
         for host in hosts:
             farm.start_agent(host, {"profiles": [str(profile)]})
