@@ -47,11 +47,14 @@ WARMUP_S = 10.0
 
 def png(width: int = 640, height: int = 480) -> bytes:
     """A gradient PNG made without Pillow (the stand-in renderer copies it as each frame's image)."""
-    rows = b"".join(b"\x00" + bytes(v for x in range(width) for v in (x * 255 // width, y * 255 // height, 128))
-                    for y in range(height))
+    rows = b"".join(
+        b"\x00" + bytes(v for x in range(width) for v in (x * 255 // width, y * 255 // height, 128))
+        for y in range(height)
+    )
 
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows, 6)) + chunk(b"IEND", b"")
 
@@ -60,10 +63,16 @@ def copy_profile(path: Path, image: Path, seconds: float) -> Path:
     import yaml
 
     script = f'sleep {seconds:g}; cp "{image}" "$2"'
-    doc = {"name": "benchpng", "description": "benchmark stand-in: sleeps, then copies a prepared PNG",
-           "extensions": [".frame"], "executables": {"linux": ["/bin/bash"], "darwin": ["/bin/bash"], "windows": ["bash"]},
-           "argv": ["-c", script, "envy-frame", "{scene}"], "output_arg": ["{output}"], "output_ext": ".png",
-           "ok_exit_codes": [0]}
+    doc = {
+        "name": "benchpng",
+        "description": "benchmark stand-in: sleeps, then copies a prepared PNG",
+        "extensions": [".frame"],
+        "executables": {"linux": ["/bin/bash"], "darwin": ["/bin/bash"], "windows": ["bash"]},
+        "argv": ["-c", script, "envy-frame", "{scene}"],
+        "output_arg": ["{output}"],
+        "output_ext": ".png",
+        "ok_exit_codes": [0],
+    }
     path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
     return path
 
@@ -97,7 +106,10 @@ class PageTab(threading.Thread):
 
         query = f"?job={self.job_id}" if self.job_id else ""
         try:
-            with httpx.Client(timeout=httpx.Timeout(30, read=None)) as client, client.stream("GET", f"{self.url}/api/events{query}") as stream:
+            with (
+                httpx.Client(timeout=httpx.Timeout(30, read=None)) as client,
+                client.stream("GET", f"{self.url}/api/events{query}") as stream,
+            ):
                 kind = ""
                 for line in stream.iter_lines():
                     if self.stop_event.is_set():
@@ -128,8 +140,12 @@ def main() -> int:
     parser.add_argument("--minutes", type=float, default=None)
     parser.add_argument("--hosts", type=int, default=20)
     parser.add_argument("--frame-seconds", type=float, default=4.0)
-    parser.add_argument("--finished-jobs", type=int, default=10,
-                        help="finished jobs of 100 frames on the share too, as a lab's share keeps them (default 10)")
+    parser.add_argument(
+        "--finished-jobs",
+        type=int,
+        default=10,
+        help="finished jobs of 100 frames on the share too, as a lab's share keeps them (default 10)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the farm's folder (to read agents' logs)")
     benchlib.add_load_args(parser)
     args = parser.parse_args()
@@ -153,12 +169,20 @@ def main() -> int:
         from envy.share.fs import REAL_FS
 
         out_dir = farm.share / "projects" / "out"
-        job = submit(farm.layout, SubmitRequest(str(folder), name="shot010", output=str(out_dir)), load_profiles([profile]),
-                     REAL_FS)
+        job = submit(
+            farm.layout,
+            SubmitRequest(str(folder), name="shot010", output=str(out_dir)),
+            load_profiles([profile]),
+            REAL_FS,
+        )
         for n in range(1, args.finished_jobs + 1):
             old = farm.share / "projects" / f"old{n:03d}"
-            submit(farm.layout, SubmitRequest(str(old_frames(old, 100)), name=f"old{n:03d}"), load_profiles([profile]),
-                   REAL_FS)
+            submit(
+                farm.layout,
+                SubmitRequest(str(old_frames(old, 100)), name=f"old{n:03d}"),
+                load_profiles([profile]),
+                REAL_FS,
+            )
         hosts = [f"lab7-{i:02d}" for i in range(1, args.hosts + 1)]
         for host in hosts:
             farm.start_agent(host, {"profiles": [str(profile)]})
@@ -173,15 +197,17 @@ def main() -> int:
         viewers = {}
         for name, argv in commands.items():
             with open(farm.root / f"{name}.err", "wb") as err:
-                viewers[name] = subprocess.Popen(argv, env=env, cwd=benchlib.ROOT, stdin=subprocess.DEVNULL,
-                                                 stdout=subprocess.DEVNULL, stderr=err)
+                viewers[name] = subprocess.Popen(
+                    argv, env=env, cwd=benchlib.ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err
+                )
         procs += viewers.values()
         url = f"http://127.0.0.1:{port}"
         import httpx
 
         try:
-            benchlib.wait_for(lambda: _up(httpx, url) or viewers["web"].poll() is not None, 300,
-                              "the web monitor to answer", 0.5)
+            benchlib.wait_for(
+                lambda: _up(httpx, url) or viewers["web"].poll() is not None, 300, "the web monitor to answer", 0.5
+            )
         finally:
             if viewers["web"].poll() is not None:
                 print((farm.root / "web.err").read_text(errors="replace")[-3000:])
@@ -189,14 +215,35 @@ def main() -> int:
         for tab in tabs:
             tab.start()
         # strace attaches to the running viewers (every thread, -f), so their start-up is not measured.
-        tracers = [subprocess.Popen([STRACE, "-f", "-ttt", "-y", "-qq", "-e", f"trace={TRACE_CLASSES}", "-e", "signal=none",
-                                     "-o", str(traces[name]), "-p", str(viewers[name].pid)],
-                                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                   for name in commands]
+        tracers = [
+            subprocess.Popen(
+                [
+                    STRACE,
+                    "-f",
+                    "-ttt",
+                    "-y",
+                    "-qq",
+                    "-e",
+                    f"trace={TRACE_CLASSES}",
+                    "-e",
+                    "signal=none",
+                    "-o",
+                    str(traces[name]),
+                    "-p",
+                    str(viewers[name].pid),
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            for name in commands
+        ]
         start = time.time() + WARMUP_S
         end = start + minutes * 60
-        print(f"{args.hosts} agents rendering; monitor and web (3 tabs) under strace; measuring {minutes:g} min "
-              f"after a {WARMUP_S:g} s warm-up ...")
+        print(
+            f"{args.hosts} agents rendering; monitor and web (3 tabs) under strace; measuring {minutes:g} min "
+            f"after a {WARMUP_S:g} s warm-up ..."
+        )
         benchlib.wait_for(lambda: time.time() > end + 2, minutes * 60 + WARMUP_S + 60, "the window to end", 1.0)
         stop.set()
         for tracer in tracers:
@@ -214,8 +261,11 @@ def main() -> int:
         runs = {}
         for name, trace in traces.items():
             ops = count_ops(trace, farm.share, start, end)
-            runs[name] = {"ops_per_min": round(ops["total"] / minutes, 1), "by_operation": ops["by_operation"],
-                          "top_targets": dict(list(ops["by_target"].items())[:12])}
+            runs[name] = {
+                "ops_per_min": round(ops["total"] / minutes, 1),
+                "by_operation": ops["by_operation"],
+                "top_targets": dict(list(ops["by_target"].items())[:12]),
+            }
         completed: dict[str, float] = {}
         for host in hosts:
             for t, line in benchlib.log_events(farm.log_path(host), "completed "):
@@ -237,30 +287,45 @@ def main() -> int:
     cost_ok = web <= monitor
     interval = 1.0
     thumb_ok = bool(to_thumb) and max(to_thumb) <= interval + 1.0
-    print(f"\nshare operations per minute: envy-io monitor {monitor:.1f}, envy-io web with 3 tabs {web:.1f} "
-          f"({web / monitor:.2f} x): {benchlib.verdict(cost_ok)}")
+    print(
+        f"\nshare operations per minute: envy-io monitor {monitor:.1f}, envy-io web with 3 tabs {web:.1f} "
+        f"({web / monitor:.2f} x): {benchlib.verdict(cost_ok)}"
+    )
     for name, r in runs.items():
         print(f"  {name}: {r['by_operation']}")
         for target, n in r["top_targets"].items():
             print(f"      {n / minutes:7.1f}/min  {target}")
-    print(f"frames completed in the window: {frames_done}; seen done on the page: {len(to_done)}, "
-          f"with a thumbnail: {len(to_thumb)}")
+    print(
+        f"frames completed in the window: {frames_done}; seen done on the page: {len(to_done)}, "
+        f"with a thumbnail: {len(to_thumb)}"
+    )
     if to_done:
         print(f"completed -> done on the page: {benchlib.summary_stats(to_done)}")
     if to_thumb:
-        print(f"completed -> thumbnail on the page: {benchlib.summary_stats(to_thumb)} "
-              f"(target <= {interval + 1.0:g} s): {benchlib.verdict(thumb_ok)}")
+        print(
+            f"completed -> thumbnail on the page: {benchlib.summary_stats(to_thumb)} "
+            f"(target <= {interval + 1.0:g} s): {benchlib.verdict(thumb_ok)}"
+        )
     else:
         print("no thumbnails reached the page (does the agent write them? see docs/web-monitor.md)")
-    path = benchlib.save_results("web", {
-        "hosts": args.hosts, "frame_seconds": args.frame_seconds, "finished_jobs": args.finished_jobs, "minutes": minutes, "warmup_s": WARMUP_S,
-        "tabs": {"jobs_page": 2, "job_page": 1}, "runs": runs, "frames_completed": frames_done,
-        "completed_to_done_on_page_s": benchlib.summary_stats(to_done) if to_done else None,
-        "completed_to_thumbnail_on_page_s": benchlib.summary_stats(to_thumb) if to_thumb else None,
-        "tab_errors": [t.error for t in tabs if t.error],
-        "target": "web ops/min <= monitor ops/min; thumbnail on the page <= poll interval + 1 s after completion",
-        "pass": cost_ok and thumb_ok,
-    })
+    path = benchlib.save_results(
+        "web",
+        {
+            "hosts": args.hosts,
+            "frame_seconds": args.frame_seconds,
+            "finished_jobs": args.finished_jobs,
+            "minutes": minutes,
+            "warmup_s": WARMUP_S,
+            "tabs": {"jobs_page": 2, "job_page": 1},
+            "runs": runs,
+            "frames_completed": frames_done,
+            "completed_to_done_on_page_s": benchlib.summary_stats(to_done) if to_done else None,
+            "completed_to_thumbnail_on_page_s": benchlib.summary_stats(to_thumb) if to_thumb else None,
+            "tab_errors": [t.error for t in tabs if t.error],
+            "target": "web ops/min <= monitor ops/min; thumbnail on the page <= poll interval + 1 s after completion",
+            "pass": cost_ok and thumb_ok,
+        },
+    )
     print(f"results: {path}")
     return 0 if cost_ok and thumb_ok else 1
 

@@ -115,8 +115,13 @@ def parse_frames(text: str) -> set[int]:
     return frames
 
 
-def reset(farm: Farm, target: str, states: Sequence[str] = ("failed",), frames: Collection[int] | None = None,
-          items: Collection[str] | None = None) -> list[str]:
+def reset(
+    farm: Farm,
+    target: str,
+    states: Sequence[str] = ("failed",),
+    frames: Collection[int] | None = None,
+    items: Collection[str] | None = None,
+) -> list[str]:
     """Bring done and/or failed items back to pending.
 
     ``frames``: only the items of these frame numbers; ``items``: only these
@@ -138,8 +143,13 @@ def reset(farm: Farm, target: str, states: Sequence[str] = ("failed",), frames: 
     for job in jobs_named(farm, target):
         folder = work_folder(farm.layout, job, job_remap(farm, job))
         try:
-            n = reset_items(folder, ItemPattern(job.extensions), list(states), farm.fs,
-                            only=None if wanted_items is None and wanted_frames is None else only)
+            n = reset_items(
+                folder,
+                ItemPattern(job.extensions),
+                list(states),
+                farm.fs,
+                only=None if wanted_items is None and wanted_frames is None else only,
+            )
         except OSError as exc:
             raise FarmError(f"cannot reset {folder}: {exc}") from None
         lines.append(f"{job.id}: {n} item(s) back to pending")

@@ -9,7 +9,6 @@ screenshot is kept as a test artifact and checked not to be blank.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -17,7 +16,15 @@ from conftest import require_tool
 from envy_io.errors import UsageError
 from farm import Farm, wait_for
 from render_helpers import completions, pov_frames, small_povray_profile, submit_folder
-from web_helpers import CHROMEDRIVER, artifact_dir, base_url, chromium_driver, io_farm, running_monitor, screenshot_not_blank
+from web_helpers import (
+    CHROMEDRIVER,
+    artifact_dir,
+    base_url,
+    chromium_driver,
+    io_farm,
+    running_monitor,
+    screenshot_not_blank,
+)
 
 FRAMES = 6
 MIN_PIXEL_STD = 8.0
@@ -41,8 +48,17 @@ def session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
             driver = chromium_driver()
             driver.set_page_load_timeout(180)
             farm.wait_heartbeat(agent)
-            yield {"farm": farm, "io": iofarm, "job": job, "frames": frames, "agent": agent, "driver": driver,
-                   "url": base_url(monitor), "shots": artifact_dir(root), "monitor": monitor}
+            yield {
+                "farm": farm,
+                "io": iofarm,
+                "job": job,
+                "frames": frames,
+                "agent": agent,
+                "driver": driver,
+                "url": base_url(monitor),
+                "shots": artifact_dir(root),
+                "monitor": monitor,
+            }
     finally:
         if driver is not None:
             driver.quit()
@@ -54,15 +70,19 @@ def js(driver, script: str, *args):  # type: ignore[no-untyped-def]
 
 
 def tile_states(driver) -> dict[str, str]:  # type: ignore[no-untyped-def]
-    return js(driver, "return Object.fromEntries([...document.querySelectorAll('.tile')].map(t => [t.dataset.item, t.dataset.state]))")
+    return js(
+        driver,
+        "return Object.fromEntries([...document.querySelectorAll('.tile')]"
+        ".map(t => [t.dataset.item, t.dataset.state]))",
+    )
 
 
 def test_jobs_page_shows_the_job(session: dict) -> None:
     driver, job = session["driver"], session["job"]
     driver.get(session["url"] + "/")
     row = f"tr[data-job='{job.id}']"
-    wait_for(lambda: js(driver, f"return document.querySelector(\"{row}\") !== null"), 30, "the job's row")
-    text = js(driver, f"return document.querySelector(\"{row}\").innerText")
+    wait_for(lambda: js(driver, f'return document.querySelector("{row}") !== null'), 30, "the job's row")
+    text = js(driver, f'return document.querySelector("{row}").innerText')
     assert "shot010" in text and "active" in text and "povray-small" in text
     assert js(driver, "return document.getElementById('live').textContent").startswith("live")
     std = screenshot_not_blank(driver, session["shots"] / "jobs-page.png")
@@ -83,12 +103,17 @@ def test_job_page_grid_fills_in_with_thumbnails(session: dict) -> None:
         if not seen_done or seen_done[-1] != n:
             seen_done.append(n)
         return n == FRAMES
+
     wait_for(all_done, 120, "every tile to turn done", interval=0.1)
-    assert seen_done == sorted(seen_done) and len({n for n in seen_done if 0 < n < FRAMES}) >= 2, \
+    assert seen_done == sorted(seen_done) and len({n for n in seen_done if 0 < n < FRAMES}) >= 2, (
         f"the grid filled in frame by frame, not at once: {seen_done}"
+    )
     # The chart of render times has a bar per finished frame.
-    wait_for(lambda: js(driver, "return document.querySelectorAll('#chart-frames rect').length") == FRAMES, 15,
-             "a render-time bar per frame")
+    wait_for(
+        lambda: js(driver, "return document.querySelectorAll('#chart-frames rect').length") == FRAMES,
+        15,
+        "a render-time bar per frame",
+    )
 
 
 def test_a_thumbnail_appears_for_a_finished_frame(session: dict) -> None:
@@ -105,9 +130,14 @@ def test_preview_shows_attempts_and_the_log(session: dict) -> None:
     driver = session["driver"]
     js(driver, "document.querySelector('.tile[data-item=\"shot010.0002.pov\"] button.open').click()")
     wait_for(lambda: js(driver, "return document.getElementById('preview').open"), 10, "the preview dialog")
-    wait_for(lambda: "lab1-01" in js(driver, "return document.querySelector('#attempts tbody').innerText"), 15,
-             "the attempt's host")
-    wait_for(lambda: "exit code 0" in js(driver, "return document.getElementById('log').textContent"), 15, "the frame's log")
+    wait_for(
+        lambda: "lab1-01" in js(driver, "return document.querySelector('#attempts tbody').innerText"),
+        15,
+        "the attempt's host",
+    )
+    wait_for(
+        lambda: "exit code 0" in js(driver, "return document.getElementById('log').textContent"), 15, "the frame's log"
+    )
     screenshot_not_blank(driver, session["shots"] / "frame-preview.png")
     js(driver, "document.getElementById('preview-close').click()")
 
@@ -119,8 +149,11 @@ def test_requeue_from_the_page_renders_the_frame_again(session: dict) -> None:
     js(driver, "document.querySelector('.tile[data-item=\"shot010.0003.pov\"] input[type=checkbox]').click()")
     wait_for(lambda: not js(driver, "return document.getElementById('requeue').disabled"), 5, "requeue to be enabled")
     js(driver, "document.getElementById('requeue').click()")
-    wait_for(lambda: "1 item(s) back to pending" in js(driver, "return document.getElementById('message').textContent"), 15,
-             "the requeue's answer")
+    wait_for(
+        lambda: "1 item(s) back to pending" in js(driver, "return document.getElementById('message').textContent"),
+        15,
+        "the requeue's answer",
+    )
     wait_for(lambda: completions([farm.log("lab1-01")], "shot010.0003") == 2, 60, "the requeued frame to render again")
     wait_for(lambda: tile_states(driver).get("shot010.0003.pov") == "done", 15, "its tile to be done again")
 
@@ -128,9 +161,17 @@ def test_requeue_from_the_page_renders_the_frame_again(session: dict) -> None:
 def test_hosts_page_shows_the_validators_message(session: dict) -> None:
     driver, ioframe = session["driver"], session["io"]
     driver.get(session["url"] + "/hosts")
-    wait_for(lambda: js(driver, "return document.querySelector(\"tr[data-host='lab1-01']\") !== null"), 30, "the host's row")
-    wait_for(lambda: js(driver, "return document.querySelector(\"tr[data-host='lab1-01']\").dataset.state") in ("idle", "rendering"),
-             30, "the host to be seen alive")
+    wait_for(
+        lambda: js(driver, "return document.querySelector(\"tr[data-host='lab1-01']\") !== null"), 30, "the host's row"
+    )
+    wait_for(
+        lambda: (
+            js(driver, "return document.querySelector(\"tr[data-host='lab1-01']\").dataset.state")
+            in ("idle", "rendering")
+        ),
+        30,
+        "the host to be seen alive",
+    )
     bad = "print(open('/etc/passwd'))"
     with pytest.raises(UsageError) as expected:
         ioframe.checker.instruction(f"lab1-01 {bad}")

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
-import contextlib
 from pathlib import Path
 
 import pytest
@@ -12,9 +12,9 @@ import pytest
 from envy.render.claims import ItemPattern, sort_listing
 from envy.render.jobs import load_job
 from envy.share.fs import REAL_FS
+from envy_io.cli import main
 from envy_io.errors import UsageError
 from envy_io.job_actions import parse_frames, parse_priority
-from envy_io.cli import main
 from farm import Farm
 from render_helpers import pov_frames, submit_folder
 
@@ -49,7 +49,12 @@ def test_reset_frames_archive_and_the_jobs_table(farm: Farm, tmp_path: Path) -> 
     assert code == 0 and "complete with failures" in out and "[################!!!!]" in out
     data = json.loads(cli(farm, "jobs", "--json")[1])[0]
     assert (data["state"], data["job_state"], data["done"], data["failed"], data["eta_s"]) == (
-        "complete with failures", "active", 4, 1, 0.0)
+        "complete with failures",
+        "active",
+        4,
+        1,
+        0.0,
+    )
     code, out, _ = cli(farm, "reset", "shot", "--frames", "2,4-5")
     assert code == 0 and out.strip() == f"{job.id}: 3 item(s) back to pending"
     listing = sort_listing([p.name for p in frames.iterdir()], ItemPattern([".pov"]))

@@ -134,8 +134,12 @@ def test_actions_from_the_page_are_the_cli_actions(farm: Farm, tmp_path: Path) -
         assert r.status_code == 200 and r.json()["lines"] == [f"{job.id}: paused"]
         assert load_job(farm.layout, job.id, REAL_FS).state == "paused"
         bad = post(f"/api/jobs/{job.id}/action", {"action": "priority", "value": "101"})
-        assert bad.status_code == 400 and bad.json()["error"] == "priority must be a whole number from 0 to 100, got '101'"
-        assert post(f"/api/jobs/{job.id}/action", {"action": "explode"}).json()["error"].startswith("unknown job action")
+        assert (
+            bad.status_code == 400 and bad.json()["error"] == "priority must be a whole number from 0 to 100, got '101'"
+        )
+        assert (
+            post(f"/api/jobs/{job.id}/action", {"action": "explode"}).json()["error"].startswith("unknown job action")
+        )
         assert post(f"/api/jobs/{job.id}/action", {"action": "priority", "value": 80}).status_code == 200
         assert load_job(farm.layout, job.id, REAL_FS).priority == 80
         assert post(f"/api/jobs/{job.id}/action", {"action": "archive"}).status_code == 200
@@ -144,7 +148,9 @@ def test_actions_from_the_page_are_the_cli_actions(farm: Farm, tmp_path: Path) -
         assert r.status_code == 200 and r.json()["lines"] == [f"{job.id}: 1 item(s) back to pending"]
         listing = sort_listing([p.name for p in frames.iterdir()], ItemPattern([".pov"]))
         assert (len(listing.pending), len(listing.failed)) == (3, 1)
-        assert post(f"/api/jobs/{job.id}/action", {"action": "reset-failed"}).json()["lines"] == [f"{job.id}: 1 item(s) back to pending"]
+        assert post(f"/api/jobs/{job.id}/action", {"action": "reset-failed"}).json()["lines"] == [
+            f"{job.id}: 1 item(s) back to pending"
+        ]
         assert post("/api/jobs/nosuchjob/action", {"action": "pause"}).status_code == 404
         # Commands to hosts: the shell's checker, and its words.
         r = post("/api/hosts/send", {"hosts": ["lab1-01"], "command": "print(open('x'))"})
@@ -183,8 +189,11 @@ def test_hostile_logs_and_thumbnails_on_the_share(farm: Farm, tmp_path: Path) ->
     (thumbs / "shot010.0002.jpg").symlink_to(tmp_path / "secret.jpg")
     with running_monitor(io_farm(farm)) as monitor:
         url = base_url(monitor)
-        wait_for(lambda: all(i["thumb"] for i in httpx.get(f"{url}/api/jobs/{job.id}").json()["items"]), 20,
-                 "the thumbnails to be listed")
+        wait_for(
+            lambda: all(i["thumb"] for i in httpx.get(f"{url}/api/jobs/{job.id}").json()["items"]),
+            20,
+            "the thumbnails to be listed",
+        )
         items = {i["base"]: i for i in httpx.get(f"{url}/api/jobs/{job.id}").json()["items"]}
         assert items["shot010.0002"]["seconds"] == 2.5 and items["shot010.0001"]["seconds"] is None
         started = time.monotonic()

@@ -61,8 +61,13 @@ def test_sixteen_bit_png_is_scaled_not_clipped(tmp_path: Path) -> None:
 def test_real_exr_from_povray_is_tone_mapped(tmp_path: Path) -> None:
     require_tool("povray")
     (tmp_path / "s.pov").write_text(SCENE)
-    subprocess.run(["povray", "+Is.pov", "+Os.exr", "+FE", "+W320", "+H240", "-D", "+A0.3"], cwd=tmp_path,
-                   check=True, capture_output=True, timeout=60)
+    subprocess.run(
+        ["povray", "+Is.pov", "+Os.exr", "+FE", "+W320", "+H240", "-D", "+A0.3"],
+        cwd=tmp_path,
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     exr = tmp_path / "s.exr"
     assert exr.read_bytes()[:4] == b"\x76\x2f\x31\x01", "POV-Ray wrote a real OpenEXR"
     img = decoded(make_thumbnail(exr, REAL_FS))
@@ -74,11 +79,14 @@ def test_real_exr_from_povray_is_tone_mapped(tmp_path: Path) -> None:
     assert pixels.max() < 255.5 and (pixels >= 254).mean() < 0.5, "the bright sphere is compressed, not all clipped"
 
 
-@pytest.mark.parametrize("name, content, says", [
-    ("shot.0001.vdb", b"not an image at all", "no preview for .vdb"),
-    ("shot.0001.png", b"\x89PNG\r\n\x1a\ntruncated", "no preview for .png"),
-    ("shot.0001.exr", b"\x76\x2f\x31\x01garbage", "no preview for .exr"),
-])
+@pytest.mark.parametrize(
+    "name, content, says",
+    [
+        ("shot.0001.vdb", b"not an image at all", "no preview for .vdb"),
+        ("shot.0001.png", b"\x89PNG\r\n\x1a\ntruncated", "no preview for .png"),
+        ("shot.0001.exr", b"\x76\x2f\x31\x01garbage", "no preview for .exr"),
+    ],
+)
 def test_unreadable_files_get_a_placeholder_that_says_so(tmp_path: Path, name: str, content: bytes, says: str) -> None:
     src = tmp_path / name
     src.write_bytes(content)

@@ -20,7 +20,11 @@ CHROMEDRIVER = "/usr/bin/chromedriver"
 
 
 def io_farm(farm: Farm, fs=None) -> IoFarm:  # type: ignore[no-untyped-def]
-    config = load_config(share=str(farm.share), user=farm.user, overrides={k: farm.settings[k] for k in ("heartbeat", "poll_interval", "dead_after")})
+    config = load_config(
+        share=str(farm.share),
+        user=farm.user,
+        overrides={k: farm.settings[k] for k in ("heartbeat", "poll_interval", "dead_after")},
+    )
     return IoFarm.open(config, farm.user, fs if fs is not None else REAL_FS)
 
 
@@ -54,9 +58,19 @@ def chromium_driver():  # type: ignore[no-untyped-def]
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-dev-shm-usage",
-                "--disable-extensions", "--window-size=1366,900", f"--user-data-dir={tempfile.mkdtemp(prefix='envy-chromium-')}"):
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--no-first-run",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        "--disable-extensions",
+        "--window-size=1366,900",
+        f"--user-data-dir={tempfile.mkdtemp(prefix='envy-chromium-')}",
+    ):
         options.add_argument(arg)
     return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
 

@@ -25,7 +25,12 @@ from envy.render.jobs import Job
 from envy.render.overview import JobSummary
 
 ACTIVE, PAUSED, COMPLETE, COMPLETE_WITH_FAILURES, CANCELLED = (
-    "active", "paused", "complete", "complete with failures", "cancelled")
+    "active",
+    "paused",
+    "complete",
+    "complete with failures",
+    "cancelled",
+)
 STATES = (ACTIVE, PAUSED, COMPLETE, COMPLETE_WITH_FAILURES, CANCELLED)
 FINISHED = (COMPLETE, COMPLETE_WITH_FAILURES)
 
@@ -43,8 +48,9 @@ def job_state(job: Job, pending: int, running: int, done: int, failed: int, list
 
 
 def summary_state(summary: JobSummary) -> str:
-    return job_state(summary.job, summary.pending, summary.running, summary.done, summary.failed,
-                     listed=not summary.error)
+    return job_state(
+        summary.job, summary.pending, summary.running, summary.done, summary.failed, listed=not summary.error
+    )
 
 
 def submitted_at(job: Job) -> float | None:
@@ -84,14 +90,22 @@ class JobProgress:
         return "[" + "#" * done + "!" * failed + "-" * (width - done - failed) + "]"
 
     def to_json(self) -> dict[str, object]:
-        return {"state": self.state, "pending": self.pending, "running": self.running, "done": self.done,
-                "failed": self.failed, "total": self.total, "percent": round(self.percent, 1),
-                "elapsed_s": None if self.elapsed_s is None else round(self.elapsed_s, 1),
-                "eta_s": None if self.eta_s is None else round(self.eta_s, 1)}
+        return {
+            "state": self.state,
+            "pending": self.pending,
+            "running": self.running,
+            "done": self.done,
+            "failed": self.failed,
+            "total": self.total,
+            "percent": round(self.percent, 1),
+            "elapsed_s": None if self.elapsed_s is None else round(self.elapsed_s, 1),
+            "eta_s": None if self.eta_s is None else round(self.eta_s, 1),
+        }
 
 
-def progress(summary: JobSummary, now: float | None = None, rate: float | None = None,
-             finished_at: float | None = None) -> JobProgress:
+def progress(
+    summary: JobSummary, now: float | None = None, rate: float | None = None, finished_at: float | None = None
+) -> JobProgress:
     """State, elapsed and ETA of one summarised job.
 
     ``now`` is the viewer's wall clock; elapsed compares it with the

@@ -48,8 +48,9 @@ def make_thumbnail(image: Path, fs: ShareFS, size: int = THUMB_SIZE) -> bytes:
         return placeholder(_reason(image, exc), size)
 
 
-def write_thumbnail(layout: ShareLayout, job_id: str, item_base: str, image: Path, fs: ShareFS,
-                    size: int = THUMB_SIZE) -> Path | None:
+def write_thumbnail(
+    layout: ShareLayout, job_id: str, item_base: str, image: Path, fs: ShareFS, size: int = THUMB_SIZE
+) -> Path | None:
     """Make the preview of ``image`` and publish it for the job's item; None (logged) when that failed."""
     started = time.monotonic()
     try:
@@ -113,7 +114,7 @@ def _to_rgb(img):  # type: ignore[no-untyped-def]
 
 def _load_exr(data: bytes):  # type: ignore[no-untyped-def]
     import numpy as np
-    import OpenEXR
+    import OpenEXR  # type: ignore[import-not-found]  # the bindings ship no type stubs
 
     exr = OpenEXR.File(io.BytesIO(data))
     channels = exr.channels()

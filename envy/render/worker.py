@@ -12,20 +12,19 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from envy.protocol.status import WorkerStatus
 from envy.render.claims import DONE, LOST, MINE, UNKNOWN, Claim
-from envy.render.jobs import Job
 from envy.render.host import ChildOutcome, RunningChild, WorkerLoop
+from envy.render.jobs import Job
 from envy.render.plans import PlanError, WorkPlan
 from envy.render.progress import ProgressParser
 from envy.render.thumbnails import write_thumbnail
 from envy.share.fs import ShareFS
 from envy.share.layout import make_dirs_within
-
 
 log = logging.getLogger(__name__)
 
@@ -242,7 +241,7 @@ class RenderWorker(threading.Thread):
         # appending to it breaks no one-writer rule.
         try:
             make_dirs_within(self.loop.host.layout.jobs_dir, log_path.parent.parent.name, "logs")
-            self.loop.host.fs.append(log_path, f"\nENVY FAILED: {reason}\n".encode("utf-8"))
+            self.loop.host.fs.append(log_path, f"\nENVY FAILED: {reason}\n".encode())
         except OSError as exc:
             log.warning("cannot write the failure reason to %s: %s", log_path, exc)
 

@@ -51,8 +51,13 @@ def add_submit(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--retries", type=count(0, 100), default=None, help="retries before a frame fails (default: config)"
     )
-    parser.add_argument("--remap", action="append", default=[], metavar="FROM,TO",
-                        help="path remap for other OSes, e.g. 'P:/,/mnt/renders/' (repeatable)")
+    parser.add_argument(
+        "--remap",
+        action="append",
+        default=[],
+        metavar="FROM,TO",
+        help="path remap for other OSes, e.g. 'P:/,/mnt/renders/' (repeatable)",
+    )
     parser.add_argument("--paused", action="store_true", help="submit paused; start with: envy-io resume JOB")
     parser.add_argument("--delegate", help="USD: the Hydra delegate for husk, e.g. BRAY_HdKarma (makes a husk job)")
     parser.add_argument("--tiles", help="USD: split each frame into XxY tiles, e.g. 3x3")
@@ -66,8 +71,10 @@ def run_submit(args: argparse.Namespace, env: CommandEnv) -> int:
     remap = _remap(env, args.remap)
     from envy.usd.cli_submit import looks_like_usd_folder
 
-    if args.delegate or args.tiles or (
-        (args.renderer or "husk").lower() == "husk" and looks_like_usd_folder(remap.apply(args.source, os_name()))
+    if (
+        args.delegate
+        or args.tiles
+        or ((args.renderer or "husk").lower() == "husk" and looks_like_usd_folder(remap.apply(args.source, os_name())))
     ):
         from envy.usd.submit_usd import submit_usd_from_cli
 
@@ -78,9 +85,18 @@ def run_submit(args: argparse.Namespace, env: CommandEnv) -> int:
         except OSError as exc:
             raise FarmError(f"cannot write the job: {exc}") from None
     else:
-        request = SubmitRequest(source=args.source, frames=args.frames, chunk=args.chunk, renderer=args.renderer,
-                                priority=args.priority, output=args.output, name=args.name, max_retries=args.retries,
-                                remap=args.remap, paused=args.paused)
+        request = SubmitRequest(
+            source=args.source,
+            frames=args.frames,
+            chunk=args.chunk,
+            renderer=args.renderer,
+            priority=args.priority,
+            output=args.output,
+            name=args.name,
+            max_retries=args.retries,
+            remap=args.remap,
+            paused=args.paused,
+        )
         try:
             job = submit(farm.layout, request, _profiles(env), farm.fs, local_os=os_name() if args.remap else None)
         except (JobError, RemapError) as exc:
@@ -124,18 +140,35 @@ def job_rows(env: CommandEnv, include_hidden: bool = False) -> list[tuple[JobSum
 def run_jobs(args: argparse.Namespace, env: CommandEnv) -> int:
     rows = job_rows(env, include_hidden=args.all)
     if args.json:
-        env.print(json.dumps([{**s.to_json(), **p.to_json(), "job_state": s.job.state, "user": s.job.created_by,
-                               "archived": s.job.archived} for s, p in rows], indent=1))
+        env.print(
+            json.dumps(
+                [
+                    {
+                        **s.to_json(),
+                        **p.to_json(),
+                        "job_state": s.job.state,
+                        "user": s.job.created_by,
+                        "archived": s.job.archived,
+                    }
+                    for s, p in rows
+                ],
+                indent=1,
+            )
+        )
         return 0
     if not rows:
         env.print("no jobs (submit one with: envy-io submit FOLDER)")
         return 0
-    env.print(f"{'JOB':<36} {'STATE':<22} {'USER':<10} {'PROGRESS':<22} {'DONE':>6} {'RUN':>4} {'FAIL':>4} {'PEND':>5} "
-              f"{'ELAPSED':>8} {'ETA':>8}  NAME")
+    env.print(
+        f"{'JOB':<36} {'STATE':<22} {'USER':<10} {'PROGRESS':<22} {'DONE':>6} {'RUN':>4} {'FAIL':>4} {'PEND':>5} "
+        f"{'ELAPSED':>8} {'ETA':>8}  NAME"
+    )
     for s, p in rows:
         j = s.job
-        env.print(f"{j.id:<36} {p.state:<22} {j.created_by[:10]:<10} {p.bar():<22} {s.done:>6} {s.running:>4} {s.failed:>4} "
-                  f"{s.pending:>5} {format_duration(p.elapsed_s):>8} {format_duration(p.eta_s):>8}  {j.name}")
+        env.print(
+            f"{j.id:<36} {p.state:<22} {j.created_by[:10]:<10} {p.bar():<22} {s.done:>6} {s.running:>4} {s.failed:>4} "
+            f"{s.pending:>5} {format_duration(p.elapsed_s):>8} {format_duration(p.eta_s):>8}  {j.name}"
+        )
         if s.error:
             env.print(f"    ! {s.error}")
         for item, reason in list(s.failures.items())[:10]:
@@ -155,6 +188,7 @@ def _set_state(state: str):  # type: ignore[no-untyped-def]
         for line in job_actions.set_state(env.farm, args.job, state):
             env.print(line)
         return 0
+
     return run
 
 
@@ -206,7 +240,13 @@ SUBCOMMANDS = [
     Subcommand("resume", "let agents take frames of a paused job again", add_target, _set_state("active")),
     Subcommand("cancel", "cancel a job (its files are kept)", add_target, _set_state("cancelled")),
     Subcommand("priority", "change a job's priority (0-100)", add_priority, run_priority),
-    Subcommand("reset", "re-render failed (--failed), all (--all) or some (--frames 7,10-12) frames of a job",
-               add_reset, run_reset),
-    Subcommand("archive", "hide a job from the lists (its files are kept; --undo shows it again)", add_archive, run_archive),
+    Subcommand(
+        "reset",
+        "re-render failed (--failed), all (--all) or some (--frames 7,10-12) frames of a job",
+        add_reset,
+        run_reset,
+    ),
+    Subcommand(
+        "archive", "hide a job from the lists (its files are kept; --undo shows it again)", add_archive, run_archive
+    ),
 ]

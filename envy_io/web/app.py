@@ -148,6 +148,7 @@ def build_app(farm: Any, poller: FarmPoller, hub: SnapshotHub, rule: AccessRule)
     def page(name: str):  # type: ignore[no-untyped-def]
         async def serve(request: Request) -> Response:
             return FileResponse(pages / name, headers={"Cache-Control": "no-cache"})
+
         return serve
 
     def snapshot() -> Snapshot:
@@ -193,8 +194,9 @@ def build_app(farm: Any, poller: FarmPoller, hub: SnapshotHub, rule: AccessRule)
                     items_version = view.items_version
                     yield f"event: job\ndata: {json.dumps(snap.detail_json(view.job.id))}\n\n"
 
-        return StreamingResponse(stream(), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        return StreamingResponse(
+            stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        )
 
     async def body(request: Request) -> dict[str, Any]:
         raw = await request.body()
@@ -229,6 +231,7 @@ def build_app(farm: Any, poller: FarmPoller, hub: SnapshotHub, rule: AccessRule)
             if not isinstance(action, str):
                 raise UsageError(f"give an action: one of {', '.join(job_actions.ACTIONS)}")
             return job_actions.run_action(farm, job_id, action, data.get("value"))
+
         return await run_change(request, work)
 
     async def requeue(request: Request) -> Response:
@@ -241,11 +244,13 @@ def build_app(farm: Any, poller: FarmPoller, hub: SnapshotHub, rule: AccessRule)
             if not isinstance(items, list) or not items or not all(isinstance(i, str) for i in items):
                 raise UsageError("select one or more finished or failed frames to requeue")
             return job_actions.reset(farm, job_id, ["failed", "done"], items=items)
+
         return await run_change(request, work)
 
     async def send_command(request: Request) -> Response:
         def work(data: dict[str, Any]) -> list[str]:
             return send_lines(farm, data.get("hosts"), data.get("command"))
+
         return await run_change(request, work)
 
     async def item(request: Request) -> Response:
@@ -372,6 +377,14 @@ def read_attempts(farm: Any, job_id: str, base: str) -> list[dict[str, Any]]:
         except OSError:
             continue
         reasons = _REASON_RE.findall(tail)
-        found.append({"host": attempt.host, "attempt": attempt.attempt, "log": attempt.log,
-                      "modified": info.st_mtime, "size": info.st_size, "reason": reasons[-1] if reasons else ""})
+        found.append(
+            {
+                "host": attempt.host,
+                "attempt": attempt.attempt,
+                "log": attempt.log,
+                "modified": info.st_mtime,
+                "size": info.st_size,
+                "reason": reasons[-1] if reasons else "",
+            }
+        )
     return found

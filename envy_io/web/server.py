@@ -74,8 +74,14 @@ def bind(host: str, port: int, fallback: bool) -> socket.socket:
     return sock
 
 
-def make_monitor(farm: Any, host: str = "127.0.0.1", port: int = DEFAULT_PORT, interval: float = 1.0,
-                 token: str | None = None, fallback_port: bool = False) -> WebMonitor:
+def make_monitor(
+    farm: Any,
+    host: str = "127.0.0.1",
+    port: int = DEFAULT_PORT,
+    interval: float = 1.0,
+    token: str | None = None,
+    fallback_port: bool = False,
+) -> WebMonitor:
     rule = AccessRule.for_listen(host, token)
     hub = SnapshotHub()
 
@@ -88,17 +94,21 @@ def make_monitor(farm: Any, host: str = "127.0.0.1", port: int = DEFAULT_PORT, i
     bound = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
     url = f"http://{shown}:{bound}/" + (f"?token={rule.token}" if rule.token else "")
-    config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
-                            lifespan="on", access_log=False)
+    config = uvicorn.Config(
+        app, log_level="warning", timeout_graceful_shutdown=SHUTDOWN_GRACE_S, lifespan="on", access_log=False
+    )
     return WebMonitor(url, uvicorn.Server(config), poller, hub, sock)
 
 
-def run_web(farm: Any, host: str, port: int | None, interval: float, open_browser: bool,
-            out: TextIO = sys.stdout) -> int:
+def run_web(
+    farm: Any, host: str, port: int | None, interval: float, open_browser: bool, out: TextIO = sys.stdout
+) -> int:
     monitor = make_monitor(farm, host, DEFAULT_PORT if port is None else port, interval, fallback_port=port is None)
     if AccessRule.for_listen(host).token is not None:
-        out.write(f"envy-io web: listening on {host}, not only this machine: anyone with the token below can "
-                  "pause, cancel and requeue jobs and send commands as you\n")
+        out.write(
+            f"envy-io web: listening on {host}, not only this machine: anyone with the token below can "
+            "pause, cancel and requeue jobs and send commands as you\n"
+        )
     out.write(f"Envy web monitor: {monitor.url}   (Ctrl-C to stop)\n")
     out.flush()
     if open_browser:

@@ -70,10 +70,22 @@ class JobView:
 
     def to_json(self) -> dict[str, Any]:
         j = self.job
-        return {"id": j.id, "name": j.name, "user": j.created_by, "renderer": j.renderer, "priority": j.priority,
-                "kind": j.kind, "job_state": j.state, "archived": j.archived, "source": j.source,
-                "output": self.output, "created_at": j.created_at, "error": self.error,
-                "items_version": self.items_version, **self.progress.to_json()}
+        return {
+            "id": j.id,
+            "name": j.name,
+            "user": j.created_by,
+            "renderer": j.renderer,
+            "priority": j.priority,
+            "kind": j.kind,
+            "job_state": j.state,
+            "archived": j.archived,
+            "source": j.source,
+            "output": self.output,
+            "created_at": j.created_at,
+            "error": self.error,
+            "items_version": self.items_version,
+            **self.progress.to_json(),
+        }
 
 
 @dataclass(frozen=True)
@@ -89,8 +101,14 @@ class Snapshot:
         return next((v for v in self.jobs if v.job.id == job_id), None)
 
     def summary_json(self) -> dict[str, Any]:
-        return {"version": self.version, "taken_at": self.taken_at, "share": self.share,
-                "jobs": [v.to_json() for v in self.jobs], "hosts": list(self.hosts), "warnings": list(self.warnings)}
+        return {
+            "version": self.version,
+            "taken_at": self.taken_at,
+            "share": self.share,
+            "jobs": [v.to_json() for v in self.jobs],
+            "hosts": list(self.hosts),
+            "warnings": list(self.warnings),
+        }
 
     def detail_json(self, job_id: str) -> dict[str, Any] | None:
         view = self.job(job_id)
@@ -119,19 +137,40 @@ def host_state(view: AgentView, dead_after: float) -> str:
 
 def host_json(view: AgentView, dead_after: float) -> dict[str, Any]:
     s: AgentStatus = view.status
-    return {"host": s.host, "state": host_state(view, dead_after), "agent_state": s.state, "alive": view.alive,
-            "silent_s": None if view.silent_s is None else round(view.silent_s, 1), "version": s.version,
-            "ip": s.ip, "user": s.user, "os": s.os, "locked_reason": s.locked_reason, "message": s.message[:200],
-            "work": s.work[:200], "done_frames": s.done_frames,
-            "workers": [{"index": w.index, "job": w.job, "frame": w.frame, "percent": w.percent,
-                         "elapsed_s": w.elapsed_s} for w in s.workers if w.frame or w.job]}
+    return {
+        "host": s.host,
+        "state": host_state(view, dead_after),
+        "agent_state": s.state,
+        "alive": view.alive,
+        "silent_s": None if view.silent_s is None else round(view.silent_s, 1),
+        "version": s.version,
+        "ip": s.ip,
+        "user": s.user,
+        "os": s.os,
+        "locked_reason": s.locked_reason,
+        "message": s.message[:200],
+        "work": s.work[:200],
+        "done_frames": s.done_frames,
+        "workers": [
+            {"index": w.index, "job": w.job, "frame": w.frame, "percent": w.percent, "elapsed_s": w.elapsed_s}
+            for w in s.workers
+            if w.frame or w.job
+        ],
+    }
 
 
 def item_json(item: ItemName, thumbs: frozenset[str], seconds: float | None) -> dict[str, Any]:
     state = "running" if item.state == "work" else item.state
-    return {"name": item.original, "base": item.base, "frame": frame_number(item.base), "state": state,
-            "host": item.host, "failures": item.failures, "thumb": item.base.casefold() in thumbs,
-            "seconds": seconds}
+    return {
+        "name": item.original,
+        "base": item.base,
+        "frame": frame_number(item.base),
+        "state": state,
+        "host": item.host,
+        "failures": item.failures,
+        "thumb": item.base.casefold() in thumbs,
+        "seconds": seconds,
+    }
 
 
 @dataclass
@@ -154,8 +193,14 @@ class _JobMemory:
 class FarmPoller(threading.Thread):
     """Reads the share once per ``interval`` and hands each :class:`Snapshot` to ``publish``."""
 
-    def __init__(self, board: AgentBoard, remap: Callable[[Job], PathRemap], publish: Callable[[Snapshot], None],
-                 interval: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        board: AgentBoard,
+        remap: Callable[[Job], PathRemap],
+        publish: Callable[[Snapshot], None],
+        interval: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         super().__init__(name="envy-web-poller", daemon=True)
         self.board = board
         self.layout = board.layout
@@ -228,8 +273,12 @@ class FarmPoller(threading.Thread):
             return self._view(job, memory, JobSummary(job, error=str(exc)), (), "")
         folder = work_folder(self.layout, job, remap)
         output = job.output and remap.apply(job.output, os_name()) or (str(folder) if job.kind == "frames" else "")
-        settled = memory.listing is not None and memory.listed_job == job and not fresh and (
-            job.state == "cancelled" or job.archived or memory.finished_at is not None)
+        settled = (
+            memory.listing is not None
+            and memory.listed_job == job
+            and not fresh
+            and (job.state == "cancelled" or job.archived or memory.finished_at is not None)
+        )
         if settled and self.clock() - memory.listed_at < SETTLED_RELIST_S:
             listing = memory.listing
         else:
@@ -237,8 +286,9 @@ class FarmPoller(threading.Thread):
                 listing = sort_listing(self.fs.listdir(folder), ItemPattern(job.extensions))
             except OSError as exc:
                 memory.listing = None
-                return self._view(job, memory, JobSummary(job, error=f"cannot list items: {exc.strerror or exc}"), (),
-                                  output)
+                return self._view(
+                    job, memory, JobSummary(job, error=f"cannot list items: {exc.strerror or exc}"), (), output
+                )
             memory.listing, memory.listed_at, memory.listed_job = listing, self.clock(), job
         summary = JobSummary(job, len(listing.pending), len(listing.working), len(listing.done), len(listing.failed))
         done_keys = frozenset(i.base.casefold() for i in listing.done)
@@ -248,8 +298,9 @@ class FarmPoller(threading.Thread):
         grid = tuple(item_json(i, memory.thumbs, self._seconds(memory, i)) for i in items)
         return self._view(job, memory, summary, grid, output)
 
-    def _view(self, job: Job, memory: _JobMemory, summary: JobSummary, grid: tuple[dict[str, Any], ...],
-              output: str) -> JobView:
+    def _view(
+        self, job: Job, memory: _JobMemory, summary: JobSummary, grid: tuple[dict[str, Any], ...], output: str
+    ) -> JobView:
         rate = self.rates.rate(job.id, summary.done)
         p = progress(summary, rate=rate, finished_at=memory.finished_at)
         if p.state in FINISHED and memory.finished_at is None:
@@ -269,8 +320,9 @@ class FarmPoller(threading.Thread):
             memory.thumb_retries -= 1
             try:
                 names = self.fs.listdir(thumbs_dir(self.layout, job.id))
-                memory.thumbs = frozenset(n[: -len(THUMB_EXT)].casefold() for n in names
-                                          if n.lower().endswith(THUMB_EXT) and not is_junk(n))
+                memory.thumbs = frozenset(
+                    n[: -len(THUMB_EXT)].casefold() for n in names if n.lower().endswith(THUMB_EXT) and not is_junk(n)
+                )
             except OSError:
                 pass  # no thumbnails yet
         if done_keys != memory.logs_for:
@@ -305,9 +357,8 @@ class FarmPoller(threading.Thread):
             data = read_tail(path, LOG_TAIL_BYTES)
         except OSError:
             return None, None
-        m = None
-        for m in _FOOTER_RE.finditer(data):
-            pass
+        found = list(_FOOTER_RE.finditer(data))
+        m = found[-1] if found else None
         result = (float(m[2]), int(m[1])) if m else (None, None)
         if m:
             self._log_cache[path.name] = result
