@@ -20,6 +20,7 @@ import json
 import logging
 import shutil
 import time
+import uuid
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -133,7 +134,9 @@ def init_share(root: Path, user: str, fs: ShareFS) -> list[Path]:
         atomic_write(layout.instructions, instructions_header(), fs)
         created.append(layout.instructions)
     if not layout.sentinel.exists():
-        info = {"envy": __version__, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        # The id tells a re-created share from the old one at the same path (envy/local_state.py).
+        info = {"envy": __version__, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "id": uuid.uuid4().hex}
         atomic_write(layout.sentinel, json.dumps(info) + "\n", fs)
         created.append(layout.sentinel)
     return created
