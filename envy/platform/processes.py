@@ -246,3 +246,44 @@ def _own_children(procs: list[psutil.Process]) -> set[int]:
         except psutil.Error:
             continue
     return own
+
+
+def suspend_procs(procs: Iterable[psutil.Process]) -> list[int]:
+    """Suspend each process (SIGSTOP on POSIX, NtSuspendProcess on Windows); return the pids suspended.
+
+    Used to pause a render while someone uses the machine: it keeps its memory
+    and resumes where it was. Processes that are gone or not ours are skipped.
+    """
+    done = []
+    for proc in procs:
+        try:
+            proc.suspend()
+            done.append(proc.pid)
+        except psutil.NoSuchProcess:
+            continue
+        except psutil.AccessDenied as exc:
+            log.warning("not allowed to pause pid %s: %s", proc.pid, exc)
+    return done
+
+
+def resume_procs(procs: Iterable[psutil.Process]) -> list[int]:
+    """Resume processes paused by ``suspend_procs``; return the pids resumed."""
+    done = []
+    for proc in procs:
+        try:
+            proc.resume()
+            done.append(proc.pid)
+        except psutil.NoSuchProcess:
+            continue
+        except psutil.AccessDenied as exc:
+            log.warning("not allowed to resume pid %s: %s", proc.pid, exc)
+    return done
+
+
+def lowest_priority(procs: Iterable[psutil.Process]) -> None:
+    """The lowest CPU priority the OS has (idle class on Windows, nice 19 on POSIX); log, never raise."""
+    for proc in procs:
+        try:
+            proc.nice(psutil.IDLE_PRIORITY_CLASS if _WINDOWS else 19)  # type: ignore[attr-defined]
+        except (psutil.Error, OSError) as exc:
+            log.debug("could not lower pid %s to the lowest priority: %s", proc.pid, exc)
