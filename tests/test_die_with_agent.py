@@ -19,13 +19,13 @@ from pathlib import Path
 
 import psutil
 import pytest
-
 from conftest import require_tool
+from farm import wait_for
+
 from envy.demo import write_frames
 from envy.platform import pdeath_start
 from envy.platform.die_with_agent import DieWithAgent
 from envy.platform.processes import is_alive
-from farm import wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -157,3 +157,31 @@ def test_windows_job_structures_have_the_documented_64_bit_sizes() -> None:
     assert ctypes.sizeof(windows_job.IO_COUNTERS) == 48
     assert ctypes.sizeof(windows_job.JOBOBJECT_BASIC_LIMIT_INFORMATION) == 64
     assert ctypes.sizeof(windows_job.JOBOBJECT_EXTENDED_LIMIT_INFORMATION) == 144
+
+
+def test_a_render_started_from_a_thread_that_ends_keeps_running(tmp_path: Path) -> None:
+    """Linux sends the parent-death signal when the forking *thread* exits: popen forks from one long-lived thread."""
+    import threading
+
+    keeper = DieWithAgent()
+    started: list[subprocess.Popen[bytes]] = []
+    marker = tmp_path / "finished"
+    code = f"import time; time.sleep(1.5); open({str(marker)!r}, 'w').close()"
+    thread = threading.Thread(target=lambda: started.append(keeper.popen([sys.executable, "-c", code])))
+    thread.start()
+    thread.join()  # the thread that asked for the render is gone
+    try:
+        assert started[0].wait(timeout=30) == 0 and marker.exists()
+    finally:
+        keeper.close()
+
+
+def test_popen_raises_what_popen_raises(tmp_path: Path) -> None:
+    not_a_folder = tmp_path / "a-file.txt"
+    not_a_folder.write_text("x")
+    keeper = DieWithAgent()
+    try:
+        with pytest.raises(NotADirectoryError):
+            keeper.popen([sys.executable, "-c", "pass"], cwd=str(not_a_folder))
+    finally:
+        keeper.close()

@@ -10,7 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from envy.local_state import AlreadyRunning, agent_state_dir, claim_agent, share_id, share_key
+from envy.local_state import (
+    AlreadyRunning,
+    agent_state_dir,
+    claim_agent,
+    share_id,
+    share_key,
+)
 from envy.share.fs import REAL_FS
 from envy.share.layout import ShareLayout, init_share
 

@@ -13,7 +13,12 @@ import pytest
 from envy.nimby.decide import NICE, PAUSE, RUN, STOP, decide
 from envy.nimby.settings import NimbySettingError, NimbySettings, RenderHours
 from envy.nimby.watcher import NimbyWatcher
-from envy.platform.idle import MachineUse, idle_from_ticks, parse_ioreg_idle, parse_loginctl_idle
+from envy.platform.idle import (
+    MachineUse,
+    idle_from_ticks,
+    parse_ioreg_idle,
+    parse_loginctl_idle,
+)
 
 NOON = dt.time(12, 0)
 

@@ -17,6 +17,8 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from farm import Farm, wait_for
+
 from envy.local_state import share_key
 from envy.platform.service import (
     ServiceSpec,
@@ -26,7 +28,6 @@ from envy.platform.service import (
     schtasks_xml,
     systemd_unit,
 )
-from farm import Farm, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 

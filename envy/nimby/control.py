@@ -13,7 +13,12 @@ from typing import Protocol
 
 import psutil
 
-from envy.platform.processes import collect_tree, lowest_priority, resume_procs, suspend_procs
+from envy.platform.processes import (
+    collect_tree,
+    lowest_priority,
+    resume_procs,
+    suspend_procs,
+)
 
 
 class RunningRender(Protocol):

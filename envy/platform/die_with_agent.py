@@ -25,9 +25,14 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
+import subprocess
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -44,13 +49,25 @@ def helper_mode() -> str | None:
 class DieWithAgent:
     """Makes the children this process starts die when it dies. One per agent; thread-safe.
 
-    Call ``wrap`` on the argv before starting the child and ``adopt`` with its
-    pid right after. ``mode`` overrides the OS's choice (tests use ``watch`` on Linux).
+    ``popen`` starts a child tied to this process: it wraps the argv, starts
+    it from the launcher thread and adopts it. (Or call ``wrap`` before and
+    ``adopt`` after starting it yourself.) ``mode`` overrides the OS's choice
+    (tests use ``watch`` on Linux).
+
+    The launcher thread exists because Linux sends the parent-death signal
+    when the *thread* that forked the child exits, not the process: a render
+    started from a worker thread that ends (or a thread started for one NV
+    command) would be killed with that thread. One long-lived thread does
+    every fork, so the signal comes only when the agent itself dies.
     """
 
     def __init__(self, mode: str | None = "auto") -> None:
         self._mode = helper_mode() if mode == "auto" else mode
         self._job: object | None = None
+        self._requests: queue.SimpleQueue[tuple[Callable[[], subprocess.Popen[bytes]], Future[Any]] | None] = \
+            queue.SimpleQueue()
+        self._launcher: threading.Thread | None = None
+        self._launcher_lock = threading.Lock()
         if sys.platform == "win32":
             from envy.platform.windows_job import KillOnCloseJob
 
@@ -80,8 +97,42 @@ class DieWithAgent:
         except OSError as exc:
             log.warning("pid %s will not die with the agent if it is killed: %s", pid, exc)
 
+    def popen(self, argv: Sequence[str], **kwargs: Any) -> subprocess.Popen[bytes]:
+        """``subprocess.Popen(wrap(argv), **kwargs)`` from the launcher thread, then ``adopt``; raises as Popen does."""
+        args = self.wrap(argv)
+        if self._mode == "exec":
+            done: Future[subprocess.Popen[bytes]] = Future()
+            self._requests.put((lambda: subprocess.Popen(args, **kwargs), done))
+            self._ensure_launcher()
+            child = done.result()
+        else:
+            child = subprocess.Popen(args, **kwargs)
+        self.adopt(child.pid)
+        return child
+
+    def _ensure_launcher(self) -> None:
+        with self._launcher_lock:
+            if self._launcher is None:
+                self._launcher = threading.Thread(target=self._launch_loop, name="envy-launcher", daemon=True)
+                self._launcher.start()
+
+    def _launch_loop(self) -> None:
+        while True:
+            request = self._requests.get()
+            if request is None:
+                return
+            start, done = request
+            try:
+                done.set_result(start())
+            except BaseException as exc:  # handed to the caller, who raises it
+                done.set_exception(exc)
+
     def close(self) -> None:
-        """Closing the job kills what is still in it: call only once the renders are stopped."""
+        """Stop the launcher; closing the job kills what is still in it: call once the renders are stopped."""
+        with self._launcher_lock:
+            if self._launcher is not None:
+                self._requests.put(None)
+                self._launcher = None
         if self._job is not None:
             self._job.close()  # type: ignore[attr-defined]
             self._job = None

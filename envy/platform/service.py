@@ -25,9 +25,9 @@ import shlex
 import shutil
 import subprocess
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
 from xml.sax.saxutils import escape
 
 ENVY_ROOT = Path(__file__).resolve().parents[2]  # the folder holding the envy package
@@ -267,8 +267,8 @@ def _register(spec: ServiceSpec, path: Path) -> list[str]:
         _check(["launchctl", "bootstrap", domain, str(path)])
         return [f"loaded {path.name} into launchd ({domain})"]
     if not _systemd_running():
-        return ["systemd is not running here: the unit is written; enable it where systemd runs with "
-                f"`{' '.join(_systemctl(spec))} enable --now {spec.name}`"]
+        enable = f"{' '.join(_systemctl(spec))} enable --now {spec.name}"
+        return [f"systemd is not running here: the unit is written; enable it where systemd runs with `{enable}`"]
     _check(_systemctl(spec) + ["daemon-reload"])
     _check(_systemctl(spec) + ["enable", "--now", spec.name])
     return [f"enabled and started {spec.name}"]
