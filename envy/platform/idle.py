@@ -31,7 +31,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import psutil
 
@@ -108,17 +108,19 @@ class X11InputIdle:
     def __init__(self, display: str | None = None) -> None:
         self._name = display if display is not None else os.environ.get("DISPLAY", "")
         self._display: int | None = None
-        self._xlib = self._xss = None
-        self._info = None
+        self._xlib: ctypes.CDLL | None = None
+        self._xss: ctypes.CDLL | None = None
+        self._info: Any = None  # a pointer to the XScreenSaverInfo libXss allocated
+        self._root = 0
 
     def __call__(self) -> float | None:
         if not self._name:
             return None
-        if self._display is None and not self._open():
+        if (self._display is None and not self._open()) or self._xss is None:
             return None
-        if not self._xss.XScreenSaverQueryInfo(self._display, self._root, self._info):  # type: ignore[union-attr]
+        if not self._xss.XScreenSaverQueryInfo(self._display, self._root, self._info):
             return None
-        return float(self._info.contents.idle) / 1000.0  # type: ignore[union-attr]
+        return float(self._info.contents.idle) / 1000.0
 
     def _open(self) -> bool:
         try:
