@@ -194,3 +194,16 @@ def test_from_pause_to_stop_resumes_before_giving_back() -> None:
     watcher.poll_once()
     watcher.poll_once()
     assert control.calls == ["hold", "suspend", "resume", "hold", "give_back"]
+
+
+def test_config_keys_validate_one_by_one_and_build_settings() -> None:
+    from types import SimpleNamespace
+
+    from envy.nimby.settings import KEY_DEFAULTS, nimby_settings, validate_key
+
+    assert validate_key("idle_after", 2, "f.yaml") == 2.0
+    assert validate_key("render_hours", " 18:00-08:00 ", "f.yaml") == "18:00-08:00"
+    with pytest.raises(NimbySettingError, match="f.yaml: 'when_in_use'"):
+        validate_key("when_in_use", "later", "f.yaml")
+    config = SimpleNamespace(**{**KEY_DEFAULTS, "when_in_use": "stop", "idle_after": 0.5})
+    assert nimby_settings(config) == NimbySettings(when_in_use="stop", idle_after_s=30.0)

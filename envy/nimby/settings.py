@@ -85,3 +85,27 @@ class NimbySettings:
             raise NimbySettingError(f"{where}: 'render_hours' must be text such as \"18:00-08:00\", got {hours_text!r}")
         hours = RenderHours.parse(hours_text, where=where) if hours_text.strip() else None
         return cls(str(when), float(idle) * 60.0, float(cpu), users, hours)
+
+
+# The config keys (envy/config.py) with their defaults, as users write them.
+KEY_DEFAULTS: dict[str, Any] = {
+    "when_in_use": "pause",
+    "idle_after": 10.0,
+    "cpu_busy_percent": 0.0,
+    "users_in_use": True,
+    "render_hours": "",
+}
+
+
+def validate_key(key: str, value: Any, where: str) -> Any:
+    """Check one NIMBY key as envy/config.py does for every key; the value as the config keeps it."""
+    NimbySettings.from_values({key: value}, where)  # raises NimbySettingError naming key and source
+    if key in ("idle_after", "cpu_busy_percent"):
+        return float(value)
+    return value if key != "render_hours" else (value or "").strip()
+
+
+def nimby_settings(config: Any) -> NimbySettings:
+    """The NIMBY settings of a Config (keys it lacks keep their defaults)."""
+    values = {key: getattr(config, key) for key in KEY_DEFAULTS if hasattr(config, key)}
+    return NimbySettings.from_values(values, "settings")

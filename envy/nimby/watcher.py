@@ -50,12 +50,14 @@ class RenderControl(Protocol):
 class NimbyWatcher:
     """Start with ``start()``; ``stop()`` resumes anything it paused and returns within one wait."""
 
-    def __init__(self, settings: NimbySettings, reader: MachineUseReader, control: RenderControl,
-                 poll_s: float, clock: Callable[[], dt.time] = lambda: dt.datetime.now().time()) -> None:
-        self._settings = settings
+    def __init__(self, settings: NimbySettings | Callable[[], NimbySettings], reader: MachineUseReader,
+                 control: RenderControl, poll_s: float | Callable[[], float],
+                 clock: Callable[[], dt.time] = lambda: dt.datetime.now().time()) -> None:
+        # Callables are read at each poll, so a reload() reaches the watcher.
+        self._settings = settings if callable(settings) else (lambda: settings)
         self._reader = reader
         self._control = control
-        self._poll_s = poll_s
+        self._poll_s = poll_s if callable(poll_s) else (lambda: poll_s)
         self._clock = clock
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name="envy-nimby", daemon=True)
@@ -69,12 +71,9 @@ class NimbyWatcher:
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(timeout=5)
 
-    def update_settings(self, settings: NimbySettings) -> None:
-        self._settings = settings  # a reload(): one reference swap, read at the next poll
-
     def poll_once(self) -> Decision:
         use = self._reader.read(self._control.render_pids())
-        new = decide(self._settings, use, self._clock())
+        new = decide(self._settings(), use, self._clock())
         self._apply(self.decision, new)
         self.decision = new
         return new
@@ -86,7 +85,7 @@ class NimbyWatcher:
                     self.poll_once()
                 except Exception:
                     log.exception("NIMBY check failed; trying again at the next poll")
-                self._stopped.wait(self._poll_s)
+                self._stopped.wait(self._poll_s())
         finally:
             if self.decision.action == PAUSE:
                 self._control.resume()  # the agent is stopping: its stop kills running trees, paused or not
