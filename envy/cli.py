@@ -15,6 +15,7 @@ import yaml
 
 from envy import __version__
 from envy.config import ConfigError, load_config
+from envy.service_command import add_service_parser, cmd_service
 from envy.platform.host import host_name, local_dirs, user_name, validate_host_name
 from envy.share.fs import REAL_FS
 
@@ -55,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="start in render mode: work through the active jobs at once (for lab startup scripts)")
     agent.add_argument("-v", "--verbose", action="count", default=0)
 
+    add_service_parser(sub)
+
     demo = sub.add_parser("demo", help="run a local demo farm that renders real frames")
     demo.add_argument("--dir", default="envy-demo", help="where to create the demo share (default: ./envy-demo)")
     demo.add_argument("--agents", type=int, default=3, help="how many local agents (default 3)")
@@ -78,11 +81,12 @@ def cmd_init(args: argparse.Namespace) -> int:
 def cmd_agent(args: argparse.Namespace) -> int:
     from envy.agent.agent import EXIT_RESTART
     from envy.agent.build import build_agent
-    from envy.agent.single import AlreadyRunning, claim_host
     from envy.logs import log_dir_for, setup_agent_logging
     from envy.platform.reexec import reexec
     from envy.policy.enforce import PolicyRefusal
     from envy.protocol.signing import SigningError
+    from envy.local_state import AlreadyRunning, claim_agent
+    from envy.platform.session_end import SessionEndWatcher
     from envy.share.layout import ShareLayout
 
     host = args.host or host_name()
@@ -105,10 +109,10 @@ def cmd_agent(args: argparse.Namespace) -> int:
     if not config.share:
         raise UsageError("no share given: use --share DIR, set ENVY_SHARE, or put 'share:' in your config.yaml")
     layout = ShareLayout(Path(config.share))
-    state_dir = dirs.agent_state(host)
+    state_dir = dirs.agent_state(host, layout.root)
     state_dir.mkdir(parents=True, exist_ok=True)
     try:
-        claim_host(state_dir, host)
+        claim_agent(state_dir, host, layout.root)
     except AlreadyRunning as exc:
         raise UsageError(str(exc)) from None
     log_dir = log_dir_for(layout.logs_dir, host, dirs.logs)
@@ -120,7 +124,14 @@ def cmd_agent(args: argparse.Namespace) -> int:
     except (SigningError, PolicyRefusal) as exc:
         log.error("%s", exc)  # also in the share log: an agent started at log-in has no console
         raise UsageError(str(exc)) from None
-    code = agent.run()
+    # Sign-out, shut-down, a closed terminal, Ctrl-C: one clean stop (envy/platform/session_end.py).
+    session_end = SessionEndWatcher(agent.request_stop)
+    session_end.start()
+    try:
+        code = agent.run()
+    finally:
+        session_end.finished()  # Windows holds the process for us until here
+        session_end.close()
     if code == EXIT_RESTART:
         argv = sys.argv[1:] if sys.argv and sys.argv[0].endswith(("envy", "envy.exe", "__main__.py")) else []
         reexec(argv or ["agent", "--share", str(layout.root), "--host", host])
@@ -138,7 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command != "agent":
         logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING, format="%(levelname)s %(message)s")
-    handlers = {"init": cmd_init, "agent": cmd_agent, "demo": cmd_demo}
+    handlers = {"init": cmd_init, "agent": cmd_agent, "demo": cmd_demo, "service": cmd_service}
     try:
         return handlers[args.command](args)
     except (UsageError, ConfigError) as exc:

@@ -29,8 +29,10 @@ from typing import Any, Mapping
 from envy.platform.host import user_config_dir
 from envy.protocol.selectors import DEFAULT_HOST_PATTERN
 from envy.settings.files import parse_yaml
+from envy.nimby.settings import WHEN_IN_USE, NimbySettingError, RenderHours
 from envy.settings.kinds import (
     Checked,
+    Choice,
     Flag,
     MapOf,
     Number,
@@ -54,6 +56,16 @@ _RENDERER = Record(
            ConfigError),
     "a mapping like {executable: PATH}",
 )
+
+
+def _render_hours_check(value: str, key: str, source: Source) -> str:
+    text = value.strip()
+    if text:
+        try:
+            RenderHours.parse(text, key, source.where)
+        except NimbySettingError:
+            source.fail(key, f"must be two different times HH:MM-HH:MM such as \"18:00-08:00\", got {value!r}")
+    return text
 
 
 def _dead_after_problem(values: Mapping[str, Any]) -> str | None:
@@ -116,6 +128,20 @@ class Config:
         "StrictModes (envy/security.py).")
     log_max_bytes: int = setting(1_000_000, Whole(ge=1), "The agent's log is rotated at this size.")
     log_backups: int = setting(3, Whole(ge=0), "Old agent log files kept.")
+    # Someone at the machine (NIMBY): docs/machine-use.md, envy/nimby/.
+    when_in_use: str = setting(
+        "pause", Choice(*WHEN_IN_USE),
+        "What renders do while someone uses the machine: pause (suspend, resume when idle again), stop "
+        "(give the frame back), nice (lowest priority) or keep.")
+    idle_after: float = setting(
+        10.0, Number(ge=0), "Minutes without keyboard or mouse input before the machine counts as idle again.")
+    cpu_busy_percent: float = setting(
+        0.0, Number(ge=0, le=100), "Other programs using more than this % of the CPU count as in use (0: off).")
+    users_in_use: bool = setting(
+        True, Flag(), "Another user signed in at the machine (console, remote desktop) counts as in use.")
+    render_hours: str = setting(
+        "", Checked(Text("text such as \"18:00-08:00\""), _render_hours_check),
+        "Render only in these hours, local time, e.g. \"18:00-08:00\" (overnight spans midnight); empty: any time.")
     sources: tuple[str, ...] = ()  # the files that were read, for `envy-io config` and error messages
 
     def with_values(self, values: Mapping[str, Any], where: str) -> Config:

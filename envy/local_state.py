@@ -1,5 +1,6 @@
 """An agent's private state on this machine: one folder per share and host, and its lock.
 
+The folder is ``LocalDirs.agent_state(host, share)`` (envy/platform/dirs.py).
 Everything an agent keeps locally (the single-agent lock, the command
 ledger, the render mode to resume, the record of its children, its local
 log) lives in ``<local state>/agents/<host>-<share key>/``. The share key is
@@ -27,28 +28,19 @@ from pathlib import Path
 
 import psutil
 
+from envy.platform.dirs import share_key
 from envy.share.fs import ShareFS
 from envy.share.layout import ShareLayout
 
+__all__ = ["LOCK_FILE", "AlreadyRunning", "claim_agent", "share_id", "share_key"]
+
 LOCK_FILE = "agent.pid"
-_KEY_CHARS = 10
 _SENTINEL_MAX_BYTES = 4096
 _CREATE_TIME_TOLERANCE_S = 1.0
 
 
 class AlreadyRunning(RuntimeError):
     """Another live agent holds this share and host on this machine."""
-
-
-def share_key(share: str | os.PathLike[str]) -> str:
-    """A short stable key for the share's folder as this machine names it (case-folded where the OS is)."""
-    text = os.path.normcase(os.path.abspath(os.fspath(share))).rstrip("/\\") or "/"
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:_KEY_CHARS]
-
-
-def agent_state_dir(base: Path, host: str, share: str | os.PathLike[str]) -> Path:
-    """The local folder for the agent of ``host`` on ``share`` (not created here)."""
-    return Path(base) / "agents" / f"{host.lower()}-{share_key(share)}"
 
 
 def share_id(layout: ShareLayout, fs: ShareFS) -> str | None:

@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from envy.local_state import share_key
+from envy.platform.dirs import share_key
 from envy.platform.service import ServiceError, ServiceSpec, install, remove, status
 
 # Variables passed on to the installed agent when they are set at install time.
@@ -50,14 +50,3 @@ def cmd_service(args: argparse.Namespace) -> int:
     for line in lines:
         print(line)
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m envy.service_command ...`` until `envy service` is wired into envy/cli.py."""
-    parser = argparse.ArgumentParser(prog="envy")
-    add_service_parser(parser.add_subparsers(dest="command", required=True))
-    return cmd_service(parser.parse_args(["service", *(sys.argv[1:] if argv is None else argv)]))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -154,6 +154,10 @@ def describe_state(status: AgentStatus) -> str:
     state = status.state or "unknown"
     if state == "locked":
         return f"locked ({status.locked_reason})" if status.locked_reason else state
+    if state == "paused":
+        return status.work or state  # "paused: someone is using this machine"
+    if state == "stopped":
+        return status.message or state  # "stopped: SIGTERM (sign-out, shut-down or kill)"
     if state not in ("rendering", "busy"):
         return state
     detail = [status.work] if status.work else []

@@ -21,7 +21,9 @@ from envy.share.fs import REAL_FS
 from envy.share.layout import ShareLayout, init_share
 from envy.waiting import wait_for  # the one wait of Envy; tests import it from here too
 
-FAST = {"heartbeat": 0.5, "poll_interval": 0.3, "dead_after": 3}
+# when_in_use keep: someone typing at the developer's machine must not pause every test's
+# renders; the NIMBY tests (test_session_agents.py) turn it on.
+FAST = {"heartbeat": 0.5, "poll_interval": 0.3, "dead_after": 3, "when_in_use": "keep"}
 
 
 _marker_numbers = itertools.count(1)

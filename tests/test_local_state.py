@@ -10,15 +10,18 @@ from pathlib import Path
 
 import pytest
 
-from envy.local_state import (
-    AlreadyRunning,
-    agent_state_dir,
-    claim_agent,
-    share_id,
-    share_key,
-)
+from envy.local_state import AlreadyRunning, claim_agent, share_id, share_key
+from envy.platform.dirs import LocalDirs
 from envy.share.fs import REAL_FS
 from envy.share.layout import ShareLayout, init_share
+
+
+def agent_state_dir(base: Path, host: str, share: object) -> Path:
+    return LocalDirs(state=base, config=base / "config").agent_state(host, share)  # type: ignore[arg-type]
+
+
+def agent_state_dir(base: Path, host: str, share: object) -> Path:
+    return LocalDirs(state=base, config=base / "config").agent_state(host, share)  # type: ignore[arg-type]
 
 
 def test_one_host_on_two_shares_gets_two_folders_and_one_share_one_folder(tmp_path: Path) -> None:

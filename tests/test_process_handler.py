@@ -231,7 +231,9 @@ AGENT = """
     import sys, time
     from pathlib import Path
     from envy.agent.processes import ProcessHandler
-    handler = ProcessHandler(Path(sys.argv[1]))
+    # Not tied to the agent's life: this tests the orphan sweep itself, the net for what the
+    # parent-death signal does not reach (grandchildren, macOS without the watcher).
+    handler = ProcessHandler(Path(sys.argv[1]), tie_to_agent=False)
     child = handler.start("render", [sys.executable, "-c", sys.argv[3], "stay"], Path(sys.argv[2]))
     print(child.pid, flush=True)
     time.sleep(60)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from farm import Farm, wait_for
 
-from envy.local_state import share_key
+from envy.platform.dirs import share_key
 from envy.platform.service import (
     ServiceSpec,
     entry_path,
@@ -43,7 +43,7 @@ def _unit_values(text: str, key: str) -> list[str]:
 def test_the_installed_unit_starts_an_agent_that_heartbeats(farm: Farm, tmp_path: Path) -> None:
     units = tmp_path / "units"
     env = {**farm.env}
-    proc = subprocess.run([sys.executable, "-m", "envy.service_command", "install", "--share", str(farm.share),
+    proc = subprocess.run([sys.executable, "-m", "envy", "service", "install", "--share", str(farm.share),
                            "--host", "night1", "--dir", str(units)], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
@@ -66,7 +66,7 @@ def test_the_installed_unit_starts_an_agent_that_heartbeats(farm: Farm, tmp_path
     finally:
         agent.terminate()
         agent.wait(timeout=20)
-    removed = subprocess.run([sys.executable, "-m", "envy.service_command", "remove", "--share", str(farm.share),
+    removed = subprocess.run([sys.executable, "-m", "envy", "service", "remove", "--share", str(farm.share),
                               "--dir", str(units)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert removed.returncode == 0 and not unit_file.exists()
 

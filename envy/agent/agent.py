@@ -35,6 +35,11 @@ from envy.agent.user_modules import NV_FILE, UserModule, load_user_module
 from envy.agent.wakeup import EarlyWakeup
 from envy.config import Config, ConfigError
 from envy.config_source import ConfigSource
+from envy.nimby.control import ProcessTreeControl
+from envy.nimby.decide import PAUSE
+from envy.nimby.settings import nimby_settings
+from envy.nimby.watcher import NimbyWatcher
+from envy.platform.idle import MachineUseReader
 from envy.platform.host import ip_address, os_name
 from envy.protocol.commands import CommandError
 from envy.protocol.instructions import Instruction, parse_instruction_file
@@ -106,6 +111,7 @@ class Agent:
         policy: PolicyGate | None = None,
         render_at_start: bool = False,
         reports: OnceLog | None = None,
+        machine_use: MachineUseReader | None = None,
     ) -> None:
         self.settings = config
         self.layout = layout
@@ -142,11 +148,20 @@ class Agent:
         self._share_error_logged = False
         self._backoff = 0.0
         self._pattern: HostNamePattern | None = None
+        self._stop_reason = ""  # why the session ended (request_stop), for the last status
         self.heartbeat = Heartbeat(layout, fs, lambda: self.config.heartbeat, self.snapshot, lambda: self._share_ok,
                                    share_clock)
         self.commands = CommandRunner(self)
         self.render: RenderLoop | None = None  # made on the first render() (or render_loop())
         self.wakeup = EarlyWakeup(layout.root, self._wake)
+        # NIMBY: someone at the machine pauses, stops or lowers the renders (envy/nimby/).
+        self._nimby_reason = ""  # written by the NIMBY thread only
+        self.nimby: NimbyWatcher | None = None
+        if machine_use is not None:
+            control = ProcessTreeControl(self.processes.children, self._nimby_hold, lambda: self._nimby_hold(""),
+                                         self._nimby_give_back)
+            self.nimby = NimbyWatcher(lambda: nimby_settings(self.config), machine_use, control,
+                                      lambda: self.config.poll_interval)
 
     @property
     def config(self) -> Config:
@@ -167,6 +182,10 @@ class Agent:
             if render.active and status.state in ("idle", "rendering"):
                 status.state = "rendering"
             status.work = render.describe()
+        nimby = self.nimby.decision if self.nimby is not None else None  # one immutable value
+        if nimby is not None and nimby.status_text and status.state in ("idle", "rendering"):
+            status.state = "paused" if nimby.action == PAUSE else status.state
+            status.work = nimby.status_text  # "paused: someone is using this machine"
         if not self._share_ok:
             status.state = "waiting-for-share"
         return status
@@ -202,6 +221,21 @@ class Agent:
         self._quit.set()
         self._wake.set()
 
+    def request_stop(self, reason: str) -> None:
+        """The session is ending (sign-out, shut-down, SIGTERM...): stop now, frames given back.
+
+        Called from the session-end relay thread (envy/platform/session_end.py);
+        the polling thread does the stopping. A second request is only logged.
+        """
+        if self._quit.is_set():
+            log.info("stop requested again (%s); already stopping", reason)
+            return
+        log.warning("stopping: %s", reason)
+        self._stop_reason = reason
+        self._restart = False
+        self._quit.set()
+        self._wake.set()
+
     def reload(self) -> None:
         if self.settings.can_reload:
             try:
@@ -222,9 +256,23 @@ class Agent:
     def render_loop(self) -> RenderLoop:
         """The render loop, made on first use (not started)."""
         if self.render is None:
-            self.render = self._make_render_loop(self)
+            render = self._make_render_loop(self)
+            render.hold(self._nimby_reason, "nimby")  # someone at the machine already: no first frame
+            self.render = render
             self.check_policy()  # a locked agent's new workers must not take a first frame
         return self.render
+
+    # -- NIMBY (called from the NIMBY thread) -------------------------------------------
+    def _nimby_hold(self, reason: str) -> None:
+        self._nimby_reason = reason
+        render = self.render
+        if render is not None:
+            render.hold(reason, "nimby")
+
+    def _nimby_give_back(self, reason: str) -> None:
+        render = self.render
+        if render is not None:
+            render.give_back(reason)
 
     def start_render(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
         self.render_loop().start(args, kwargs)
@@ -260,6 +308,8 @@ class Agent:
         self.heartbeat.start()
         self.commands.start()
         self.wakeup.start()
+        if self.nimby is not None:
+            self.nimby.start()
         self._resume_render()
         while not self._quit.is_set():
             self.poll_once()
@@ -395,6 +445,8 @@ class Agent:
     def _shutdown(self) -> int:
         log.info("agent %s stopping", self.host)
         self.set_state("stopping")
+        if self.nimby is not None:
+            self.nimby.stop()  # first: it resumes paused renders, so that they stop at once
         self.wakeup.stop()
         if self.render is not None:
             self.render.close()
@@ -409,5 +461,9 @@ class Agent:
         self.heartbeat.stop()
         if self.heartbeat.is_alive():
             self.heartbeat.join(timeout=5)
-        self.heartbeat.beat()  # a last status saying "stopping"
+        reason = self._stop_reason or ("restart()" if self._restart else "quit()")
+        self.set_state("stopped")
+        self.set_message(f"stopped: {reason}")
+        self.heartbeat.beat()  # a last status saying "stopped" and why
+        log.info("agent %s stopped (%s)", self.host, reason)
         return EXIT_RESTART if self._restart else EXIT_OK

@@ -23,6 +23,7 @@ from envy.config import Config
 from envy.config_source import ConfigLoader, ConfigSource
 from envy.houdini.cache_tasks import plan_cache_task
 from envy.platform.dirs import LocalDirs
+from envy.platform.idle import MachineUseReader, SystemMachineUse
 from envy.policy.enforce import PolicyEnforcer
 from envy.protocol.signing import default_key_path, signing_check
 from envy.render.host import RenderHost
@@ -63,6 +64,7 @@ def build_agent(
     clock: Callable[[], float] = time.time,
     policy_now: Callable[[], datetime] = datetime.now,
     policy_clock: Callable[[], float] = time.monotonic,
+    machine_use: MachineUseReader | None = None,
 ) -> Agent:
     """An agent ready to ``run()``. Raises SigningError (no usable key) or PolicyRefusal (blacklisted).
 
@@ -72,7 +74,7 @@ def build_agent(
     and the monotonic clock the lockdown policy judges by.
     """
     settings = ConfigSource(config, reload_config)
-    state_dir = dirs.agent_state(host)
+    state_dir = dirs.agent_state(host, layout.root)
     if log_dir is None:
         log_dir = (dirs.logs or layout.logs_dir) / host.lower()
     nonce = new_nonce()
@@ -105,5 +107,6 @@ def build_agent(
         fs=fs, nonce=nonce, share_clock=share_clock, ledger=ledger, processes=ProcessHandler(state_dir),
         make_render_loop=make_render_loop, verify=all_checks(checks), policy=policy,
         render_at_start=render_at_start, reports=reports,
+        machine_use=machine_use if machine_use is not None else SystemMachineUse(user),
     )
     return agent

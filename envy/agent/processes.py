@@ -26,6 +26,7 @@ from pathlib import Path
 
 import psutil
 
+from envy.platform.die_with_agent import DieWithAgent
 from envy.platform.processes import (
     is_same_process,
     kill_tree,
@@ -56,8 +57,10 @@ class ProcessHandler:
     ``close()``; leaving the ``with`` block also stops the children.
     """
 
-    def __init__(self, state_dir: Path, *, low_priority: bool = True) -> None:
+    def __init__(self, state_dir: Path, *, low_priority: bool = True, tie_to_agent: bool = True) -> None:
         self._state_dir = Path(state_dir)
+        # Children die with this process even if it is killed hard (envy/platform/die_with_agent.py).
+        self._keeper = DieWithAgent() if tie_to_agent else None
         self._state_dir.mkdir(parents=True, exist_ok=True)
         self._record_path = self._state_dir / RECORD_NAME
         self._low_priority = low_priority
@@ -106,7 +109,8 @@ class ProcessHandler:
         child_log = ChildLog(Path(log_path))
         started = datetime.now().astimezone().isoformat(timespec="seconds")
         try:
-            popen = subprocess.Popen(
+            start = self._keeper.popen if self._keeper is not None else subprocess.Popen
+            popen = start(
                 args,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,

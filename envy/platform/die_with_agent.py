@@ -98,7 +98,13 @@ class DieWithAgent:
             log.warning("pid %s will not die with the agent if it is killed: %s", pid, exc)
 
     def popen(self, argv: Sequence[str], **kwargs: Any) -> subprocess.Popen[bytes]:
-        """``subprocess.Popen(wrap(argv), **kwargs)`` from the launcher thread, then ``adopt``; raises as Popen does."""
+        """``subprocess.Popen(wrap(argv), **kwargs)`` from the launcher thread, then ``adopt``; raises as Popen does.
+
+        A program that is missing or not executable raises here, as Popen
+        would, rather than surfacing later as the helper's exit code 127.
+        """
+        if self._mode is not None:
+            argv = [_resolve_program(os.fspath(argv[0]), kwargs.get("cwd"), kwargs.get("env")), *argv[1:]]
         args = self.wrap(argv)
         if self._mode == "exec":
             done: Future[subprocess.Popen[bytes]] = Future()
@@ -136,3 +142,22 @@ class DieWithAgent:
         if self._job is not None:
             self._job.close()  # type: ignore[attr-defined]
             self._job = None
+
+
+def _resolve_program(program: str, cwd: object, env: object) -> str:
+    """The path ``execvp`` would run for ``program``, or the OSError Popen would raise."""
+    import errno
+    import shutil
+
+    if os.sep in program or (os.altsep and os.altsep in program):
+        path = program if os.path.isabs(program) else os.path.join(os.fspath(cwd) if cwd else ".", program)  # type: ignore[arg-type]
+        if not os.path.isfile(path):
+            raise FileNotFoundError(errno.ENOENT, "No such file or directory", program)
+        if not os.access(path, os.X_OK):
+            raise PermissionError(errno.EACCES, "Permission denied", program)
+        return os.path.abspath(path)
+    search = (env or {}).get("PATH") if isinstance(env, dict) else None  # type: ignore[union-attr]
+    found = shutil.which(program, path=search if search is not None else os.environ.get("PATH", os.defpath))
+    if found is None:
+        raise FileNotFoundError(errno.ENOENT, "No such file or directory", program)
+    return found

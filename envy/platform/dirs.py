@@ -9,9 +9,13 @@ logs instead of ``<share>/logs``; None when unset). Entry points build one
 
 from __future__ import annotations
 
+import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
+
+_SHARE_KEY_CHARS = 10
 
 STATE_ENV = "ENVY_STATE_DIR"
 CONFIG_ENV = "ENVY_CONFIG_DIR"
@@ -34,9 +38,9 @@ class LocalDirs:
             logs=Path(logs) if logs else None,
         )
 
-    def agent_state(self, host: str) -> Path:
-        """One agent's private folder: several agents may run on one machine under other names."""
-        return self.state / "agents" / host.lower()
+    def agent_state(self, host: str, share: str | os.PathLike[str]) -> Path:
+        """One agent's private folder, per host name and share (envy/local_state.py says why)."""
+        return self.state / "agents" / f"{host.lower()}-{share_key(share)}"
 
     @property
     def user_config_file(self) -> Path:
@@ -59,3 +63,9 @@ def default_config_dir(env: Mapping[str, str], system: str) -> Path:
     if system == "darwin":
         return home / "Library" / "Application Support" / "Envy"
     return Path(env.get("XDG_CONFIG_HOME") or home / ".config") / "envy"
+
+
+def share_key(share: str | os.PathLike[str]) -> str:
+    """A short stable key for a share's folder as this machine names it (case-folded where the OS is)."""
+    text = os.path.normcase(os.path.abspath(os.fspath(share))).rstrip("/\\") or "/"
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:_SHARE_KEY_CHARS]

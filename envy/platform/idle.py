@@ -202,9 +202,14 @@ def default_input_idle() -> InputIdleReader:
 
 
 def other_interactive_users(me: str) -> tuple[str, ...]:
-    """Names of other users signed in (console, X, remote desktop, ssh terminals count too)."""
+    """Names of other users signed in at the machine: console, X display, remote desktop.
+
+    A terminal session from another machine (ssh: the entry names a remote
+    host) is not someone at this machine. Windows lists console and remote
+    desktop sessions only, without a host.
+    """
     try:
-        names = {u.name for u in psutil.users() if u.name}
+        names = {u.name for u in psutil.users() if u.name and (not u.host or u.host.startswith(":"))}
     except (psutil.Error, OSError):
         return ()
     mine = me.casefold().split("\\")[-1]

@@ -19,8 +19,9 @@ from envy.share.names import is_junk
 
 log = logging.getLogger(__name__)
 
-# States an agent reports. "locked" is set by the lockdown policy.
-STATES = ("starting", "idle", "rendering", "busy", "waiting-for-share", "locked", "stopping")
+# States an agent reports. "locked" is set by the lockdown policy; "paused" by NIMBY (someone
+# is using the machine, envy/nimby/); "stopped" is the last status, its message says why.
+STATES = ("starting", "idle", "rendering", "busy", "waiting-for-share", "locked", "paused", "stopping", "stopped")
 
 
 @dataclass

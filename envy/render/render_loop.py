@@ -65,7 +65,8 @@ class RenderLoop:
         self.active = False
         self.targets: tuple[str, ...] = ()
         self._done_count = 0
-        self._hold_reason = ""  # the lockdown policy's: finish the frame in hand, take no new one
+        # Holds by source (the lockdown policy, NIMBY): finish the frame in hand, take no new one.
+        self._holds: dict[str, str] = {"policy": "", "nimby": ""}
         self._stop = threading.Event()
         # Set when there may be work for an idle worker (a reclaimed frame, stop):
         # idle workers wait on it instead of sleeping a whole poll interval.
@@ -90,15 +91,24 @@ class RenderLoop:
         with self._lock:
             return self._done_count
 
-    def hold(self, reason: str) -> None:
-        """Hold the workers (a non-empty reason) or let them go on (''): the lockdown policy's decision."""
+    def hold(self, reason: str, source: str = "policy") -> None:
+        """Hold the workers (a non-empty reason) or let them go on (''), for one ``source``.
+
+        The lockdown policy ("policy") and NIMBY ("nimby", someone is using the
+        machine) hold independently: the workers take frames only when neither does.
+        """
         with self._lock:
-            self._hold_reason = reason
+            self._holds[source] = reason
 
     @property
     def hold_reason(self) -> str:
         with self._lock:
-            return self._hold_reason
+            return next((r for r in self._holds.values() if r), "")
+
+    def give_back(self, reason: str) -> None:
+        """Stop the renders in hand and give their frames back (NIMBY ``stop``); the loop goes on."""
+        for w in list(self._workers):
+            w.give_back_current(reason)
 
     # -- control ----------------------------------------------------------------------
     def start(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:

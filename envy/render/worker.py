@@ -59,6 +59,7 @@ class RenderWorker(threading.Thread):
         self.in_hand: WorkInHand | None = None
         self._child: RunningChild | None = None
         self._stop_now = threading.Event()
+        self._give_back = threading.Event()  # NIMBY: the frame in hand goes back to the farm
 
     def status(self) -> WorkerStatus:
         in_hand = self.in_hand  # read once: the value is immutable
@@ -69,6 +70,14 @@ class RenderWorker(threading.Thread):
         child = self._child
         if child is not None:
             child.stop("stopped by stop()")
+
+    def give_back_current(self, reason: str) -> None:
+        """Stop the render in hand and give its frame back (pending again, failure count kept)."""
+        child = self._child
+        if child is None:
+            return  # nothing running; the loop's hold keeps new frames away
+        self._give_back.set()
+        child.stop(reason)
 
     def run(self) -> None:
         while not self.loop.stopping.is_set():
@@ -114,11 +123,13 @@ class RenderWorker(threading.Thread):
             f"{job.id}:{claim.item.base}", plan.argv, log_path, cwd=plan.cwd, memory_limit_mb=memory,
             on_output=parser.feed if parser else None,
         )
+        self._give_back.clear()
         self._child = child
         result = self._wait(job, claim, child)
         if parser:
             parser.flush()
-        if self._stop_now.is_set() and self.loop.stopping.is_set():
+        if (self._stop_now.is_set() and self.loop.stopping.is_set()) or self._give_back.is_set():
+            self._give_back.clear()
             self._cleanup(plan)
             released = self.loop.queue_for(job).release(claim)
             log.info("worker %d: stopped %s (%s)", self.index, claim.item.original, "given back" if released else "already taken")
