@@ -207,3 +207,26 @@ def test_config_keys_validate_one_by_one_and_build_settings() -> None:
         validate_key("when_in_use", "later", "f.yaml")
     config = SimpleNamespace(**{**KEY_DEFAULTS, "when_in_use": "stop", "idle_after": 0.5})
     assert nimby_settings(config) == NimbySettings(when_in_use="stop", idle_after_s=30.0)
+
+
+def test_logind_is_asked_at_most_every_interval_and_not_again_where_missing() -> None:
+    from envy.platform.idle import LogindInputIdle
+
+    calls: list[list[str]] = []
+
+    def recorded(argv: list[str]) -> bytes:
+        calls.append(argv)
+        return b"2 1000 student seat0 tty2\n" if argv[1] == "list-sessions" else LOGINCTL_OUTPUT
+
+    reader = LogindInputIdle(recorded, min_interval_s=3600)
+    first = reader()
+    assert first is not None and first > 0
+    assert reader() is not None and len(calls) == 2  # the second answer is extrapolated, not asked
+    missing: list[list[str]] = []
+
+    def no_logind(argv: list[str]) -> bytes | None:
+        missing.append(argv)
+        return None
+
+    gone = LogindInputIdle(no_logind, min_interval_s=0)  # type: ignore[arg-type]
+    assert gone() is None and gone() is None and len(missing) == 1

@@ -17,9 +17,11 @@ from typing import Protocol
 
 from envy.nimby.decide import NICE, PAUSE, RUN, STOP, Decision, decide
 from envy.nimby.settings import NimbySettings
-from envy.platform.idle import MachineUseReader
+from envy.platform.idle import MachineUse, MachineUseReader
 
 log = logging.getLogger(__name__)
+
+_JOIN_S = 1.0
 
 
 class RenderControl(Protocol):
@@ -67,13 +69,20 @@ class NimbyWatcher:
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop polling; renders it paused are resumed (so that a stopping agent can end them at once)."""
         self._stopped.set()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
-            self._thread.join(timeout=5)
+            self._thread.join(timeout=_JOIN_S)
+        if self._thread.is_alive():  # stuck in a slow reading: do not let the agent's stop wait for it
+            self._control.resume()
 
     def poll_once(self) -> Decision:
-        use = self._reader.read(self._control.render_pids())
-        new = decide(self._settings(), use, self._clock())
+        settings = self._settings()
+        if settings.when_in_use == "keep" and settings.render_hours is None:
+            use = MachineUse(None)  # nothing to watch for: spare the machine the readings
+        else:
+            use = self._reader.read(self._control.render_pids())
+        new = decide(settings, use, self._clock())
         self._apply(self.decision, new)
         self.decision = new
         return new

@@ -172,8 +172,40 @@ def parse_loginctl_idle(output: bytes, now_realtime_s: float) -> float | None:
     return min(idle_values) if idle_values else None
 
 
-def logind_input_idle(run: Callable[[list[str]], bytes] | None = None) -> float | None:
-    sessions = _run(["loginctl", "list-sessions", "--no-legend"], run)
+class LogindInputIdle:
+    """logind's idle hint, asked at most every ``min_interval_s`` (two ``loginctl`` runs per asking).
+
+    The hint changes only after the desktop's own idle delay, so asking more
+    often buys nothing; where logind is not there (containers, no systemd)
+    it is not asked again.
+    """
+
+    def __init__(self, run: Callable[[list[str]], bytes] | None = None, min_interval_s: float = 10.0) -> None:
+        self._run = run
+        self._min_interval_s = min_interval_s
+        self._asked_at = -1e9
+        self._last: float | None = None
+        self._available = True
+
+    def __call__(self) -> float | None:
+        if not self._available:
+            return None
+        now = time.monotonic()
+        if now - self._asked_at < self._min_interval_s:
+            return None if self._last is None else self._last + (now - self._asked_at)
+        self._asked_at = now
+        sessions = _run(["loginctl", "list-sessions", "--no-legend"], self._run)
+        if sessions is None:
+            self._available = False
+            log.info("no logind here: input idle time unknown (signed-in users and CPU still count)")
+            return None
+        self._last = logind_input_idle(self._run, sessions)
+        return self._last
+
+
+def logind_input_idle(run: Callable[[list[str]], bytes] | None = None,
+                      sessions: bytes | None = None) -> float | None:
+    sessions = sessions if sessions is not None else _run(["loginctl", "list-sessions", "--no-legend"], run)
     if not sessions:
         return None
     ids = [line.split()[0].decode(errors="replace") for line in sessions.splitlines() if line.split()]
@@ -190,15 +222,16 @@ def default_input_idle() -> InputIdleReader:
         return windows_input_idle
     if sys.platform == "darwin":
         return macos_input_idle
+    logind = LogindInputIdle()
     if os.environ.get("DISPLAY"):
         x11 = X11InputIdle()
 
         def x11_then_logind() -> float | None:
             value = x11()
-            return value if value is not None else logind_input_idle()
+            return value if value is not None else logind()
 
         return x11_then_logind
-    return logind_input_idle
+    return logind
 
 
 def other_interactive_users(me: str) -> tuple[str, ...]:
