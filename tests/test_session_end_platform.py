@@ -17,13 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from envy.platform.session_end import (
+from envy.platform.windows_session import (
     CTRL_C_EVENT,
     CTRL_CLOSE_EVENT,
     CTRL_SHUTDOWN_EVENT,
     ConsoleEvents,
-)
-from envy.platform.windows_session import (
     ENDSESSION_CLOSEAPP,
     ENDSESSION_LOGOFF,
     WM_ENDSESSION,

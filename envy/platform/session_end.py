@@ -44,46 +44,6 @@ POSIX_REASONS: dict[str, str] = {
     "SIGINT": "SIGINT (Ctrl-C)",
 }
 
-# Windows console control events (wincon.h), and what each means for a user.
-CTRL_C_EVENT = 0
-CTRL_BREAK_EVENT = 1
-CTRL_CLOSE_EVENT = 2
-CTRL_LOGOFF_EVENT = 5
-CTRL_SHUTDOWN_EVENT = 6
-CONSOLE_REASONS: dict[int, str] = {
-    CTRL_C_EVENT: "Ctrl-C",
-    CTRL_BREAK_EVENT: "Ctrl-Break",
-    CTRL_CLOSE_EVENT: "console window closed",
-    CTRL_LOGOFF_EVENT: "user signing out",
-    CTRL_SHUTDOWN_EVENT: "Windows shutting down",
-}
-# After these Windows ends the process as soon as the handler returns.
-_FATAL_CONSOLE_EVENTS = (CTRL_CLOSE_EVENT, CTRL_LOGOFF_EVENT, CTRL_SHUTDOWN_EVENT)
-
-
-class ConsoleEvents:
-    """Windows console control events: request the stop, and hold the process until it is done.
-
-    Separate from the ctypes registration so the decisions can be tested anywhere.
-    """
-
-    def __init__(self, on_end: EndCallback, finished: threading.Event, bound_s: float = STOP_BOUND_S) -> None:
-        self._on_end = on_end
-        self._finished = finished
-        self._bound_s = bound_s
-
-    def handle(self, ctrl_type: int) -> bool:
-        """The HandlerRoutine: True means handled (no default action)."""
-        reason = CONSOLE_REASONS.get(ctrl_type)
-        if reason is None:
-            return False
-        self._on_end(reason)
-        if ctrl_type in _FATAL_CONSOLE_EVENTS:
-            # Returning lets Windows end us: first let the agent give its frames back.
-            self._finished.wait(self._bound_s)
-        return True
-
-
 class SessionEndWatcher:
     """Calls ``on_end(reason)`` once per event that ends the session. Start from the main thread."""
 
@@ -161,7 +121,7 @@ class SessionEndWatcher:
 
     # -- Windows -------------------------------------------------------------------------
     def _start_windows(self) -> None:
-        from envy.platform.windows_session import WindowsSessionEvents
+        from envy.platform.windows_session import ConsoleEvents, WindowsSessionEvents
 
         # Our console handler is registered after Python's and so runs first; it
         # answers Ctrl-C itself, so Python never raises KeyboardInterrupt for it.

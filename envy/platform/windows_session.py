@@ -1,7 +1,7 @@
 """Windows: the console control handler and a hidden window for log-off and shut-down.
 
 Written from the Win32 documentation; it cannot run on the Linux CI machine
-(the decisions it delegates to, ``session_end.ConsoleEvents`` and
+(the decisions it delegates to, ``ConsoleEvents`` and
 ``EndSessionMessages``, are tested there).
 
 Why both routes: a console program gets CTRL_CLOSE/LOGOFF/SHUTDOWN through
@@ -22,7 +22,8 @@ import logging
 import threading
 from collections.abc import Callable
 
-from envy.platform.session_end import ConsoleEvents
+EndCallback = Callable[[str], None]
+
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,46 @@ _WPARAM = ctypes.c_size_t
 _LPARAM = ctypes.c_ssize_t
 _UINT = ctypes.c_uint
 _HANDLE = ctypes.c_void_p
+
+
+# Windows console control events (wincon.h), and what each means for a user.
+CTRL_C_EVENT = 0
+CTRL_BREAK_EVENT = 1
+CTRL_CLOSE_EVENT = 2
+CTRL_LOGOFF_EVENT = 5
+CTRL_SHUTDOWN_EVENT = 6
+CONSOLE_REASONS: dict[int, str] = {
+    CTRL_C_EVENT: "Ctrl-C",
+    CTRL_BREAK_EVENT: "Ctrl-Break",
+    CTRL_CLOSE_EVENT: "console window closed",
+    CTRL_LOGOFF_EVENT: "user signing out",
+    CTRL_SHUTDOWN_EVENT: "Windows shutting down",
+}
+# After these Windows ends the process as soon as the handler returns.
+_FATAL_CONSOLE_EVENTS = (CTRL_CLOSE_EVENT, CTRL_LOGOFF_EVENT, CTRL_SHUTDOWN_EVENT)
+
+
+class ConsoleEvents:
+    """Windows console control events: request the stop, and hold the process until it is done.
+
+    Separate from the ctypes registration so the decisions can be tested anywhere.
+    """
+
+    def __init__(self, on_end: EndCallback, finished: threading.Event, bound_s: float) -> None:
+        self._on_end = on_end
+        self._finished = finished
+        self._bound_s = bound_s
+
+    def handle(self, ctrl_type: int) -> bool:
+        """The HandlerRoutine: True means handled (no default action)."""
+        reason = CONSOLE_REASONS.get(ctrl_type)
+        if reason is None:
+            return False
+        self._on_end(reason)
+        if ctrl_type in _FATAL_CONSOLE_EVENTS:
+            # Returning lets Windows end us: first let the agent give its frames back.
+            self._finished.wait(self._bound_s)
+        return True
 
 
 def end_session_reason(lparam: int) -> str:
