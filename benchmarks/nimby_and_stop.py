@@ -151,7 +151,7 @@ def stop_run(index: int) -> dict[str, float]:
                 "renderers_left": float(len(leftovers))}
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="3 runs of each instead of 10")
     parser.add_argument("--repeats", type=int, default=None)
@@ -190,7 +190,8 @@ def main() -> None:
           f"max {max(both):.2f} s (target <= {STOP_TARGET_S:g} s) {result['sigterm_verdict']}; "
           f"renderers left: {result['renderers_left']:g}")
     print(f"results: {path}")
+    return 0 if result["input_verdict"] == result["sigterm_verdict"] == "PASS" else 1
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

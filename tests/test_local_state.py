@@ -89,3 +89,15 @@ def test_hostile_sentinels_never_block_or_raise(tmp_path: Path, kind: str) -> No
     else:
         layout.sentinel.write_text(json.dumps({"id": ["not", "a", "string"]}))
         assert share_id(layout, REAL_FS)
+
+
+def test_render_mode_from_a_recreated_share_is_not_resumed(tmp_path: Path) -> None:
+    import json as _json
+
+    from envy.render.render_loop import RENDER_MODE_FILE, remembered_targets
+
+    (tmp_path / RENDER_MODE_FILE).write_text(_json.dumps({"targets": ["shot010"], "share": "old-share-id"}))
+    assert remembered_targets(tmp_path, "old-share-id") == ["shot010"]
+    assert remembered_targets(tmp_path, "new-share-id") is None
+    (tmp_path / RENDER_MODE_FILE).write_text(_json.dumps({"targets": []}))  # written before share ids
+    assert remembered_targets(tmp_path, "new-share-id") == []

@@ -35,6 +35,7 @@ from envy.agent.user_modules import NV_FILE, UserModule, load_user_module
 from envy.agent.wakeup import EarlyWakeup
 from envy.config import Config, ConfigError
 from envy.config_source import ConfigSource
+from envy.local_state import share_id
 from envy.nimby.control import ProcessTreeControl
 from envy.nimby.decide import PAUSE
 from envy.nimby.settings import nimby_settings
@@ -319,7 +320,7 @@ class Agent:
         return self._shutdown()
 
     def _resume_render(self) -> None:
-        targets = remembered_targets(self.state_dir)
+        targets = remembered_targets(self.state_dir, share_id(self.layout, self.fs))
         if targets is None and self.render_at_start:
             targets = []
         if targets is not None:

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from envy.local_state import share_id
 from envy.protocol.status import WorkerStatus
 from envy.render.claims import Claim, FolderQueue, Identity, ItemName, ItemPattern
 from envy.render.jobs import Job, list_jobs, select_active
@@ -36,10 +37,17 @@ log = logging.getLogger(__name__)
 RENDER_MODE_FILE = "render-mode.json"
 
 
-def remembered_targets(state_dir: Path) -> list[str] | None:
-    """The targets of the render() this host was in when it last stopped, or None."""
+def remembered_targets(state_dir: Path, share: str | None = None) -> list[str] | None:
+    """The targets of the render() this host was in when it last stopped, or None.
+
+    With ``share`` (the share's id, envy/local_state.py), a record made on
+    another share, such as an older one re-created at the same path, is ignored.
+    """
     try:
         data = json.loads((state_dir / RENDER_MODE_FILE).read_text(encoding="utf-8"))
+        recorded = data.get("share")
+        if share is not None and recorded is not None and recorded != share:
+            return None
         return [str(t) for t in data.get("targets", [])]
     except (OSError, ValueError, AttributeError):
         return None
@@ -145,7 +153,8 @@ class RenderLoop:
         path = self.host.state_dir / RENDER_MODE_FILE
         try:
             if rendering:
-                path.write_text(json.dumps({"targets": list(self.targets)}), encoding="utf-8")
+                record = {"targets": list(self.targets), "share": share_id(self.host.layout, self.host.fs)}
+                path.write_text(json.dumps(record), encoding="utf-8")
             else:
                 path.unlink(missing_ok=True)
         except OSError as exc:
