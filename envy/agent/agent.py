@@ -1,7 +1,9 @@
 """The agent: polls the instruction file, runs what is addressed to it, and heartbeats.
 
 Threads: the polling loop (the caller's thread), the heartbeat, the command
-runner for NV functions, and the render workers. Every loop sleeps on an
+runner for NV functions, the render workers, and the NIMBY watcher (someone
+at the machine, envy/nimby/). ``request_stop`` (a session ending: sign-out,
+SIGTERM...) arrives from the session-end relay thread and only sets events. Every loop sleeps on an
 Event, so ``quit()`` takes effect within one wait, not one minute.
 
 The agent is built in one place, envy/agent/build.py: every collaborator

@@ -68,6 +68,8 @@ def build_agent(
 ) -> Agent:
     """An agent ready to ``run()``. Raises SigningError (no usable key) or PolicyRefusal (blacklisted).
 
+    ``machine_use`` is how the NIMBY watcher sees someone at the machine
+    (default: the OS's readers, envy/platform/idle.py; tests pass recorded values).
     ``log_dir`` is where the host's logs go (default: the share's, or
     ``dirs.logs``); ``clock`` is this machine's wall clock (the share's time is
     learned from it); ``policy_now``/``policy_clock`` are the lab's local time
