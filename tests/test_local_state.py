@@ -16,12 +16,8 @@ from envy.share.fs import REAL_FS
 from envy.share.layout import ShareLayout, init_share
 
 
-def agent_state_dir(base: Path, host: str, share: object) -> Path:
-    return LocalDirs(state=base, config=base / "config").agent_state(host, share)  # type: ignore[arg-type]
-
-
-def agent_state_dir(base: Path, host: str, share: object) -> Path:
-    return LocalDirs(state=base, config=base / "config").agent_state(host, share)  # type: ignore[arg-type]
+def agent_state_dir(base: Path, host: str, share: str | os.PathLike[str]) -> Path:
+    return LocalDirs(state=base, config=base / "config").agent_state(host, share)
 
 
 def test_one_host_on_two_shares_gets_two_folders_and_one_share_one_folder(tmp_path: Path) -> None:

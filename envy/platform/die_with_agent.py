@@ -150,7 +150,8 @@ def _resolve_program(program: str, cwd: object, env: object) -> str:
     import shutil
 
     if os.sep in program or (os.altsep and os.altsep in program):
-        path = program if os.path.isabs(program) else os.path.join(os.fspath(cwd) if cwd else ".", program)  # type: ignore[arg-type]
+        folder = os.fspath(cwd) if isinstance(cwd, (str, os.PathLike)) else "."
+        path = program if os.path.isabs(program) else os.path.join(folder, program)
         if not os.path.isfile(path):
             raise FileNotFoundError(errno.ENOENT, "No such file or directory", program)
         if not os.access(path, os.X_OK):
