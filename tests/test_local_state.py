@@ -54,10 +54,10 @@ def test_a_second_agent_for_the_same_share_is_refused_naming_share_and_pid(tmp_p
 
 def test_a_recreated_share_at_the_same_path_has_a_new_id(tmp_path: Path) -> None:
     layout = ShareLayout(tmp_path / "share")
-    init_share(layout.root, "student")
+    init_share(layout.root, "student", REAL_FS)
     first = share_id(layout, REAL_FS)
     layout.sentinel.unlink()
-    init_share(layout.root, "student")
+    init_share(layout.root, "student", REAL_FS)
     assert first and share_id(layout, REAL_FS) and share_id(layout, REAL_FS) != first
 
 

@@ -111,10 +111,11 @@ def test_kill_9_of_an_agent_mid_frame_leaves_no_renderer_within_2_s(farm: Farm, 
 
 
 def test_one_host_name_on_two_shares_runs_twice_and_a_third_is_refused(farm: Farm, tmp_path: Path) -> None:
+    from envy.share.fs import REAL_FS
     from envy.share.layout import init_share
 
     other = tmp_path / "share-b"
-    init_share(other, farm.user)
+    init_share(other, farm.user, REAL_FS)
     a = farm.start_agent("twin")
     b = farm.start_agent("twin", share=other)
     farm.wait_heartbeat(a)
