@@ -14,7 +14,7 @@ from envy.platform.service import ServiceError, ServiceSpec, install, remove, st
 _PASSED_ON = ("ENVY_STATE_DIR", "ENVY_CONFIG_DIR", "ENVY_LOG_DIR", "ENVY_POLICY")
 
 
-def add_service_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_service_parser(sub: argparse._SubParsersAction) -> None:
     service = sub.add_parser("service", help="install, remove or show the agent's start-at-boot entry")
     service.add_argument("action", choices=["install", "remove", "status"])
     service.add_argument("--share", required=True, help="the Envy folder the agent serves")

@@ -157,7 +157,7 @@ def _resolve_program(program: str, cwd: object, env: object) -> str:
         if not os.access(path, os.X_OK):
             raise PermissionError(errno.EACCES, "Permission denied", program)
         return os.path.abspath(path)
-    search = (env or {}).get("PATH") if isinstance(env, dict) else None  # type: ignore[union-attr]
+    search = (env or {}).get("PATH") if isinstance(env, dict) else None
     found = shutil.which(program, path=search if search is not None else os.environ.get("PATH", os.defpath))
     if found is None:
         raise FileNotFoundError(errno.ENOENT, "No such file or directory", program)

@@ -127,4 +127,4 @@ class SessionEndWatcher:
         # answers Ctrl-C itself, so Python never raises KeyboardInterrupt for it.
         console = ConsoleEvents(self._call, self._finished, self._bound_s)
         self._windows = WindowsSessionEvents(console, self._call, self._finished, self._bound_s)
-        self._windows.start()  # type: ignore[attr-defined]
+        self._windows.start()
