@@ -7,6 +7,7 @@ from pathlib import Path
 
 from envy.protocol.instructions import Instruction, format_time
 from envy.protocol.sender import InstructionSender
+from envy.share.fs import REAL_FS
 from envy.share.layout import ShareLayout, init_share
 from farm import Farm, send_marker, wait_for
 
@@ -93,7 +94,7 @@ def test_agent_without_sentinel_waits_creates_nothing_and_joins_once_the_share_i
         # sentinel and it joins: its "is back" line and the marker show it was waiting
         # in its loop all along, not gone and not writing. (Its console is read: log
         # lines of the first seconds after a mount go to the local log file.)
-        init_share(empty_mount, "student")
+        init_share(empty_mount, "student", REAL_FS)
         wait_for(lambda: "is back" in a.output(), 15, "the agent to see the share mounted")
         send_marker(InstructionSender(ShareLayout(empty_mount), 600), lambda host: a.output(), ["lab1-01"])
         assert a.alive()
