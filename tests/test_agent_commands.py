@@ -96,7 +96,7 @@ def test_agent_without_sentinel_waits_creates_nothing_and_joins_once_the_share_i
         # lines of the first seconds after a mount go to the local log file.)
         init_share(empty_mount, "student", REAL_FS)
         wait_for(lambda: "is back" in a.output(), 15, "the agent to see the share mounted")
-        send_marker(InstructionSender(ShareLayout(empty_mount), 600), lambda host: a.output(), ["lab1-01"])
+        send_marker(InstructionSender(ShareLayout(empty_mount), 600, fs=REAL_FS), lambda host: a.output(), ["lab1-01"])
         assert a.alive()
     finally:
         farm.stop_all()
