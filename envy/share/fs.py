@@ -70,6 +70,9 @@ class ShareFS:
     def unlink(self, path: PathLike) -> None:
         os.unlink(path)
 
+    def set_mtime_ns(self, path: PathLike, mtime_ns: int) -> None:
+        os.utime(path, ns=(mtime_ns, mtime_ns))
+
     def makedirs(self, path: PathLike) -> None:
         os.makedirs(path, exist_ok=True)
 

@@ -1,0 +1,3 @@
+from envy.doctor.cli import main
+
+raise SystemExit(main())
