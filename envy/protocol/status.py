@@ -20,8 +20,10 @@ from envy.share.names import is_junk
 log = logging.getLogger(__name__)
 
 # States an agent reports. "locked" is set by the lockdown policy; "paused" by NIMBY (someone
-# is using the machine, envy/nimby/); "stopped" is the last status, its message says why.
-STATES = ("starting", "idle", "rendering", "busy", "waiting-for-share", "locked", "paused", "stopping", "stopped")
+# is using the machine, envy/nimby/); "stopped" is the last status, its message says why;
+# "too-old" by an agent whose build does not speak the share's protocol (envy/app/entry.py).
+STATES = ("starting", "idle", "rendering", "busy", "waiting-for-share", "locked", "paused", "stopping", "stopped",
+          "too-old")
 
 
 @dataclass

@@ -1,0 +1,3 @@
+from envy.app.cli import main
+
+raise SystemExit(main())

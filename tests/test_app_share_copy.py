@@ -1,0 +1,168 @@
+"""The runnable copy on the share: a real PEX built with pex, run with ``python -I`` from the share.
+
+The PEX is built once per session (it takes minutes); the wheels are cached in
+ENVY_WHEEL_CACHE (default ~/.cache/envy/test-wheels) across sessions. The
+second build, used to watch an agent move to a new version, carries only this
+machine's platform to keep the session short.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import require_tool
+from farm import FAST, Farm, wait_for
+from render_helpers import completions, pov_frames, submit_folder
+
+from envy.app.build import BuildTargets, build_pex, wheels_in
+from envy.app.launcher import install_launcher
+from envy.app.layout import AppLayout
+from envy.app.protocol import write_share_protocol
+from envy.app.publish import publish, read_current, rollback
+from envy.render.claims import ItemPattern, sort_listing
+from envy.share.fs import ShareFS
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _wheel_cache() -> Path:
+    return Path(os.environ.get("ENVY_WHEEL_CACHE") or Path.home() / ".cache" / "envy" / "test-wheels")
+
+
+@pytest.fixture(scope="session")
+def builds(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]:
+    require_tool("pex")
+    out = tmp_path_factory.mktemp("builds")
+    first = build_pex(out / "b1.pyz", "0.1.0.b1", _wheel_cache())
+    here = f"{sys.version_info.major}{sys.version_info.minor}"
+    second = build_pex(out / "b2.pyz", "0.1.0.b2", _wheel_cache(),
+                       BuildTargets(pythons=(here,), platforms=("manylinux2014_x86_64",)))
+    yield {"0.1.0.b1": first, "0.1.0.b2": second}
+
+
+def _isolated_env(farm: Farm, check_s: float = 1.0) -> dict[str, str]:
+    """No PYTHONPATH and a working folder outside the checkout: only the share copy can be imported."""
+    env = {k: v for k, v in farm.env.items() if not k.startswith("PYTHON")}
+    env["ENVY_APP_CHECK_S"] = str(check_s)
+    env["PEX_ROOT"] = str(farm.root / "pex-cache")  # the per-user cache the PEX unpacks wheels into
+    return env
+
+
+def _start_from_share(farm: Farm, host: str, env: dict[str, str]) -> subprocess.Popen:
+    argv = [sys.executable, "-I", str(AppLayout(farm.share).launcher), "agent", "--share", str(farm.share),
+            "--host", host]
+    for key, value in FAST.items():
+        argv += ["--set", f"{key}={json.dumps(value)}"]
+    out = open(farm.root / f"{host}.out", "ab")
+    proc = subprocess.Popen(argv, env=env, cwd=farm.root, stdout=out, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL)
+    out.close()
+    return proc
+
+
+def test_the_copy_holds_binary_wheels_for_windows_macos_and_linux(builds: dict[str, Path]) -> None:
+    wheels = wheels_in(builds["0.1.0.b1"])
+    psutil = [w for w in wheels if w.startswith("psutil-")]
+    for tag in ("win_amd64", "macosx_10_9_x86_64", "macosx_11_0_arm64", "manylinux_2_12_x86_64", "manylinux2014_aarch64"):
+        assert any(tag in w for w in psutil), f"no psutil wheel for {tag}: {psutil}"
+    for py in ("cp310", "cp311", "cp312", "cp313"):
+        for tag in ("win_amd64", "macosx_10_15_x86_64", "macosx_11_0_arm64", "manylinux2014_x86_64", "manylinux2014_aarch64"):
+            assert any(w.startswith("pyyaml-") and f"{py}-{py}" in w and tag in w for w in wheels), (py, tag)
+    assert any(w.startswith("watchdog-") and "win_amd64" in w for w in wheels)
+    assert any(w.startswith("prompt_toolkit-") for w in wheels)
+
+
+def test_publish_is_atomic_and_rollback_is_one_call(tmp_path: Path, builds: dict[str, Path]) -> None:
+    farm = Farm(tmp_path)
+    fs = ShareFS()
+    app = AppLayout(farm.share)
+    publish(farm.share, builds["0.1.0.b1"], "0.1.0.b1", fs)
+    publish(farm.share, builds["0.1.0.b2"], "0.1.0.b2", fs)
+    assert read_current(app, fs).version == "0.1.0.b2"  # type: ignore[union-attr]
+    back = rollback(farm.share, fs)
+    assert (back.version, back.previous) == ("0.1.0.b1", "0.1.0.b2")
+    with pytest.raises(Exception, match="already on the share with other contents"):
+        publish(farm.share, builds["0.1.0.b2"], "0.1.0.b1", fs)
+    leftovers = [p.name for p in app.folder.rglob("*") if ".envy-tmp-" in p.name]
+    assert leftovers == []
+
+
+def test_agent_from_the_share_copy_renders_then_moves_to_a_new_version_when_idle(
+        tmp_path: Path, builds: dict[str, Path]) -> None:
+    require_tool("povray")
+    farm = Farm(tmp_path)
+    fs = ShareFS()
+    publish(farm.share, builds["0.1.0.b1"], "0.1.0.b1", fs)
+    install_launcher(farm.share, fs)
+    env = _isolated_env(farm)
+    proc = _start_from_share(farm, "lab9-01", env)
+    try:
+        first = wait_for(lambda: _status(farm, "lab9-01", version="0.1.0.b1", state="idle"), 120, "agent b1 idle")
+        frames = pov_frames(tmp_path / "shot" / "frames", 4)
+        submit_folder(farm.share, frames)
+        farm.send("lab9 * render()")
+        pattern = ItemPattern([".pov"])
+        wait_for(lambda: len(sort_listing([p.name for p in frames.iterdir()], pattern).done) == 4, 120, "4 frames done")
+        wait_for(lambda: _status(farm, "lab9-01", version="0.1.0.b1", state="idle"), 30, "agent idle after the job")
+        publish(farm.share, builds["0.1.0.b2"], "0.1.0.b2", fs)
+        second = wait_for(lambda: _status(farm, "lab9-01", version="0.1.0.b2"), 120, "agent moved to b2")
+        assert second["pid"] != first["pid"] and proc.poll() is None  # same launcher, new agent process
+        more = pov_frames(tmp_path / "shot2" / "frames", 2)
+        submit_folder(farm.share, more)
+        farm.send("lab9 * render()")
+        wait_for(lambda: len(sort_listing([p.name for p in more.iterdir()], pattern).done) == 2, 120, "2 more frames")
+        log = farm.log("lab9-01")
+        for i in range(1, 5):
+            assert completions([log], f"frames.{i:04d}") + completions([log], f"shot.{i:04d}") <= 1
+        done = sorted(p.name for p in frames.iterdir() if p.suffix == ".png")
+        assert len(done) == 4
+        assert "moving the idle agent to it" in (farm.root / "lab9-01.out").read_text(errors="replace")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_an_older_build_on_a_newer_share_refuses_and_says_why(tmp_path: Path, builds: dict[str, Path]) -> None:
+    farm = Farm(tmp_path)
+    fs = ShareFS()
+    app = AppLayout(farm.share)
+    publish(farm.share, builds["0.1.0.b1"], "0.1.0.b1", fs)
+    install_launcher(farm.share, fs)
+    write_share_protocol(app, 99, fs)
+    proc = _start_from_share(farm, "lab9-02", _isolated_env(farm))
+    try:
+        st = wait_for(lambda: _status(farm, "lab9-02", state="too-old"), 120, "a too-old status")
+        assert "speaks share protocol 1-1 but the share uses protocol 99" in st["message"]
+        assert "too old" in farm.log("lab9-02")
+        assert proc.poll() is None  # it waits for a newer version instead of exiting
+        assert not (farm.share / "seats").exists()  # and did nothing else
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_launcher_runs_the_current_version_with_python_isolated(tmp_path: Path, builds: dict[str, Path]) -> None:
+    farm = Farm(tmp_path)
+    fs = ShareFS()
+    publish(farm.share, builds["0.1.0.b1"], "0.1.0.b1", fs)
+    written = install_launcher(farm.share, fs)
+    assert {p.name for p in written} >= {"envy.pyz", "start_envy_agent.bat", "start_envy_agent.command",
+                                         "start_envy_agent.sh"}
+    out = subprocess.run([sys.executable, "-I", str(AppLayout(farm.share).launcher), "--version"],
+                         env=_isolated_env(farm), cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                         check=False)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "envy 0.1.0.b1"
+
+
+def _status(farm: Farm, host: str, **want: object) -> dict | None:
+    st = farm.status(host)
+    if not st:
+        return None
+    return st if all(st.get(k) == v for k, v in want.items()) else None
