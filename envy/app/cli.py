@@ -157,7 +157,7 @@ def _status(share: Path, app: AppLayout, fs: ShareFS, as_json: bool) -> int:
         print(json.dumps(report, indent=1))
         return 0
     print(f"current: {report['current']} (previous: {report['previous']}); share protocol {report['protocol']}")
-    print("versions on the share: " + (", ".join(report["versions"]) or "none"))
+    print("versions on the share: " + (", ".join(published_versions(app)) or "none"))
     for a in agents:
         print(f"  {a['host']}: envy {a['version']} {a['state']}" + (f" ({a['message']})" if a["state"] == "too-old" else ""))
     return 0
