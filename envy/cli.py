@@ -44,6 +44,16 @@ def build_parser() -> argparse.ArgumentParser:
     init = sub.add_parser("init", help="create the Envy folder on the share")
     init.add_argument("share", help="the Envy folder on the share, e.g. Z:/envy")
     init.add_argument("--user", default=None, help="whose user folder to create (default: you)")
+    init.add_argument("--with-app", action="store_true",
+                      help="also put a runnable copy of Envy on the share (needs pex: pip install 'envy[app]')")
+    init.add_argument("--from", dest="from_file", default=None, help="with --with-app: publish this build")
+
+    from envy.doctor.cli import add_doctor_parser
+
+    add_doctor_parser(sub)
+    app = sub.add_parser("app", help="the runnable copy on the share: build, update, rollback, status",
+                         add_help=False)
+    app.add_argument("app_args", nargs=argparse.REMAINDER)
 
     agent = sub.add_parser("agent", help="run the agent on this machine")
     agent.add_argument("--share", default=None, help="the Envy folder (or ENVY_SHARE, or 'share' in config)")
@@ -72,6 +82,12 @@ def cmd_init(args: argparse.Namespace) -> int:
     from envy.share.layout import init_share
 
     root = Path(args.share)
+    if args.with_app:
+        from envy.app.cli import main as app_main
+
+        extra = ["--user", args.user] if args.user else []
+        extra += ["--from", args.from_file] if args.from_file else []
+        return app_main(["init", str(root), *extra], REAL_FS)
     created = init_share(root, args.user or user_name(), REAL_FS)
     print(f"Envy share ready at {root} ({len(created)} item(s) created)")
     print(f"Start agents with:  envy agent --share {root}")
@@ -144,12 +160,25 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(args)
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from envy.doctor.cli import cmd_doctor as doctor
+
+    return doctor(args, REAL_FS)
+
+
+def cmd_app(args: argparse.Namespace) -> int:
+    from envy.app.cli import main as app_main
+
+    return app_main(args.app_args, REAL_FS)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command != "agent":
         logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING, format="%(levelname)s %(message)s")
-    handlers = {"init": cmd_init, "agent": cmd_agent, "demo": cmd_demo, "service": cmd_service}
+    handlers = {"init": cmd_init, "agent": cmd_agent, "demo": cmd_demo, "service": cmd_service,
+                "doctor": cmd_doctor, "app": cmd_app}
     try:
         return handlers[args.command](args)
     except (UsageError, ConfigError) as exc:

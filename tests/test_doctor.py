@@ -16,13 +16,14 @@ from pathlib import Path
 import pytest
 
 from envy.doctor.clock_check import resolution_from_probe
+from envy.share.fs import REAL_FS
 from envy.share.layout import init_share
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def run_doctor(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "envy.doctor.cli", *args], check=False, cwd=REPO, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "envy", "doctor", *args], check=False, cwd=REPO, capture_output=True,
                           text=True, timeout=timeout)
 
 
@@ -51,7 +52,7 @@ def snapshot(root: Path) -> dict[str, tuple[int, int]]:
 @pytest.fixture
 def share(tmp_path: Path) -> Path:
     root = tmp_path / "envy"
-    init_share(root, "student")
+    init_share(root, "student", REAL_FS)
     return root
 
 
@@ -155,7 +156,7 @@ def test_timestamp_resolution_from_a_probe_mtime(written: int, kept: int, step: 
 def test_sshfs_share_with_a_second_mount(netshare) -> None:
     net = netshare(mounts=2, cache=True, cache_timeout=3)
     root, other = net.mounts[0] / "envy", net.mounts[1] / "envy"
-    init_share(root, "student")
+    init_share(root, "student", REAL_FS)
     before = snapshot(net.export)
     code, report = doctor_json(str(root), "--second-mount", str(other), "--wait", "15")
     checks = by_check(report)

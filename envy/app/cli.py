@@ -1,8 +1,4 @@
-"""``envy app build|update|rollback|status`` and ``envy init SHARE --with-app`` (as ``envy app init``).
-
-Until envy/cli.py dispatches to it (see the report of issue 13), run it as
-``python -m envy.app ...``.
-"""
+"""``envy app build|update|rollback|status``, and ``envy init SHARE --with-app`` (``envy app init``)."""
 
 from __future__ import annotations
 
@@ -86,8 +82,8 @@ def _build(out: Path, version: str, wheel_cache: str | None) -> dict:
     return info
 
 
-def _publish_new(share: Path, from_file: str | None, given_version: str | None, wheel_cache: str | None) -> str:
-    fs = ShareFS()
+def _publish_new(share: Path, from_file: str | None, given_version: str | None, wheel_cache: str | None,
+                 fs: ShareFS) -> str:
     if from_file:
         pyz = Path(from_file)
         sidecar = pyz.with_name(pyz.name + ".json")
@@ -110,8 +106,7 @@ def _require_share(share: str | None) -> Path:
     return Path(share)
 
 
-def run(args: argparse.Namespace) -> int:
-    fs = ShareFS()
+def run(args: argparse.Namespace, fs: ShareFS) -> int:
     if args.action == "build":
         info = _build(Path(args.out), _version(args.build_version), args.wheel_cache)
         print(f"built {args.out} (envy {info['version']}, {len(info['wheels'])} wheels)")
@@ -121,11 +116,11 @@ def run(args: argparse.Namespace) -> int:
         from envy.share.layout import init_share
 
         share = Path(args.share)
-        init_share(share, args.user or user_name())
+        init_share(share, args.user or user_name(), fs)
         app = AppLayout(share)
         if not app.protocol.exists():
             write_share_protocol(app, NEWEST_PROTOCOL, fs)
-        version = _publish_new(share, args.from_file, args.build_version, args.wheel_cache)
+        version = _publish_new(share, args.from_file, args.build_version, args.wheel_cache, fs)
         print(f"Envy share ready at {share} with envy {version} in {app.folder}")
         print(f"On a lab machine: python {app.launcher} agent   (or {app.folder}/start_envy_agent.bat|.command|.sh)")
         return 0
@@ -133,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
     ShareLayout(share).require(fs)
     app = AppLayout(share)
     if args.action == "update":
-        version = _publish_new(share, args.from_file, args.build_version, args.wheel_cache)
+        version = _publish_new(share, args.from_file, args.build_version, args.wheel_cache, fs)
         print(f"published envy {version}: agents move to it when idle")
         return 0
     if args.action == "rollback":
@@ -163,10 +158,12 @@ def _status(share: Path, app: AppLayout, fs: ShareFS, as_json: bool) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, fs: ShareFS | None = None) -> int:
+    from envy.share.fs import REAL_FS  # an entry point: it chooses the real filesystem
+
     args = build_parser().parse_args(argv)
     try:
-        return run(args)
+        return run(args, fs or REAL_FS)
     except (BuildError, PublishError, ValueError, OSError) as exc:
         print(f"envy app {args.action}: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

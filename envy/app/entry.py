@@ -33,19 +33,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list[:1] == ["agent"]:
         args = build_parser().parse_args(args_list)
-        refused = refuse_if_too_old(args)
+        from envy.share.fs import REAL_FS  # an entry point: it chooses the real filesystem
+
+        refused = refuse_if_too_old(args, REAL_FS)
         if refused is not None:
             return refused
     return envy_main(args_list)
 
 
-def refuse_if_too_old(args: object, fs: ShareFS | None = None, stop: threading.Event | None = None) -> int | None:
+def refuse_if_too_old(args: object, fs: ShareFS, stop: threading.Event | None = None) -> int | None:
     """None when this build may work on the share; else refuse (status + log), wait, and return 75."""
     from envy.config import load_config
     from envy.platform.host import host_name, user_name
     from envy.share.layout import ShareLayout
 
-    fs = fs or ShareFS()
     config = load_config(share=getattr(args, "share", None), config_file=getattr(args, "config", None),
                          user=user_name(), overrides=dict(getattr(args, "set", []) or []))
     if not config.share:

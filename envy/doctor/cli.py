@@ -33,7 +33,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON document for scripts")
 
 
-def cmd_doctor(args: argparse.Namespace) -> int:
+def cmd_doctor(args: argparse.Namespace, fs: ShareFS) -> int:
     share = Path(args.share)
     second = Path(args.second_mount) if args.second_mount else None
     if args.wait <= 0:
@@ -47,7 +47,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     dead_after, heartbeat = _farm_timings(share)
     if not args.json:
         print(f"envy doctor {share}" + (f" (second mount {second})" if second else ""))
-    results = run_doctor(share, ShareFS(), second_mount=second, visibility_wait=args.wait,
+    results = run_doctor(share, fs, second_mount=second, visibility_wait=args.wait,
                          dead_after=dead_after, heartbeat=heartbeat,
                          on_result=(lambda r: None) if args.json else (lambda r: print_result(r, sys.stdout)))
     if args.json:
@@ -71,7 +71,9 @@ def _farm_timings(share: Path) -> tuple[float, float]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="envy doctor", description="Check that a share is fit to be a farm.")
     configure_parser(parser)
-    return cmd_doctor(parser.parse_args(argv))
+    from envy.share.fs import REAL_FS
+
+    return cmd_doctor(parser.parse_args(argv), REAL_FS)
 
 
 if __name__ == "__main__":
