@@ -166,3 +166,41 @@ def _status(farm: Farm, host: str, **want: object) -> dict | None:
     if not st:
         return None
     return st if all(st.get(k) == v for k, v in want.items()) else None
+
+
+def test_envy_init_with_app_writes_launcher_scripts_protocol_and_a_version(
+        tmp_path: Path, builds: dict[str, Path]) -> None:
+    share = tmp_path / "envy"
+    pyz = builds["0.1.0.b1"]
+    proc = subprocess.run([sys.executable, "-m", "envy", "init", str(share), "--with-app", "--from", str(pyz)],
+                          cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    app = AppLayout(share)
+    assert json.loads(app.protocol.read_text()) == {"protocol": 1}
+    assert read_current(app, ShareFS()).version == "0.1.0.b1"  # type: ignore[union-attr]
+    assert app.version_pyz("0.1.0.b1").read_bytes() == pyz.read_bytes()
+    sh = app.start_script(".sh").read_text()
+    assert '"$PY" -I "$HERE/envy.pyz" agent "$@"' in sh and os.access(app.start_script(".sh"), os.X_OK)
+    assert "/Applications/Houdini" in app.start_script(".command").read_text()
+    bat = app.start_script(".bat").read_bytes()
+    assert b"\r\n" in bat and b'py -3 -I "%HERE%envy.pyz" agent %*' in bat
+    status = subprocess.run([sys.executable, "-m", "envy", "app", "status", "--share", str(share), "--json"],
+                            cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
+    assert json.loads(status.stdout)["current"] == "0.1.0.b1"
+
+
+def test_start_script_runs_the_agent_from_the_share(tmp_path: Path, builds: dict[str, Path]) -> None:
+    farm = Farm(tmp_path)
+    fs = ShareFS()
+    publish(farm.share, builds["0.1.0.b1"], "0.1.0.b1", fs)
+    install_launcher(farm.share, fs)
+    script = AppLayout(farm.share).start_script(".sh")
+    argv = ["sh", str(script), "--share", str(farm.share), "--host", "lab9-03",
+            *[arg for k, v in FAST.items() for arg in ("--set", f"{k}={json.dumps(v)}")]]
+    proc = subprocess.Popen(argv, env=_isolated_env(farm), cwd=tmp_path, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: _status(farm, "lab9-03", version="0.1.0.b1", state="idle"), 120, "agent from the script")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

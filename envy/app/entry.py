@@ -33,7 +33,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list[:1] == ["agent"]:
         args = build_parser().parse_args(args_list)
-        from envy.share.fs import REAL_FS  # an entry point: it chooses the real filesystem
+        from envy.share.fs import (
+            REAL_FS,  # an entry point: it chooses the real filesystem
+        )
 
         refused = refuse_if_too_old(args, REAL_FS)
         if refused is not None:

@@ -12,6 +12,7 @@ frame in hand), stops it and starts the new version. An agent that exits with
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -94,12 +95,20 @@ def supervise(version, argv):
                 continue
             return None if code == EXIT_RESTART else code
     except KeyboardInterrupt:
-        stop(proc)
         return 130
+    finally:
+        if proc.poll() is None:  # the launcher is told to stop (Ctrl-C, SIGTERM): so is its agent
+            stop(proc)
+
+
+def _exit_on_terminate(signum, frame):
+    raise SystemExit(128 + signum)
 
 
 def main():
     argv = sys.argv[1:]
+    if hasattr(signal, "SIGTERM"):
+        signal.signal(signal.SIGTERM, _exit_on_terminate)
     while True:
         version = current_version()
         if version is None:
