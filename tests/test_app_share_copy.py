@@ -16,10 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import require_tool
-from farm import FAST, Farm, wait_for
-from render_helpers import completions, pov_frames, submit_folder
 
+from conftest import require_tool
 from envy.app.build import BuildTargets, build_pex, wheels_in
 from envy.app.launcher import install_launcher
 from envy.app.layout import AppLayout
@@ -27,6 +25,8 @@ from envy.app.protocol import write_share_protocol
 from envy.app.publish import publish, read_current, rollback
 from envy.render.claims import ItemPattern, sort_listing
 from envy.share.fs import ShareFS
+from farm import FAST, Farm, wait_for
+from render_helpers import completions, pov_frames, submit_folder
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -41,8 +41,9 @@ def builds(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]
     out = tmp_path_factory.mktemp("builds")
     first = build_pex(out / "b1.pyz", "0.1.0.b1", _wheel_cache())
     here = f"{sys.version_info.major}{sys.version_info.minor}"
-    second = build_pex(out / "b2.pyz", "0.1.0.b2", _wheel_cache(),
-                       BuildTargets(pythons=(here,), platforms=("manylinux2014_x86_64",)))
+    second = build_pex(
+        out / "b2.pyz", "0.1.0.b2", _wheel_cache(), BuildTargets(pythons=(here,), platforms=("manylinux2014_x86_64",))
+    )
     yield {"0.1.0.b1": first, "0.1.0.b2": second}
 
 
@@ -55,13 +56,22 @@ def _isolated_env(farm: Farm, check_s: float = 1.0) -> dict[str, str]:
 
 
 def _start_from_share(farm: Farm, host: str, env: dict[str, str]) -> subprocess.Popen:
-    argv = [sys.executable, "-I", str(AppLayout(farm.share).launcher), "agent", "--share", str(farm.share),
-            "--host", host]
+    argv = [
+        sys.executable,
+        "-I",
+        str(AppLayout(farm.share).launcher),
+        "agent",
+        "--share",
+        str(farm.share),
+        "--host",
+        host,
+    ]
     for key, value in FAST.items():
         argv += ["--set", f"{key}={json.dumps(value)}"]
     out = open(farm.root / f"{host}.out", "ab")
-    proc = subprocess.Popen(argv, env=env, cwd=farm.root, stdout=out, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        argv, env=env, cwd=farm.root, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+    )
     out.close()
     return proc
 
@@ -69,10 +79,22 @@ def _start_from_share(farm: Farm, host: str, env: dict[str, str]) -> subprocess.
 def test_the_copy_holds_binary_wheels_for_windows_macos_and_linux(builds: dict[str, Path]) -> None:
     wheels = wheels_in(builds["0.1.0.b1"])
     psutil = [w for w in wheels if w.startswith("psutil-")]
-    for tag in ("win_amd64", "macosx_10_9_x86_64", "macosx_11_0_arm64", "manylinux_2_12_x86_64", "manylinux2014_aarch64"):
+    for tag in (
+        "win_amd64",
+        "macosx_10_9_x86_64",
+        "macosx_11_0_arm64",
+        "manylinux_2_12_x86_64",
+        "manylinux2014_aarch64",
+    ):
         assert any(tag in w for w in psutil), f"no psutil wheel for {tag}: {psutil}"
     for py in ("cp310", "cp311", "cp312", "cp313"):
-        for tag in ("win_amd64", "macosx_10_15_x86_64", "macosx_11_0_arm64", "manylinux2014_x86_64", "manylinux2014_aarch64"):
+        for tag in (
+            "win_amd64",
+            "macosx_10_15_x86_64",
+            "macosx_11_0_arm64",
+            "manylinux2014_x86_64",
+            "manylinux2014_aarch64",
+        ):
             assert any(w.startswith("pyyaml-") and f"{py}-{py}" in w and tag in w for w in wheels), (py, tag)
     assert any(w.startswith("watchdog-") and "win_amd64" in w for w in wheels)
     assert any(w.startswith("prompt_toolkit-") for w in wheels)
@@ -94,7 +116,8 @@ def test_publish_is_atomic_and_rollback_is_one_call(tmp_path: Path, builds: dict
 
 
 def test_agent_from_the_share_copy_renders_then_moves_to_a_new_version_when_idle(
-        tmp_path: Path, builds: dict[str, Path]) -> None:
+    tmp_path: Path, builds: dict[str, Path]
+) -> None:
     require_tool("povray")
     farm = Farm(tmp_path)
     fs = ShareFS()
@@ -152,11 +175,21 @@ def test_launcher_runs_the_current_version_with_python_isolated(tmp_path: Path, 
     fs = ShareFS()
     publish(farm.share, builds["0.1.0.b1"], "0.1.0.b1", fs)
     written = install_launcher(farm.share, fs)
-    assert {p.name for p in written} >= {"envy.pyz", "start_envy_agent.bat", "start_envy_agent.command",
-                                         "start_envy_agent.sh"}
-    out = subprocess.run([sys.executable, "-I", str(AppLayout(farm.share).launcher), "--version"],
-                         env=_isolated_env(farm), cwd=tmp_path, capture_output=True, text=True, timeout=120,
-                         check=False)
+    assert {p.name for p in written} >= {
+        "envy.pyz",
+        "start_envy_agent.bat",
+        "start_envy_agent.command",
+        "start_envy_agent.sh",
+    }
+    out = subprocess.run(
+        [sys.executable, "-I", str(AppLayout(farm.share).launcher), "--version"],
+        env=_isolated_env(farm),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "envy 0.1.0.b1"
 
@@ -169,11 +202,18 @@ def _status(farm: Farm, host: str, **want: object) -> dict | None:
 
 
 def test_envy_init_with_app_writes_launcher_scripts_protocol_and_a_version(
-        tmp_path: Path, builds: dict[str, Path]) -> None:
+    tmp_path: Path, builds: dict[str, Path]
+) -> None:
     share = tmp_path / "envy"
     pyz = builds["0.1.0.b1"]
-    proc = subprocess.run([sys.executable, "-m", "envy", "init", str(share), "--with-app", "--from", str(pyz)],
-                          cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "envy", "init", str(share), "--with-app", "--from", str(pyz)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     app = AppLayout(share)
     assert json.loads(app.protocol.read_text()) == {"protocol": 1}
@@ -184,8 +224,14 @@ def test_envy_init_with_app_writes_launcher_scripts_protocol_and_a_version(
     assert "/Applications/Houdini" in app.start_script(".command").read_text()
     bat = app.start_script(".bat").read_bytes()
     assert b"\r\n" in bat and b'py -3 -I "%HERE%envy.pyz" agent %*' in bat
-    status = subprocess.run([sys.executable, "-m", "envy", "app", "status", "--share", str(share), "--json"],
-                            cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
+    status = subprocess.run(
+        [sys.executable, "-m", "envy", "app", "status", "--share", str(share), "--json"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert json.loads(status.stdout)["current"] == "0.1.0.b1"
 
 
@@ -195,10 +241,23 @@ def test_start_script_runs_the_agent_from_the_share(tmp_path: Path, builds: dict
     publish(farm.share, builds["0.1.0.b1"], "0.1.0.b1", fs)
     install_launcher(farm.share, fs)
     script = AppLayout(farm.share).start_script(".sh")
-    argv = ["sh", str(script), "--share", str(farm.share), "--host", "lab9-03",
-            *[arg for k, v in FAST.items() for arg in ("--set", f"{k}={json.dumps(v)}")]]
-    proc = subprocess.Popen(argv, env=_isolated_env(farm), cwd=tmp_path, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    argv = [
+        "sh",
+        str(script),
+        "--share",
+        str(farm.share),
+        "--host",
+        "lab9-03",
+        *[arg for k, v in FAST.items() for arg in ("--set", f"{k}={json.dumps(v)}")],
+    ]
+    proc = subprocess.Popen(
+        argv,
+        env=_isolated_env(farm),
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+    )
     try:
         wait_for(lambda: _status(farm, "lab9-03", version="0.1.0.b1", state="idle"), 120, "agent from the script")
     finally:

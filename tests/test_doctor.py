@@ -23,8 +23,14 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def run_doctor(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "envy", "doctor", *args], check=False, cwd=REPO, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "envy", "doctor", *args],
+        check=False,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def doctor_json(*args: str) -> tuple[int, dict]:
@@ -79,8 +85,16 @@ def test_human_output_prints_each_check_with_what_to_do(share: Path) -> None:
     proc = run_doctor(str(share))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     lines = proc.stdout.splitlines()
-    for name in ("sentinel and mount", "permissions", "rename atomicity and no-replace", "case sensitivity",
-                 "timestamps and server clock", "visibility between clients", "free space", "latency"):
+    for name in (
+        "sentinel and mount",
+        "permissions",
+        "rename atomicity and no-replace",
+        "case sensitivity",
+        "timestamps and server clock",
+        "visibility between clients",
+        "free space",
+        "latency",
+    ):
         assert any(line.startswith("[") and f"] {name}:" in line for line in lines), name
     assert "fit for a farm" in proc.stdout
 
@@ -104,7 +118,10 @@ def test_wrong_permissions_are_each_reported_with_their_fix(share: Path) -> None
     assert perms["verdict"] == "fail"
     assert f"every user can write the instruction file {instructions}" in perms["result"]
     assert f"group {grp.getgrgid(others).gr_name!r} can write {user_dir}" in perms["result"]
-    assert f"chmod go-w '{instructions}'  (or use signed mode for a class farm, docs/admin-guide.md section 5)" in perms["advice"]
+    assert (
+        f"chmod go-w '{instructions}'  (or use signed mode for a class farm, docs/admin-guide.md section 5)"
+        in perms["advice"]
+    )
     assert f"chmod go-w '{user_dir}'" in perms["advice"]
     assert f"chmod 1777 '{seats}'" in perms["advice"]
     assert report["verdict"] == "fail"
@@ -141,13 +158,16 @@ def test_bad_second_mount_is_one_line_and_exit_2(share: Path, tmp_path: Path) ->
     assert "is not a folder" in proc.stderr
 
 
-@pytest.mark.parametrize("written, kept, step", [
-    (1_700_000_001_123_456_789, 1_700_000_001_123_456_789, 1e-9),
-    (1_700_000_001_123_456_789, 1_700_000_001_123_456_000, 1e-6),
-    (1_700_000_001_123_456_789, 1_700_000_001_000_000_000, 1.0),
-    (1_700_000_001_123_456_789, 1_700_000_002_000_000_000, 2.0),  # FAT rounds odd seconds up
-    (1_700_000_001_123_456_789, 1_700_000_001_120_000_000, 0.01),
-])
+@pytest.mark.parametrize(
+    "written, kept, step",
+    [
+        (1_700_000_001_123_456_789, 1_700_000_001_123_456_789, 1e-9),
+        (1_700_000_001_123_456_789, 1_700_000_001_123_456_000, 1e-6),
+        (1_700_000_001_123_456_789, 1_700_000_001_000_000_000, 1.0),
+        (1_700_000_001_123_456_789, 1_700_000_002_000_000_000, 2.0),  # FAT rounds odd seconds up
+        (1_700_000_001_123_456_789, 1_700_000_001_120_000_000, 0.01),
+    ],
+)
 def test_timestamp_resolution_from_a_probe_mtime(written: int, kept: int, step: float) -> None:
     assert resolution_from_probe(written, kept) == pytest.approx(step)
 

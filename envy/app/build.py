@@ -57,12 +57,27 @@ def download_wheels(cache: Path, targets: BuildTargets, retries: int = 3) -> Non
     cache.mkdir(parents=True, exist_ok=True)
     for py in targets.pythons:
         for plat in targets.platforms:
-            argv = [sys.executable, "-m", "pip", "download", "-q", "--only-binary=:all:", "--platform", plat,
-                    "--python-version", f"{py[0]}.{py[1:]}", "--implementation", "cp", "-d", str(cache),
-                    *REQUIREMENTS]
+            argv = [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "-q",
+                "--only-binary=:all:",
+                "--platform",
+                plat,
+                "--python-version",
+                f"{py[0]}.{py[1:]}",
+                "--implementation",
+                "cp",
+                "-d",
+                str(cache),
+                *REQUIREMENTS,
+            ]
             # Offline first: a full cache needs no index at all (a lookup per platform is slow).
-            offline = subprocess.run([*argv, "--no-index", "-f", str(cache)], capture_output=True, check=False,
-                                     stdin=subprocess.DEVNULL)
+            offline = subprocess.run(
+                [*argv, "--no-index", "-f", str(cache)], capture_output=True, check=False, stdin=subprocess.DEVNULL
+            )
             if offline.returncode != 0:
                 _run(argv, f"download wheels for {plat} cp{py}", retries)
 
@@ -81,8 +96,9 @@ def stage_sources(dest: Path, version: str) -> Path:
     return dest
 
 
-def build_pex(out: Path, version: str, wheel_cache: Path, targets: BuildTargets = BuildTargets(),
-              download: bool = True) -> Path:
+def build_pex(
+    out: Path, version: str, wheel_cache: Path, targets: BuildTargets = BuildTargets(), download: bool = True
+) -> Path:
     """Build ``out`` (a PEX) from this source tree for every target; returns ``out``."""
     if shutil.which("pex") is None and not _pex_module_available():
         raise BuildError("pex is not installed: pip install 'envy[app]' (or pip install pex)")
@@ -90,8 +106,24 @@ def build_pex(out: Path, version: str, wheel_cache: Path, targets: BuildTargets 
         download_wheels(wheel_cache, targets)
     with tempfile.TemporaryDirectory(prefix="envy-build-") as tmp:
         src = stage_sources(Path(tmp) / "src", version)
-        argv = [sys.executable, "-m", "pex", "-D", str(src), *REQUIREMENTS, "--no-pypi", "-f", str(wheel_cache),
-                "--no-build", "--pip-version", "25.3", "-e", "envy.app.entry:main", "-o", str(out)]
+        argv = [
+            sys.executable,
+            "-m",
+            "pex",
+            "-D",
+            str(src),
+            *REQUIREMENTS,
+            "--no-pypi",
+            "-f",
+            str(wheel_cache),
+            "--no-build",
+            "--pip-version",
+            "25.3",
+            "-e",
+            "envy.app.entry:main",
+            "-o",
+            str(out),
+        ]
         for platform in targets.pex_platforms():
             argv += ["--platform", platform]
         _run(argv, "build the PEX", retries=1)
@@ -120,5 +152,6 @@ def wheels_in(pyz: Path) -> list[str]:
     import zipfile
 
     with zipfile.ZipFile(pyz) as z:
-        return sorted({n.split("/")[1] for n in z.namelist() if n.startswith(".deps/") and n.count("/") >= 2
-                       and n.split("/")[1]})
+        return sorted(
+            {n.split("/")[1] for n in z.namelist() if n.startswith(".deps/") and n.count("/") >= 2 and n.split("/")[1]}
+        )

@@ -48,15 +48,21 @@ def build_parser() -> argparse.ArgumentParser:
     def share_arg(p: argparse.ArgumentParser) -> None:
         p.add_argument("--share", default=os.environ.get("ENVY_SHARE"), help="the Envy folder (or ENVY_SHARE)")
 
-    init = sub.add_parser("init", help="envy init SHARE --with-app: the share, its launcher, start-up scripts and a build")
+    init = sub.add_parser(
+        "init", help="envy init SHARE --with-app: the share, its launcher, start-up scripts and a build"
+    )
     init.add_argument("share")
     init.add_argument("--user", default=None)
     init.add_argument("--from", dest="from_file", default=None, help="publish this build instead of building one")
     build = sub.add_parser("build", help="build the PEX (Envy + deps for Windows, macOS, Linux)")
     build.add_argument("-o", "--out", required=True)
     for p in (build, init):
-        p.add_argument("--version", dest="build_version", default=None, help="the version to stamp (default: envy's + time)")
-        p.add_argument("--wheel-cache", default=None, help="where downloaded wheels are kept (default ~/.cache/envy/wheels)")
+        p.add_argument(
+            "--version", dest="build_version", default=None, help="the version to stamp (default: envy's + time)"
+        )
+        p.add_argument(
+            "--wheel-cache", default=None, help="where downloaded wheels are kept (default ~/.cache/envy/wheels)"
+        )
     update = sub.add_parser("update", help="build (or take --from FILE) and publish a new version on the share")
     share_arg(update)
     update.add_argument("--from", dest="from_file", default=None)
@@ -82,8 +88,9 @@ def _build(out: Path, version: str, wheel_cache: str | None) -> dict:
     return info
 
 
-def _publish_new(share: Path, from_file: str | None, given_version: str | None, wheel_cache: str | None,
-                 fs: ShareFS) -> str:
+def _publish_new(
+    share: Path, from_file: str | None, given_version: str | None, wheel_cache: str | None, fs: ShareFS
+) -> str:
     if from_file:
         pyz = Path(from_file)
         sidecar = pyz.with_name(pyz.name + ".json")
@@ -142,19 +149,28 @@ def _status(share: Path, app: AppLayout, fs: ShareFS, as_json: bool) -> int:
     from envy.protocol.status import read_statuses
 
     current = read_current(app, fs)
-    agents = [{"host": s.host, "version": s.version, "state": s.state, "message": s.message}
-              for s in read_statuses(ShareLayout(share), fs)[0]]
-    report = {"current": current.version if current else None, "previous": current.previous if current else None,
-              "protocol": read_share_protocol(app, fs), "versions": published_versions(app),
-              "builds": {v: read_build_info(app, v, fs).get("published") for v in published_versions(app)},
-              "agents": agents}
+    agents = [
+        {"host": s.host, "version": s.version, "state": s.state, "message": s.message}
+        for s in read_statuses(ShareLayout(share), fs)[0]
+    ]
+    report = {
+        "current": current.version if current else None,
+        "previous": current.previous if current else None,
+        "protocol": read_share_protocol(app, fs),
+        "versions": published_versions(app),
+        "builds": {v: read_build_info(app, v, fs).get("published") for v in published_versions(app)},
+        "agents": agents,
+    }
     if as_json:
         print(json.dumps(report, indent=1))
         return 0
     print(f"current: {report['current']} (previous: {report['previous']}); share protocol {report['protocol']}")
     print("versions on the share: " + (", ".join(published_versions(app)) or "none"))
     for a in agents:
-        print(f"  {a['host']}: envy {a['version']} {a['state']}" + (f" ({a['message']})" if a["state"] == "too-old" else ""))
+        print(
+            f"  {a['host']}: envy {a['version']} {a['state']}"
+            + (f" ({a['message']})" if a["state"] == "too-old" else "")
+        )
     return 0
 
 

@@ -49,8 +49,12 @@ def refuse_if_too_old(args: object, fs: ShareFS, stop: threading.Event | None = 
     from envy.platform.host import host_name, user_name
     from envy.share.layout import ShareLayout
 
-    config = load_config(share=getattr(args, "share", None), config_file=getattr(args, "config", None),
-                         user=user_name(), overrides=dict(getattr(args, "set", []) or []))
+    config = load_config(
+        share=getattr(args, "share", None),
+        config_file=getattr(args, "config", None),
+        user=user_name(),
+        overrides=dict(getattr(args, "set", []) or []),
+    )
     if not config.share:
         return None  # envy's own error message says how to give a share
     layout = ShareLayout(Path(config.share))
@@ -70,13 +74,21 @@ def refuse_if_too_old(args: object, fs: ShareFS, stop: threading.Event | None = 
     return _wait_for_newer(layout, app, host, problem, config.heartbeat, fs, stop or threading.Event())
 
 
-def _wait_for_newer(layout: object, app: AppLayout, host: str, problem: str, heartbeat: float,
-                    fs: ShareFS, stop: threading.Event) -> int:
+def _wait_for_newer(
+    layout: object, app: AppLayout, host: str, problem: str, heartbeat: float, fs: ShareFS, stop: threading.Event
+) -> int:
     from envy.protocol.status import AgentStatus, write_status
     from envy.share.names import nonce
 
-    status = AgentStatus(host=host, nonce=nonce(), pid=os.getpid(), version=__version__, state="too-old",
-                         message=problem, heartbeat=heartbeat)
+    status = AgentStatus(
+        host=host,
+        nonce=nonce(),
+        pid=os.getpid(),
+        version=__version__,
+        state="too-old",
+        message=problem,
+        heartbeat=heartbeat,
+    )
     mine = os.environ.get("ENVY_APP_VERSION", __version__)
     while not stop.is_set():
         status.counter += 1

@@ -30,10 +30,13 @@ exit 1
 """
 
 _MAC_PYTHONS = " /Library/Frameworks/Python.framework/Versions/3.1*/bin/python3"
-_MAC_HYTHONS = ("/Applications/Houdini/Current/Frameworks/Houdini.framework/Versions/Current/Resources/bin/hython "
-                "/Applications/Houdini/Houdini*/Frameworks/Houdini.framework/Versions/Current/Resources/bin/hython")
+_MAC_HYTHONS = (
+    "/Applications/Houdini/Current/Frameworks/Houdini.framework/Versions/Current/Resources/bin/hython "
+    "/Applications/Houdini/Houdini*/Frameworks/Houdini.framework/Versions/Current/Resources/bin/hython"
+)
 _LINUX_HYTHONS = "/opt/hfs*/bin/hython"
 
+# ruff: noqa: E501  (the batch file's lines are data)
 _BAT_SCRIPT = r"""@echo off
 rem Start the Envy agent from the share copy. Needs no admin rights: only a Python 3.10+
 rem (python.org's installer "for me only" gives py.exe) or Houdini's hython. Extra arguments go to `envy agent`.

@@ -10,6 +10,8 @@ frame in hand), stops it and starts the new version. An agent that exits with
 75 (``restart()``) is started again at once, in the current version.
 """
 
+from __future__ import annotations
+
 import json
 import os
 import signal
@@ -21,7 +23,7 @@ EXIT_RESTART = 75
 HERE = os.path.dirname(os.path.abspath(sys.argv[0]))
 
 
-def current_version():
+def current_version() -> str | None:
     try:
         with open(os.path.join(HERE, "current.json"), "rb") as f:
             data = json.loads(f.read(4096).decode("utf-8"))
@@ -31,7 +33,7 @@ def current_version():
         return None
 
 
-def option(argv, name):
+def option(argv: list[str], name: str) -> str | None:
     for i, arg in enumerate(argv):
         if arg == name and i + 1 < len(argv):
             return argv[i + 1]
@@ -40,14 +42,18 @@ def option(argv, name):
     return None
 
 
-def status_file(argv):
-    host = option(argv, "--host") or (os.environ.get("COMPUTERNAME") if os.name == "nt" else None) \
-        or socket.gethostname() or "unknown-host"
+def status_file(argv: list[str]) -> str:
+    host = (
+        option(argv, "--host")
+        or (os.environ.get("COMPUTERNAME") if os.name == "nt" else None)
+        or socket.gethostname()
+        or "unknown-host"
+    )
     share = option(argv, "--share") or os.environ.get("ENVY_SHARE") or os.path.dirname(HERE)
     return os.path.join(share, "status", host.split(".")[0].lower() + ".json")
 
 
-def is_idle(path, pid):
+def is_idle(path: str, pid: int) -> bool:
     try:
         with open(path, "rb") as f:
             st = json.loads(f.read(1 << 20).decode("utf-8"))
@@ -55,19 +61,20 @@ def is_idle(path, pid):
         return False
     if not isinstance(st, dict) or st.get("pid") != pid:
         return False
-    workers = st.get("workers") if isinstance(st.get("workers"), list) else []
+    workers = st.get("workers")
+    workers = workers if isinstance(workers, list) else []
     busy = any(isinstance(w, dict) and w.get("frame") for w in workers)
     return st.get("state") in ("idle", "too-old") and not busy
 
 
-def start(version, argv):
+def start(version: str, argv: list[str]) -> subprocess.Popen[bytes]:
     pyz = os.path.join(HERE, "versions", version, "envy.pyz")
     flags = ["-I"] if sys.flags.isolated else []
     env = dict(os.environ, ENVY_APP_LAUNCHER=os.path.abspath(sys.argv[0]), ENVY_APP_VERSION=version)
     return subprocess.Popen([sys.executable] + flags + [pyz] + argv, env=env)
 
 
-def stop(proc):
+def stop(proc: subprocess.Popen[bytes]) -> None:
     proc.terminate()
     try:
         proc.wait(timeout=30)
@@ -76,7 +83,7 @@ def stop(proc):
         proc.wait()
 
 
-def supervise(version, argv):
+def supervise(version: str, argv: list[str]) -> int | None:
     """Run the agent; return its exit code, or None to start the current version instead."""
     every = float(os.environ.get("ENVY_APP_CHECK_S", "30"))
     proc = start(version, argv)
@@ -88,8 +95,11 @@ def supervise(version, argv):
             except subprocess.TimeoutExpired:
                 newer = current_version()
                 if newer and newer != version and is_idle(status, proc.pid):
-                    print(f"envy launcher: version {newer} is published; moving the idle agent to it",
-                          file=sys.stderr, flush=True)
+                    print(
+                        f"envy launcher: version {newer} is published; moving the idle agent to it",
+                        file=sys.stderr,
+                        flush=True,
+                    )
                     stop(proc)
                     return None
                 continue
@@ -101,11 +111,11 @@ def supervise(version, argv):
             stop(proc)
 
 
-def _exit_on_terminate(signum, frame):
+def _exit_on_terminate(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
-def main():
+def main() -> int:
     argv = sys.argv[1:]
     if hasattr(signal, "SIGTERM"):
         signal.signal(signal.SIGTERM, _exit_on_terminate)
@@ -115,8 +125,12 @@ def main():
             print(f"envy launcher: no version is published in {HERE} (run: envy app update)", file=sys.stderr)
             return 2
         if argv[:1] != ["agent"]:
-            return subprocess.call([sys.executable] + (["-I"] if sys.flags.isolated else [])
-                                   + [os.path.join(HERE, "versions", version, "envy.pyz")] + argv)
+            return subprocess.call(
+                [sys.executable]
+                + (["-I"] if sys.flags.isolated else [])
+                + [os.path.join(HERE, "versions", version, "envy.pyz")]
+                + argv
+            )
         code = supervise(version, argv)
         if code is not None:
             return code

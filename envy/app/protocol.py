@@ -33,12 +33,16 @@ class ProtocolRange:
     def problem_with(self, share_protocol: int, version: str) -> str | None:
         """Why an agent of this build must not work on the share, or None."""
         if share_protocol > self.newest:
-            return (f"this agent (envy {version}) speaks share protocol {self.oldest}-{self.newest} but the share "
-                    f"uses protocol {share_protocol}: it is too old and does nothing; start the share's copy "
-                    f"(app/envy.pyz) or update this machine's Envy")
+            return (
+                f"this agent (envy {version}) speaks share protocol {self.oldest}-{self.newest} but the share "
+                f"uses protocol {share_protocol}: it is too old and does nothing; start the share's copy "
+                f"(app/envy.pyz) or update this machine's Envy"
+            )
         if share_protocol < self.oldest:
-            return (f"this agent (envy {version}) no longer speaks share protocol {share_protocol} "
-                    f"(oldest it speaks: {self.oldest}): roll the share back or raise its protocol")
+            return (
+                f"this agent (envy {version}) no longer speaks share protocol {share_protocol} "
+                f"(oldest it speaks: {self.oldest}): roll the share back or raise its protocol"
+            )
         return None
 
 
@@ -53,7 +57,7 @@ def read_share_protocol(layout: AppLayout, fs: ShareFS) -> int:
     try:
         value = json.loads(raw.decode("utf-8")).get("protocol")
     except (UnicodeDecodeError, ValueError, AttributeError):
-        raise ValueError(f"{layout.protocol}: not a JSON object like {{\"protocol\": 1}}") from None
+        raise ValueError(f'{layout.protocol}: not a JSON object like {{"protocol": 1}}') from None
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise ValueError(f"{layout.protocol}: 'protocol' must be a whole number >= 1, got {value!r}")
     return value

@@ -64,13 +64,19 @@ def publish(share: Path, pyz: Path, version: str, fs: ShareFS, build_info: dict 
     digest = _sha256(pyz)
     if target.exists():
         if _sha256(target) != digest:
-            raise PublishError(f"version {version} is already on the share with other contents: "
-                               f"publish under a new version (versions are never overwritten)")
+            raise PublishError(
+                f"version {version} is already on the share with other contents: "
+                f"publish under a new version (versions are never overwritten)"
+            )
     else:
         make_dirs_within(app.versions, version)
         _copy_into_place(pyz, target, fs)
-    info = {**(build_info or {}), "version": version, "sha256": digest,
-            "published": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    info = {
+        **(build_info or {}),
+        "version": version,
+        "sha256": digest,
+        "published": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
     atomic_write_json(app.build_info(version), info, fs)
     old = read_current(app, fs)
     if old is not None and old.version == version:
@@ -122,8 +128,15 @@ def read_build_info(app: AppLayout, version: str, fs: ShareFS) -> dict:
 
 
 def _write_current(app: AppLayout, current: Current, fs: ShareFS) -> None:
-    atomic_write_json(app.current, {"version": current.version, "previous": current.previous,
-                                    "published": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}, fs)
+    atomic_write_json(
+        app.current,
+        {
+            "version": current.version,
+            "previous": current.previous,
+            "published": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        },
+        fs,
+    )
 
 
 def _copy_into_place(src: Path, dst: Path, fs: ShareFS) -> None:

@@ -20,12 +20,23 @@ def check_case(ctx: DoctorContext) -> CheckResult:
     facts["clashes"] = clashes
     kind = "case-insensitive (like SMB and macOS)" if insensitive else "case-sensitive (like NFS and Linux)"
     if clashes:
-        return CheckResult(NAME, Verdict.WARN, f"{kind}; names that differ only by case: {', '.join(clashes)}",
-                           ["Windows and macOS machines see these as one name: rename or remove one of each pair"],
-                           facts)
-    advice = [] if insensitive else [
-        ("Envy compares host and user names case-insensitively; keep folder names lower-case so "
-        "Windows and macOS machines see the same names")]
+        return CheckResult(
+            NAME,
+            Verdict.WARN,
+            f"{kind}; names that differ only by case: {', '.join(clashes)}",
+            ["Windows and macOS machines see these as one name: rename or remove one of each pair"],
+            facts,
+        )
+    advice = (
+        []
+        if insensitive
+        else [
+            (
+                "Envy compares host and user names case-insensitively; keep folder names lower-case so "
+                "Windows and macOS machines see the same names"
+            )
+        ]
+    )
     return CheckResult(NAME, Verdict.OK, kind, advice, facts)
 
 

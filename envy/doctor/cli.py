@@ -26,10 +26,19 @@ def add_doctor_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("share", help="the Envy folder on the share, e.g. Z:/envy")
-    parser.add_argument("--second-mount", default=None, metavar="DIR",
-                        help="the same Envy folder mounted a second time: measures how long changes take to show")
-    parser.add_argument("--wait", type=float, default=30.0, metavar="SECONDS",
-                        help="longest to wait for the second mount to see a change (default 30)")
+    parser.add_argument(
+        "--second-mount",
+        default=None,
+        metavar="DIR",
+        help="the same Envy folder mounted a second time: measures how long changes take to show",
+    )
+    parser.add_argument(
+        "--wait",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="longest to wait for the second mount to see a change (default 30)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON document for scripts")
 
 
@@ -47,9 +56,15 @@ def cmd_doctor(args: argparse.Namespace, fs: ShareFS) -> int:
     dead_after, heartbeat = _farm_timings(share)
     if not args.json:
         print(f"envy doctor {share}" + (f" (second mount {second})" if second else ""))
-    results = run_doctor(share, fs, second_mount=second, visibility_wait=args.wait,
-                         dead_after=dead_after, heartbeat=heartbeat,
-                         on_result=(lambda r: None) if args.json else (lambda r: print_result(r, sys.stdout)))
+    results = run_doctor(
+        share,
+        fs,
+        second_mount=second,
+        visibility_wait=args.wait,
+        dead_after=dead_after,
+        heartbeat=heartbeat,
+        on_result=(lambda r: None) if args.json else (lambda r: print_result(r, sys.stdout)),
+    )
     if args.json:
         print(as_json(share, second, results))
     else:

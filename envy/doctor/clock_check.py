@@ -38,14 +38,28 @@ def check_clock(ctx: DoctorContext) -> CheckResult:
     res_text = _resolution_text(resolution)
     if skew > SKEW_WARN_S:
         side = "ahead of" if offset > 0 else "behind"
-        return CheckResult(NAME, Verdict.WARN, f"timestamps {res_text}; the file server is {abs(offset):.1f} s {side} this machine",
-                           [("sync both clocks (Windows: w32tm /resync; macOS/Linux: enable NTP with timedatectl "
-                            "set-ntp true); Envy copes, but log times and file times will disagree")], facts)
+        return CheckResult(
+            NAME,
+            Verdict.WARN,
+            f"timestamps {res_text}; the file server is {abs(offset):.1f} s {side} this machine",
+            [
+                (
+                    "sync both clocks (Windows: w32tm /resync; macOS/Linux: enable NTP with timedatectl "
+                    "set-ntp true); Envy copes, but log times and file times will disagree"
+                )
+            ],
+            facts,
+        )
     advice = []
     if resolution >= 2:
         advice.append("2 s timestamps (FAT-like): never rely on mtimes to spot quick changes; Envy does not")
-    return CheckResult(NAME, Verdict.OK, f"timestamps {res_text}; the server's clock agrees with this machine's "
-                       f"({offset:+.2f} s)", advice, facts)
+    return CheckResult(
+        NAME,
+        Verdict.OK,
+        f"timestamps {res_text}; the server's clock agrees with this machine's ({offset:+.2f} s)",
+        advice,
+        facts,
+    )
 
 
 _STEPS_NS = (1, 1_000, 1_000_000, 10_000_000, 100_000_000, 1_000_000_000, 2_000_000_000)

@@ -34,13 +34,24 @@ def check_latency(ctx: DoctorContext) -> CheckResult:
     for op, samples in results.items():
         facts[f"{op}_median_ms"] = round(statistics.median(samples), 3)
         facts[f"{op}_max_ms"] = round(max(samples), 3)
-    text = ", ".join(f"{op.replace('_', ' ')} {statistics.median(s):.2f} ms" for op, s in results.items()) + \
-        f" (median of {_ROUNDS})"
+    text = (
+        ", ".join(f"{op.replace('_', ' ')} {statistics.median(s):.2f} ms" for op, s in results.items())
+        + f" (median of {_ROUNDS})"
+    )
     slow = [op for op, s in results.items() if statistics.median(s) > WARN_MEDIAN_MS]
     if slow:
-        return CheckResult(NAME, Verdict.WARN, text,
-                           [(f"{', '.join(slow)} slower than {WARN_MEDIAN_MS:g} ms: is the share over Wi-Fi or a VPN? "
-                            "raise poll_interval so idle agents cost the server less")], facts)
+        return CheckResult(
+            NAME,
+            Verdict.WARN,
+            text,
+            [
+                (
+                    f"{', '.join(slow)} slower than {WARN_MEDIAN_MS:g} ms: is the share over Wi-Fi or a VPN? "
+                    "raise poll_interval so idle agents cost the server less"
+                )
+            ],
+            facts,
+        )
     return CheckResult(NAME, Verdict.OK, text, [], facts)
 
 

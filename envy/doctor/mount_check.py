@@ -18,31 +18,50 @@ def check_mount(layout: ShareLayout, fs: ShareFS) -> CheckResult:
     """Runs before the probe folder exists: without a sentinel doctor writes nothing."""
     root = layout.root
     if not root.is_dir():
-        return CheckResult(NAME, Verdict.FAIL, f"{root} is not a folder (or cannot be reached)",
-                           ["mount the share (on Windows: map the drive letter) and try again",
-                            f"for a new farm: envy init {root}"])
+        return CheckResult(
+            NAME,
+            Verdict.FAIL,
+            f"{root} is not a folder (or cannot be reached)",
+            ["mount the share (on Windows: map the drive letter) and try again", f"for a new farm: envy init {root}"],
+        )
     try:
         raw = fs.read_bytes(layout.sentinel)
     except FileNotFoundError:
-        return CheckResult(NAME, Verdict.FAIL, f"no {SENTINEL} in {root}: not an Envy share, or the drive is not mounted",
-                           ["check the drive is mounted (agents wait while the sentinel is missing)",
-                            f"for a new farm: envy init {root}"])
+        return CheckResult(
+            NAME,
+            Verdict.FAIL,
+            f"no {SENTINEL} in {root}: not an Envy share, or the drive is not mounted",
+            [
+                "check the drive is mounted (agents wait while the sentinel is missing)",
+                f"for a new farm: envy init {root}",
+            ],
+        )
     except OSError as exc:
-        return CheckResult(NAME, Verdict.FAIL, f"cannot read {layout.sentinel}: {exc}",
-                           ["check the share is reachable and you may read it"])
+        return CheckResult(
+            NAME,
+            Verdict.FAIL,
+            f"cannot read {layout.sentinel}: {exc}",
+            ["check the share is reachable and you may read it"],
+        )
     info = _parse_sentinel(raw)
     mount = mount_of(root)
     measurements: dict[str, object] = {"fs_type": mount.fs_type, "kind": mount.kind, "mount_point": mount.mount_point}
     if info is None:
-        return CheckResult(NAME, Verdict.FAIL, f"{layout.sentinel} is not a small JSON object",
-                           [f"move the damaged file aside and run: envy init {root} (it keeps existing files)"],
-                           measurements)
+        return CheckResult(
+            NAME,
+            Verdict.FAIL,
+            f"{layout.sentinel} is not a small JSON object",
+            [f"move the damaged file aside and run: envy init {root} (it keeps existing files)"],
+            measurements,
+        )
     measurements.update({"envy": info.get("envy"), "protocol": info.get("protocol")})
     where = f" on {mount.kind} ({mount.fs_type} at {mount.mount_point})" if mount.kind != "unknown" else ""
     advice = []
     if mount.kind == "local":
         advice.append("this is a local disk: fine for one machine or a demo; lab machines need a network share")
-    return CheckResult(NAME, Verdict.OK, f"Envy share made by envy {info.get('envy', '?')}{where}", advice, measurements)
+    return CheckResult(
+        NAME, Verdict.OK, f"Envy share made by envy {info.get('envy', '?')}{where}", advice, measurements
+    )
 
 
 def _parse_sentinel(raw: bytes) -> dict | None:

@@ -32,7 +32,9 @@ WINDOWS_ACL_ADVICE = [
 
 def check_permissions(layout: ShareLayout, fs: ShareFS) -> CheckResult:
     if not mode_bits_mean_something():
-        return CheckResult(NAME, Verdict.SKIP, "not checked on Windows (ACLs decide, not mode bits)", WINDOWS_ACL_ADVICE)
+        return CheckResult(
+            NAME, Verdict.SKIP, "not checked on Windows (ACLs decide, not mode bits)", WINDOWS_ACL_ADVICE
+        )
     problems: list[str] = []  # the farm can be taken over: FAIL
     cautions: list[str] = []  # works, but not as the guide sets it up: WARN
     advice: list[str] = []
@@ -78,8 +80,12 @@ def check_permissions(layout: ShareLayout, fs: ShareFS) -> CheckResult:
         return CheckResult(NAME, Verdict.FAIL, "; ".join(problems), advice + cautions_note(cautions))
     if cautions:
         return CheckResult(NAME, Verdict.WARN, "; ".join(cautions), advice)
-    return CheckResult(NAME, Verdict.OK, "only their owners can write instructions.txt, the config and the user folders",
-                       ["mode bits seen through this mount; an SMB mount with file_mode=0777 shows made-up modes"])
+    return CheckResult(
+        NAME,
+        Verdict.OK,
+        "only their owners can write instructions.txt, the config and the user folders",
+        ["mode bits seen through this mount; an SMB mount with file_mode=0777 shows made-up modes"],
+    )
 
 
 def cautions_note(cautions: list[str]) -> list[str]:

@@ -34,19 +34,31 @@ def check_renames(ctx: DoctorContext) -> CheckResult:
     try:
         seen_missing, seen_torn = _replace_under_reader(ctx, target)
     except OSError as exc:
-        return CheckResult(NAME, Verdict.FAIL,
-                           f"replacing an existing file failed ({exc.__class__.__name__}: {exc}): "
-                           "nothing can be published atomically here (status files, instructions.txt)",
-                           [("sshfs: the server must offer posix-rename (OpenSSH does); SMB: use SMB 2 or later; "
-                            "or put the farm on another share")], facts)
+        return CheckResult(
+            NAME,
+            Verdict.FAIL,
+            f"replacing an existing file failed ({exc.__class__.__name__}: {exc}): "
+            "nothing can be published atomically here (status files, instructions.txt)",
+            [
+                (
+                    "sshfs: the server must offer posix-rename (OpenSSH does); SMB: use SMB 2 or later; "
+                    "or put the farm on another share"
+                )
+            ],
+            facts,
+        )
     facts.update(publishes=_PUBLISHES, reader_saw_missing=seen_missing, reader_saw_torn=seen_torn)
     if seen_torn:
-        problems.append(f"a reader saw a half-written file during a replace ({seen_torn} times in {_PUBLISHES} publishes)")
+        problems.append(
+            f"a reader saw a half-written file during a replace ({seen_torn} times in {_PUBLISHES} publishes)"
+        )
     cautions: list[str] = []
     if seen_missing:
         # Envy treats "not found" as a hint (ENGINEERING §1.7), so this only costs a poll.
-        cautions.append(f"a reader on this mount briefly found no file while it was replaced "
-                        f"({seen_missing} times in {_PUBLISHES} publishes)")
+        cautions.append(
+            f"a reader on this mount briefly found no file while it was replaced "
+            f"({seen_missing} times in {_PUBLISHES} publishes)"
+        )
 
     # plain rename onto an existing name: Envy never does it; report what the share does
     a, b = probe / "a.txt", probe / "b.txt"
@@ -93,17 +105,40 @@ def check_renames(ctx: DoctorContext) -> CheckResult:
             problems.append(f"two mounts renamed the same file and {winners} of them won (must be exactly 1)")
 
     if problems:
-        return CheckResult(NAME, Verdict.FAIL, "; ".join(problems),
-                           [("this share cannot hold claims safely: use another file server or share type "
-                            "(SMB 2+, NFSv3/v4, or sshfs with posix-rename)")], facts)
+        return CheckResult(
+            NAME,
+            Verdict.FAIL,
+            "; ".join(problems),
+            [
+                (
+                    "this share cannot hold claims safely: use another file server or share type "
+                    "(SMB 2+, NFSv3/v4, or sshfs with posix-rename)"
+                )
+            ],
+            facts,
+        )
     extra = "" if ctx.second_probe is not None else " (give --second-mount to race two machines)"
     if cautions:
-        return CheckResult(NAME, Verdict.WARN, "; ".join(cautions) + extra,
-                           [("Envy copes (a missing file is a hint and the next poll reads it), but tools that "
-                            "give up on 'not found' will fail here now and then")], facts)
-    return CheckResult(NAME, Verdict.OK,
-                       f"replace publishes atomically, no-replace refuses, exclusive create refuses; "
-                       f"plain rename onto an existing name {facts['rename_onto_existing']}{extra}", [], facts)
+        return CheckResult(
+            NAME,
+            Verdict.WARN,
+            "; ".join(cautions) + extra,
+            [
+                (
+                    "Envy copes (a missing file is a hint and the next poll reads it), but tools that "
+                    "give up on 'not found' will fail here now and then"
+                )
+            ],
+            facts,
+        )
+    return CheckResult(
+        NAME,
+        Verdict.OK,
+        f"replace publishes atomically, no-replace refuses, exclusive create refuses; "
+        f"plain rename onto an existing name {facts['rename_onto_existing']}{extra}",
+        [],
+        facts,
+    )
 
 
 def _replace_under_reader(ctx: DoctorContext, target: Path) -> tuple[int, int]:

@@ -21,18 +21,26 @@ def print_result(result: CheckResult, out: TextIO) -> None:
 def print_summary(results: list[CheckResult], out: TextIO) -> None:
     counts = {v: sum(r.verdict is v for r in results) for v in Verdict}
     verdict = worst(results)
-    headline = {Verdict.FAIL: "NOT fit for a farm until the FAIL lines are fixed",
-                Verdict.WARN: "usable; the warn lines say what would make it better",
-                Verdict.SKIP: "fit for a farm (some checks skipped)",
-                Verdict.OK: "fit for a farm"}[verdict]
-    print(f"\n{headline} ({counts[Verdict.OK]} ok, {counts[Verdict.WARN]} warn, "
-          f"{counts[Verdict.FAIL]} fail, {counts[Verdict.SKIP]} skipped)", file=out)
+    headline = {
+        Verdict.FAIL: "NOT fit for a farm until the FAIL lines are fixed",
+        Verdict.WARN: "usable; the warn lines say what would make it better",
+        Verdict.SKIP: "fit for a farm (some checks skipped)",
+        Verdict.OK: "fit for a farm",
+    }[verdict]
+    print(
+        f"\n{headline} ({counts[Verdict.OK]} ok, {counts[Verdict.WARN]} warn, "
+        f"{counts[Verdict.FAIL]} fail, {counts[Verdict.SKIP]} skipped)",
+        file=out,
+    )
 
 
 def as_json(share: Path, second_mount: Path | None, results: list[CheckResult]) -> str:
-    return json.dumps({
-        "share": str(share),
-        "second_mount": str(second_mount) if second_mount else None,
-        "verdict": worst(results).value,
-        "checks": [r.as_json() for r in results],
-    }, indent=1)
+    return json.dumps(
+        {
+            "share": str(share),
+            "second_mount": str(second_mount) if second_mount else None,
+            "verdict": worst(results).value,
+            "checks": [r.as_json() for r in results],
+        },
+        indent=1,
+    )

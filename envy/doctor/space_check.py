@@ -17,14 +17,21 @@ def check_space(layout: ShareLayout) -> CheckResult:
     try:
         usage = shutil.disk_usage(layout.root)
     except OSError as exc:
-        return CheckResult(NAME, Verdict.SKIP, f"the share does not report its space: {exc}",
-                           ["ask the file server's admin how much space the share has"])
+        return CheckResult(
+            NAME,
+            Verdict.SKIP,
+            f"the share does not report its space: {exc}",
+            ["ask the file server's admin how much space the share has"],
+        )
     free_gb = usage.free / 1024**3
     facts = {"free_bytes": usage.free, "total_bytes": usage.total}
     text = f"{free_gb:.1f} GB free of {usage.total / 1024**3:.1f} GB"
     if usage.free < FAIL_BELOW_BYTES:
-        return CheckResult(NAME, Verdict.FAIL, text, ["free space: renders and logs will fail to write (ENOSPC)"], facts)
+        return CheckResult(
+            NAME, Verdict.FAIL, text, ["free space: renders and logs will fail to write (ENOSPC)"], facts
+        )
     if usage.free < WARN_BELOW_BYTES or (usage.total and usage.free / usage.total < WARN_BELOW_FRACTION):
-        return CheckResult(NAME, Verdict.WARN, text,
-                           ["free space before a big render: a frame that cannot be written fails"], facts)
+        return CheckResult(
+            NAME, Verdict.WARN, text, ["free space before a big render: a frame that cannot be written fails"], facts
+        )
     return CheckResult(NAME, Verdict.OK, text, [], facts)

@@ -29,16 +29,28 @@ _POLL_S = 0.05
 def check_visibility(ctx: DoctorContext, dead_after: float = 30.0, heartbeat: float = 5.0) -> CheckResult:
     other = ctx.second_probe
     if other is None:
-        return CheckResult(NAME, Verdict.SKIP, "not measured: no second mount given",
-                           [("mount the same share a second time (or on a second machine) and run "
-                            "envy doctor SHARE --second-mount OTHER_MOUNT")])
+        return CheckResult(
+            NAME,
+            Verdict.SKIP,
+            "not measured: no second mount given",
+            [
+                (
+                    "mount the same share a second time (or on a second machine) and run "
+                    "envy doctor SHARE --second-mount OTHER_MOUNT"
+                )
+            ],
+        )
     fs, probe = ctx.fs, ctx.probe
     # prime the second mount's caches with the old state first, as a polling agent's would be
     atomic_write(probe / "changed.txt", b"old", fs)
     fs.write_new(probe / "removed.txt", b"bye")
     if not _wait(ctx, lambda: (other / "changed.txt").exists() and (other / "removed.txt").exists()):
-        return CheckResult(NAME, Verdict.FAIL, f"files written through {ctx.layout.root} never showed in {ctx.second_mount}",
-                           ["give --second-mount the same Envy folder, mounted a second time"])
+        return CheckResult(
+            NAME,
+            Verdict.FAIL,
+            f"files written through {ctx.layout.root} never showed in {ctx.second_mount}",
+            ["give --second-mount the same Envy folder, mounted a second time"],
+        )
     (other / "changed.txt").stat()
     (other / "removed.txt").stat()
     _read(other / "changed.txt")
@@ -63,14 +75,20 @@ def check_visibility(ctx: DoctorContext, dead_after: float = 30.0, heartbeat: fl
     verdict = Verdict.OK
     if read_time is None or read_time > heartbeat:
         verdict = Verdict.FAIL
-        advice.append("an open + read does not see other machines' writes quickly: agents will act late; "
-                      "mount without long data caching (NFS: no 'nocto'; SMB on Windows: see the admin guide)")
+        advice.append(
+            "an open + read does not see other machines' writes quickly: agents will act late; "
+            "mount without long data caching (NFS: no 'nocto'; SMB on Windows: see the admin guide)"
+        )
     if worst > dead_after - heartbeat:
         verdict = max(verdict, Verdict.WARN, key=[Verdict.OK, Verdict.WARN, Verdict.FAIL].index)
-        advice.append(f"some changes take longer than dead_after - heartbeat ({dead_after - heartbeat:g} s) to show: "
-                      f"raise dead_after in config.yaml to at least heartbeat + {_fmt(worst, ctx.visibility_wait)} + a margin")
+        advice.append(
+            f"some changes take longer than dead_after - heartbeat ({dead_after - heartbeat:g} s) to show: "
+            f"raise dead_after in config.yaml to at least heartbeat + {_fmt(worst, ctx.visibility_wait)} + a margin"
+        )
     if not advice:
-        advice.append(f"size dead_after from heartbeat + the slowest of these ({_fmt(worst, ctx.visibility_wait)}) + a margin")
+        advice.append(
+            f"size dead_after from heartbeat + the slowest of these ({_fmt(worst, ctx.visibility_wait)}) + a margin"
+        )
     return CheckResult(NAME, verdict, text, advice, facts)
 
 

@@ -63,7 +63,7 @@ class AgentStatus:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, data: Any) -> "AgentStatus":
+    def from_json(cls, data: Any) -> AgentStatus:
         if not isinstance(data, dict) or not isinstance(data.get("host"), str) or not isinstance(data.get("nonce"), str):
             raise ValueError("not an Envy status file (needs 'host' and 'nonce')")
         known = {f for f in cls.__dataclass_fields__}
