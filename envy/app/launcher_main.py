@@ -64,7 +64,8 @@ def is_idle(path: str, pid: int) -> bool:
     workers = st.get("workers")
     workers = workers if isinstance(workers, list) else []
     busy = any(isinstance(w, dict) and w.get("frame") for w in workers)
-    return st.get("state") in ("idle", "too-old") and not busy
+    # "rendering" with no frame in hand is an agent in render mode waiting for work: idle too.
+    return st.get("state") in ("idle", "rendering", "too-old", "waiting-for-share") and not busy
 
 
 def start(version: str, argv: list[str]) -> subprocess.Popen[bytes]:
