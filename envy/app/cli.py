@@ -95,7 +95,7 @@ def _publish_new(
         pyz = Path(from_file)
         sidecar = pyz.with_name(pyz.name + ".json")
         info = json.loads(sidecar.read_text(encoding="utf-8")) if sidecar.is_file() else {}
-        version = validate_version(given_version or info.get("version") or _version(None))
+        version = validate_version(given_version or info.get("version") or _version_of(pyz))
         current = publish(share, pyz, version, fs, info)
     else:
         version = _version(given_version)
@@ -105,6 +105,18 @@ def _publish_new(
             current = publish(share, pyz, version, fs, info)
     install_launcher(share, fs)
     return current.version
+
+
+def _version_of(pyz: Path) -> str:
+    """Ask a build its version (``envy X`` from ``--version``) when no build.json came with it."""
+    import subprocess
+
+    out = subprocess.run([sys.executable, "-I", str(pyz), "--version"], capture_output=True, text=True,
+                         timeout=300, check=False, stdin=subprocess.DEVNULL)
+    words = out.stdout.split()
+    if out.returncode != 0 or len(words) != 2 or words[0] != "envy":
+        raise ValueError(f"{pyz} is not an Envy build (its --version said {out.stdout.strip()!r})")
+    return words[1]
 
 
 def _require_share(share: str | None) -> Path:
