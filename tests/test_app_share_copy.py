@@ -29,6 +29,7 @@ from farm import FAST, Farm, wait_for
 from render_helpers import pov_frames, submit_folder
 
 REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.app  # minutes for the first build: `-m "not app"` leaves them out
 
 
 def _wheel_cache() -> Path:
