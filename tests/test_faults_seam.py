@@ -233,6 +233,10 @@ class FlakyInstructionsFS(ShareFS):
         self._maybe_fail("read", path)
         return super().read_bytes(path)
 
+    def read_bounded(self, path, limit):  # type: ignore[no-untyped-def]
+        self._maybe_fail("read", path)
+        return super().read_bounded(path, limit)
+
 
 @pytest.mark.parametrize("op", ["stat", "read"])
 @pytest.mark.parametrize("code", [errno.ESTALE, errno.EIO])
@@ -297,6 +301,10 @@ class RecordingFS(ShareFS):
     def read_bytes(self, path):  # type: ignore[no-untyped-def]
         self._gone(path)
         return super().read_bytes(path)
+
+    def read_bounded(self, path, limit):  # type: ignore[no-untyped-def]
+        self._gone(path)
+        return super().read_bounded(path, limit)
 
 
 def _recording(name: str):  # type: ignore[no-untyped-def]
@@ -627,7 +635,7 @@ def _vanishing(name: str):  # type: ignore[no-untyped-def]
     return method
 
 
-for _name in ("stat", "listdir", "read_bytes", "write_new", "replace", "rename", "rename_no_replace", "unlink",
+for _name in ("stat", "listdir", "read_bytes", "read_bounded", "write_new", "replace", "rename", "rename_no_replace", "unlink",
               "makedirs"):
     setattr(VanishingShareFS, _name, _vanishing(_name))
 
@@ -711,7 +719,7 @@ class GoneFS(ShareFS):
             raise oserror(errno.ENOENT, path)
 
 
-for _name in ("stat", "listdir", "read_bytes", "write_new", "replace", "rename", "rename_no_replace", "unlink",
+for _name in ("stat", "listdir", "read_bytes", "read_bounded", "write_new", "replace", "rename", "rename_no_replace", "unlink",
               "makedirs"):
     setattr(GoneFS, _name, _vanishing(_name))
 

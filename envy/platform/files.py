@@ -59,3 +59,52 @@ def others_can_write(st: os.stat_result) -> bool:
     if os_name() == "windows":
         return False  # ACLs decide there; see docs/admin-guide.md
     return bool(st.st_mode & (stat_mod.S_IWGRP | stat_mod.S_IWOTH))
+
+
+class NotARegularFile(OSError):
+    """A share path that is a FIFO, device, socket or folder: reading it could block or never end."""
+
+
+def read_regular(path: str, limit: int) -> bytes:
+    """At most ``limit`` bytes of ``path``, which must be a regular file.
+
+    Opened non-blocking where the OS has O_NONBLOCK, so a FIFO put in a file's
+    place cannot hang the open (ENGINEERING §1.12); then fstat on the open
+    handle (no race with a rename between check and read) refuses anything
+    that is not a regular file. O_NOFOLLOW is not used: a share file may
+    legitimately be a symlink the admin made; confinement is checked elsewhere.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0) | getattr(os, "O_NOCTTY", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        if exc.errno == errno.ENXIO:  # a socket, or a FIFO/device with no other end
+            raise NotARegularFile(errno.ENXIO, "not a regular file (a socket or a device)", path) from None
+        raise
+    try:
+        st = os.fstat(fd)
+        if not stat_mod.S_ISREG(st.st_mode):
+            raise NotARegularFile(errno.EINVAL, f"not a regular file ({_kind_of(st.st_mode)})", path)
+        chunks: list[bytes] = []
+        left = limit
+        while left > 0:
+            chunk = os.read(fd, min(left, 1 << 20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def _kind_of(mode: int) -> str:
+    if stat_mod.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat_mod.S_ISDIR(mode):
+        return "a folder"
+    if stat_mod.S_ISSOCK(mode):
+        return "a socket"
+    if stat_mod.S_ISCHR(mode) or stat_mod.S_ISBLK(mode):
+        return "a device"
+    return "not a plain file"

@@ -16,6 +16,16 @@ from envy.share.atomic import atomic_write_json, read_json
 from envy.share.fs import ShareFS
 from envy.share.layout import ShareLayout
 from envy.share.names import is_junk
+from envy.share.validate import (
+    INT,
+    LIST,
+    NUMBER,
+    OPT_NUMBER,
+    OPT_TEXT,
+    TEXT,
+    TEXT_LIST,
+    check_fields,
+)
 
 log = logging.getLogger(__name__)
 
@@ -63,23 +73,48 @@ class AgentStatus:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, data: Any) -> AgentStatus:
+    def from_json(cls, data: Any, where: str = "status file") -> AgentStatus:
+        """Validate field by field (the file is someone else's writing): ValueError naming the bad field."""
         if not isinstance(data, dict) or not isinstance(data.get("host"), str) or not isinstance(data.get("nonce"), str):
             raise ValueError("not an Envy status file (needs 'host' and 'nonce')")
-        known = {f for f in cls.__dataclass_fields__}
-        values = {k: v for k, v in data.items() if k in known}
-        if not isinstance(values.get("counter", 0), int):
-            raise ValueError("'counter' must be an integer")
-        workers = values.pop("workers", []) or []
-        status = cls(**values)
-        worker_fields = set(WorkerStatus.__dataclass_fields__)
-        status.workers = [WorkerStatus(**{k: v for k, v in w.items() if k in worker_fields})
-                          for w in workers if isinstance(w, dict) and isinstance(w.get("index"), int)]
+        check_fields(data, _STATUS_FIELDS, where)
+        if not data["host"].strip() or len(data["host"]) > 255 or len(data["nonce"]) > 64:
+            raise ValueError(f"{where}: 'host' must be a host name and 'nonce' at most 64 characters")
+        if data.get("counter", 0) < 0:
+            raise ValueError(f"{where}: 'counter' must not be negative")
+        workers = data.get("workers") or []
+        if len(workers) > MAX_WORKERS:
+            raise ValueError(f"{where}: more than {MAX_WORKERS} workers")
+        values = {k: v for k, v in data.items() if k in _STATUS_FIELDS and k != "workers"}
+        status = cls(host=data["host"], nonce=data["nonce"], **values)
+        status.workers = []
+        for w in workers:
+            if isinstance(w, dict) and isinstance(w.get("index"), int):
+                check_fields(w, _WORKER_FIELDS, f"{where} (worker)")
+                status.workers.append(WorkerStatus(**{k: v for k, v in w.items() if k in _WORKER_FIELDS}))
         return status
+
+
+MAX_WORKERS = 256
+_STATUS_FIELDS = {
+    "counter": INT, "ip": TEXT, "user": TEXT, "pid": INT, "version": TEXT, "os": TEXT, "state": TEXT,
+    "work": TEXT, "message": TEXT, "heartbeat": NUMBER, "poll_interval": NUMBER, "workers": LIST,
+    "locked_reason": TEXT, "render_jobs": TEXT_LIST, "done_frames": INT, "started": TEXT,
+}
+_WORKER_FIELDS = {
+    "index": INT, "job": OPT_TEXT, "frame": OPT_TEXT, "percent": OPT_NUMBER, "started": OPT_NUMBER,
+    "elapsed_s": OPT_NUMBER,
+}
 
 
 def write_status(layout: ShareLayout, status: AgentStatus, fs: ShareFS) -> None:
     atomic_write_json(layout.status_file(status.host), status.to_json(), fs)
+
+
+def read_status(layout: ShareLayout, host: str, fs: ShareFS) -> AgentStatus:
+    """One agent's status, bounded and validated: ValueError for a bad file, OSError as the share does."""
+    path = layout.status_file(host)
+    return AgentStatus.from_json(read_json(path, fs, "status"), f"status file {path.name}")
 
 
 def read_statuses(layout: ShareLayout, fs: ShareFS) -> tuple[list[AgentStatus], list[str]]:
@@ -95,7 +130,7 @@ def read_statuses(layout: ShareLayout, fs: ShareFS) -> tuple[list[AgentStatus], 
             continue
         path = layout.status_dir / name
         try:
-            statuses.append(AgentStatus.from_json(read_json(path, fs)))
+            statuses.append(AgentStatus.from_json(read_json(path, fs, "status"), f"status file {name}"))
         except FileNotFoundError:
             continue  # replaced or removed between listing and reading
         except (OSError, ValueError, TypeError) as exc:

@@ -26,6 +26,16 @@ from envy.share.atomic import atomic_write_json, read_json
 from envy.share.fs import ShareFS
 from envy.share.layout import ShareLayout
 from envy.share.names import is_junk
+from envy.share.validate import (
+    BOOL,
+    DICT,
+    INT,
+    OPT_INT,
+    OPT_TEXT,
+    TEXT,
+    TEXT_LIST,
+    check_fields,
+)
 
 log = logging.getLogger(__name__)
 
@@ -70,11 +80,13 @@ class Job:
         missing = {"id", "name", "kind", "renderer", "source", "extensions"} - set(data)
         if missing:
             raise JobError(f"job file lacks {', '.join(sorted(missing))}")
+        _check_types(data)
         job = cls(**{k: v for k, v in data.items() if k in known})
         job.validate()
         return job
 
     def validate(self) -> None:
+        _check_types(asdict(self))
         if not _ID_RE.match(self.id):
             raise JobError(f"job id {self.id!r} is not of the form YYYYMMDD-HHMMSS-name-xxxx")
         if self.kind not in KINDS:
@@ -87,6 +99,10 @@ class Job:
             raise JobError("extensions must be a list like ['.vrscene']")
         if not isinstance(self.archived, bool):
             raise JobError(f"archived must be true or false, got {self.archived!r}")
+        if self.chunk < 1 or self.chunk > MAX_CHUNK:
+            raise JobError(f"chunk must be a whole number from 1 to {MAX_CHUNK}, got {self.chunk!r}")
+        if self.max_retries is not None and not 0 <= self.max_retries <= 1000:
+            raise JobError(f"max_retries must be from 0 to 1000, got {self.max_retries!r}")
 
     def sort_key(self) -> tuple[int, str]:
         """Higher priority first, then older first (ids start with the creation time)."""
@@ -97,6 +113,22 @@ class Job:
 
     def logs_dir(self, layout: ShareLayout) -> Path:
         return layout.jobs_dir / self.id / "logs"
+
+
+MAX_CHUNK = 100_000
+_JOB_FIELDS = {
+    "id": TEXT, "name": TEXT, "kind": TEXT, "renderer": TEXT, "source": TEXT, "extensions": TEXT_LIST,
+    "priority": INT, "state": TEXT, "output": OPT_TEXT, "frames": OPT_TEXT, "chunk": INT,
+    "max_retries": OPT_INT, "remap": TEXT_LIST, "created_by": TEXT, "created_host": TEXT, "created_at": TEXT,
+    "settings": DICT, "archived": BOOL,
+}
+
+
+def _check_types(data: dict[str, Any]) -> None:
+    try:
+        check_fields(data, _JOB_FIELDS, "job")
+    except ValueError as exc:
+        raise JobError(str(exc)) from None
 
 
 def new_job_id(name: str, now: float | None = None) -> str:
@@ -116,7 +148,7 @@ def save_job(layout: ShareLayout, job: Job, fs: ShareFS) -> None:
 
 def load_job(layout: ShareLayout, job_id: str, fs: ShareFS) -> Job:
     try:
-        data = read_json(job_path(layout, job_id), fs)
+        data = read_json(job_path(layout, job_id), fs, "job")
     except FileNotFoundError:
         raise JobError(f"no job {job_id!r} on the share") from None
     except ValueError as exc:
@@ -142,7 +174,7 @@ def list_jobs(layout: ShareLayout, fs: ShareFS, strict: bool = False) -> tuple[l
         if is_junk(name) or not name.endswith(".json"):
             continue
         try:
-            jobs.append(Job.from_json(read_json(layout.jobs_dir / name, fs)))
+            jobs.append(Job.from_json(read_json(layout.jobs_dir / name, fs, "job")))
         except FileNotFoundError:
             continue
         except (OSError, ValueError, TypeError) as exc:

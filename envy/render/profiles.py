@@ -22,12 +22,13 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from envy.render import profile_keys as keys
 from envy.render.profile_keys import OS_NAMES, ProfileError
 from envy.settings.files import parse_yaml
 from envy.settings.schema import REQUIRED, schema_of, setting
+from envy.share.bounded import ShareFileError, check_yaml_shape, read_config_file
 
 # OS_NAMES and ProfileError are part of this module's interface (remap.py, callers).
 __all__ = ["OS_NAMES", "ProfileError", "RendererProfile", "builtin_profiles", "current_os", "load_profiles",
@@ -235,17 +236,32 @@ def builtin_profiles() -> dict[str, RendererProfile]:
     return profiles
 
 
-def load_profiles(user_files: Sequence[Path] = ()) -> dict[str, RendererProfile]:
-    """Built-in profiles, then each user file in order; a user profile replaces a built-in of the same name."""
+FileTrust = Callable[[Path, bytes], "str | None"]
+
+
+def load_profiles(user_files: Sequence[Path] = (), trust: FileTrust | None = None) -> dict[str, RendererProfile]:
+    """Built-in profiles, then each user file in order; a user profile replaces a built-in of the same name.
+
+    ``trust`` (signed mode: envy/protocol/file_signing.SignedFiles.problem) says why a
+    file may not choose what runs here; such a file is refused with that one line.
+    """
     profiles = builtin_profiles()
     for path in user_files:
         path = Path(path)
         try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ProfileError(f"{path}: cannot read renderer profile ({exc.strerror or exc})") from None
+            # A profile may sit on the share (config.yaml names it): bounded and regular (Must-hold 5).
+            raw = read_config_file(path, "profile")
+            problem = trust(path, raw) if trust is not None else None
+            text = raw.decode("utf-8")
         except UnicodeDecodeError:
             raise ProfileError(f"{path}: a renderer profile must be UTF-8 text") from None
+        except ShareFileError as exc:
+            raise ProfileError(f"{path}: cannot read renderer profile ({exc})") from None
+        except OSError as exc:
+            raise ProfileError(f"{path}: cannot read renderer profile ({exc.strerror or exc})") from None
+        if problem is not None:
+            log.error("%s", problem)  # refused: the other profiles still load
+            continue
         for profile in _parse_document(text, str(path)):
             if profile.name in profiles:
                 log.info("renderer profile %s from %s replaces %s", profile.name, path, profiles[profile.name].source)
@@ -264,6 +280,10 @@ def parse_profile(data: Any, where: str) -> RendererProfile:
 
 
 def _parse_document(text: str, where: str) -> list[RendererProfile]:
+    try:
+        check_yaml_shape(text, where)  # no aliases, bounded nesting, before the recursive loader
+    except ShareFileError as exc:
+        raise ProfileError(str(exc)) from None
     data = parse_yaml(text, where, ProfileError)
     if isinstance(data, list):  # a user file may hold several profiles
         return [parse_profile(item, f"{where}[{i}]") for i, item in enumerate(data)]

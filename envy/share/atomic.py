@@ -40,13 +40,15 @@ def atomic_write_json(path: PathLike, obj: Any, fs: ShareFS) -> None:
     atomic_write(path, json.dumps(obj, indent=1, sort_keys=True) + "\n", fs)
 
 
-def read_json(path: PathLike, fs: ShareFS) -> Any:
-    """Read a JSON file; ValueError (with the path) when it is corrupt or truncated."""
-    raw = fs.read_bytes(path)
-    try:
-        return json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{os.fspath(path)}: not valid JSON ({exc.__class__.__name__}: {exc})") from None
+def read_json(path: PathLike, fs: ShareFS, kind: str = "json") -> Any:
+    """Read a JSON file, bounded and regular (share/bounded.py).
+
+    ValueError (a ShareFileError, naming the path) when it is not a plain
+    file, over its kind's cap, too deeply nested, corrupt or truncated.
+    """
+    from envy.share.bounded import read_share_json
+
+    return read_share_json(fs, path, kind)
 
 
 def rename_attempt(src: PathLike, dst: PathLike, fs: ShareFS) -> bool:

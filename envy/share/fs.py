@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Union
 
-from envy.platform.files import rename_no_replace, replace_with_retry
+from envy.platform.files import read_regular, rename_no_replace, replace_with_retry
 
 PathLike = Union[str, Path]
 
@@ -39,6 +39,14 @@ class ShareFS:
         # Open, read, close at once: never hold a share file open (ENGINEERING §1.2).
         with open(path, "rb") as f:
             return f.read()
+
+    def read_bounded(self, path: PathLike, limit: int) -> bytes:
+        """At most ``limit`` bytes of a regular file; NotARegularFile for a FIFO, device, socket or folder.
+
+        Every reader of a file others write goes through this (envy/share/bounded.py):
+        a FIFO cannot hang it and a huge file is never read whole (ENGINEERING §1.12).
+        """
+        return read_regular(str(path), limit)
 
     def write_new(self, path: PathLike, data: bytes) -> None:
         """Create ``path`` (must not exist), write, flush, fsync and close it."""

@@ -18,14 +18,25 @@ lifetimes (minutes).
 
 from __future__ import annotations
 
-
+import statistics
 import threading
 import time
+from collections import deque
 from pathlib import Path
 from typing import Callable
 
 from envy.share.fs import ShareFS
 from envy.share.names import temp_name_for
+
+# The offset is the median of the last few samples, so one file whose mtime
+# someone moved (``touch -d tomorrow``) cannot shift it (Must-hold 10).
+SAMPLES_KEPT = 7
+MIN_SAMPLES = 3  # until then ``measured`` stays False, so the heartbeat samples at each beat
+# Once measured, the offset moves at most this far per sample: a real server
+# clock drifts by milliseconds; a sudden jump is more likely a tampered mtime.
+MAX_STEP_S = 60.0
+# No lab machine is a day off the file server: such a sample is refused outright.
+MAX_OFFSET_S = 86400.0
 
 
 class ShareClock:
@@ -33,13 +44,27 @@ class ShareClock:
         self.clock = clock
         self.offset = 0.0  # server time minus our time
         self.measured = False
+        self.rejected = 0  # samples refused as too far off (for logs and tests)
+        self._samples: deque[float] = deque(maxlen=SAMPLES_KEPT)
         self._lock = threading.Lock()
 
     def learn(self, written_mtime: float, written_at_local: float) -> None:
         """Record the server's mtime of a file we wrote at ``written_at_local`` (our clock)."""
+        sample = written_mtime - written_at_local
+        if not abs(sample) <= MAX_OFFSET_S:  # also refuses NaN
+            self.rejected += 1
+            return
         with self._lock:
-            self.offset = written_mtime - written_at_local
-            self.measured = True
+            self._samples.append(sample)
+            target = statistics.median(self._samples)
+            if len(self._samples) < MIN_SAMPLES:
+                self.offset = target
+                return
+            if not self.measured:
+                self.offset, self.measured = target, True
+                return
+            step = max(-MAX_STEP_S, min(MAX_STEP_S, target - self.offset))
+            self.offset += step
 
     def now(self) -> float:
         """Our best estimate of the file server's time now."""
