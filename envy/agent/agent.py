@@ -50,6 +50,8 @@ from envy.protocol.selectors import HostNamePattern, SelectorError, parse_select
 from envy.protocol.status import AgentStatus
 from envy.render.render_loop import RenderLoop, remembered_targets
 from envy.security import InstructionCheck, strict_mode_problem
+from envy.seen import BoundedSeen
+from envy.share.bounded import ShareFileError, read_share_file
 from envy.share.fs import ShareFS
 from envy.share.layout import ShareLayout
 from envy.share.share_clock import ShareClock
@@ -67,15 +69,15 @@ class OnceLog:
     check: the set of messages said is guarded by a lock.
     """
 
-    def __init__(self) -> None:
-        self._said: set[str] = set()
+    def __init__(self, limit: int = 1000) -> None:
+        # Bounded: a share writer can invent new bad lines without end (Must-hold 8).
+        self._said = BoundedSeen(limit)
         self._lock = threading.Lock()
 
     def report(self, message: str) -> None:
         with self._lock:
-            if message in self._said:
+            if not self._said.add(message):
                 return
-            self._said.add(message)
         log.warning("%s", message)
 
 
@@ -111,6 +113,7 @@ class Agent:
         processes: ProcessHandler,
         make_render_loop: RenderLoopFactory,
         verify: InstructionCheck | None = None,
+        authentic: InstructionCheck | None = None,
         policy: PolicyGate | None = None,
         render_at_start: bool = False,
         reports: OnceLog | None = None,
@@ -131,6 +134,8 @@ class Agent:
         self.ledger = ledger
         self.processes = processes
         self.verify = verify  # every instruction check (signed mode, the policy), already combined
+        # Signed mode: is the line signed with our key? Asked before the selector is parsed or matched.
+        self.authentic = authentic
         self.policy = policy
         self.render_at_start = render_at_start  # `envy agent --render`: join the render queue at once
         self._make_render_loop = make_render_loop
@@ -247,7 +252,7 @@ class Agent:
             except ConfigError as exc:
                 log.error("reload: %s (keeping the previous configuration)", exc)
         path = self.layout.user_dir(self.user) / NV_FILE
-        problem = strict_mode_problem(path, "user module", fs=self.fs) if self.config.strict_modes else None
+        problem = strict_mode_problem(path, "user module", fs=self.fs, share_root=self.layout.root) if self.config.strict_modes else None
         if problem:
             log.error("%s", problem)
             self.nv_module = UserModule(path, error=problem)
@@ -363,12 +368,19 @@ class Agent:
             self._share_recovered()
             return
         if self.config.strict_modes:
-            problem = strict_mode_problem(self.layout.instructions, "instruction file", fs=self.fs, st=st)
+            problem = strict_mode_problem(self.layout.instructions, "instruction file", fs=self.fs, st=st,
+                                          share_root=self.layout.root)
             if problem:
                 self.report_once(problem)
                 return  # checked again at each poll (the mode comes with the stat): a chmod fixes it
         try:
-            data = self.fs.read_bytes(self.layout.instructions)
+            # Bounded and regular (Must-hold 5): a FIFO cannot block this thread, a 2 GB file costs 4 MiB.
+            data = read_share_file(self.fs, self.layout.instructions, "instructions")
+        except ShareFileError as exc:
+            self._share_recovered()
+            self._last_key = key  # read again only when it changes
+            self.report_once(f"instruction file skipped: {exc}")
+            return
         except OSError as exc:
             self._share_failed(exc)
             return
@@ -412,6 +424,8 @@ class Agent:
         """Run ``ins`` if it is for us, young enough, and not yet run by this agent."""
         if self.ledger.has_run(ins.id):
             return
+        if self.authentic is not None and not self.authentic(ins) and not self._addressed_by_name(ins):
+            return  # not signed with our key: its selector is never parsed nor matched
         try:
             selector = parse_selector(ins.selector, self.config.groups, self._host_pattern())
         except SelectorError as exc:
@@ -439,6 +453,18 @@ class Agent:
             BUILTIN_HANDLERS[call.name](self, call)
         except Exception:
             log.exception("built-in %s failed", call.qualname)
+
+    def _addressed_by_name(self, ins: Instruction) -> bool:
+        """A cheap, regex-free look: does an unsigned line name us (``*``, our host, our lab)?
+
+        Only so that signed mode still logs why it refuses the lines meant for
+        this host; ``re:`` and ``@group`` selectors of unsigned lines are never evaluated.
+        """
+        words = ins.selector.lower().split()
+        split = self._host_pattern().split(self.host)
+        if words == ["*"] or words == [self.host.lower()]:
+            return True
+        return len(words) == 2 and split is not None and words[0] == split[0]
 
     def _host_pattern(self) -> HostNamePattern:
         if self._pattern is None or self._pattern.regex != self.config.host_pattern:

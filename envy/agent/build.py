@@ -110,5 +110,6 @@ def build_agent(
         make_render_loop=make_render_loop, verify=all_checks(checks), policy=policy,
         render_at_start=render_at_start, reports=reports,
         machine_use=machine_use if machine_use is not None else SystemMachineUse(user),
+        authentic=signed.authentic if signed is not None else None,
     )
     return agent

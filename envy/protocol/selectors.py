@@ -23,6 +23,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from envy.protocol.safe_regex import SafePattern, UnsafePattern, compile_safe
+
 __all__ = [
     "DEFAULT_HOST_PATTERN",
     "MAX_LINE_BYTES",
@@ -82,12 +84,13 @@ class HostNamePattern:
     """
 
     regex: str = DEFAULT_HOST_PATTERN
-    _compiled: re.Pattern[str] = field(init=False, repr=False, compare=False)
+    _compiled: SafePattern = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        # The pattern comes from config.yaml on the share: matched by RE2, never by a backtracking engine.
         try:
-            compiled = re.compile(self.regex, re.IGNORECASE)
-        except re.error as exc:
+            compiled = compile_safe(self.regex)
+        except UnsafePattern as exc:
             raise SelectorError(f"invalid host name pattern {_excerpt(self.regex)}: {exc}") from None
         if not {"lab", "num"} <= set(compiled.groupindex):
             raise SelectorError(
@@ -146,7 +149,7 @@ class _HostName:
 
 @dataclass(frozen=True)
 class _HostRegex:
-    regex: re.Pattern[str]
+    regex: SafePattern
 
     def matches(self, host: str, split: tuple[str, int] | None) -> bool:
         return self.regex.fullmatch(host) is not None
@@ -310,10 +313,8 @@ def _parse_lab_hosts(lab: str, numbers: str, text: str) -> _LabHosts:
 def _parse_regex(source: str) -> _HostRegex:
     if not source:
         raise SelectorError("empty regular expression after re:; e.g. re:lab[12]-0[1-3]")
+    # RE2 matches in linear time: a selector from the share cannot freeze an agent (Must-hold 4).
     try:
-        return _HostRegex(re.compile(source, re.IGNORECASE))
-    # Deep nesting overflows sre_parse, huge repeat counts overflow, and a
-    # FutureWarning is raised when warnings are errors: all are bad input.
-    except (re.error, RecursionError, OverflowError, MemoryError, FutureWarning) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise SelectorError(f"invalid regular expression {_excerpt(source)}: {reason}") from None
+        return _HostRegex(compile_safe(source))
+    except UnsafePattern as exc:
+        raise SelectorError(f"invalid regular expression {_excerpt(source)}: {exc}") from None

@@ -7,6 +7,7 @@ publish with one atomic replace. Agents never write this file.
 
 from __future__ import annotations
 
+import hmac
 import logging
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -14,12 +15,14 @@ from typing import Callable, Sequence
 from envy.platform.host import host_name
 from envy.protocol.instructions import (
     Instruction,
+    id_in_window,
     parse_instruction_file,
     render_instruction_file,
     stamp,
 )
 from envy.protocol.selectors import split_line
 from envy.share.atomic import atomic_write
+from envy.share.bounded import ShareFileError, read_share_file
 from envy.share.fs import ShareFS
 from envy.share.layout import ShareLayout, instructions_header
 from envy.share.lock import RenameLock, owner_id
@@ -68,16 +71,22 @@ class InstructionSender:
             return self._send_locked(lines)
 
     def _send_locked(self, lines: Sequence[str]) -> SendResult:
+        skipped_extra: list[str] = []
         try:
-            data = self.fs.read_bytes(self.layout.instructions)
+            # Bounded (a FIFO or a 2 GB file cannot hang or exhaust Envy IO); an oversized file keeps
+            # its first 4 MiB, and the rewrite below brings it back under the cap.
+            data = read_share_file(self.fs, self.layout.instructions, "instructions", partial=True)
         except FileNotFoundError:
             data = b""
-        current = parse_instruction_file(data)
-        skipped_extra: list[str] = []
+        except ShareFileError as exc:
+            skipped_extra.append(f"{exc}; writing a fresh instruction file")
+            self.fs.unlink(self.layout.instructions)
+            data = b""
         now = self.clock()
+        current = parse_instruction_file(data, now)
         keep = [i for i in current.instructions if now - i.issued <= self.lifetime + PRUNE_MARGIN_S]
         pruned = len(current.instructions) - len(keep)
-        last = max((i.id for i in current.instructions), default=None)
+        last = self._last_trusted_id(current.instructions, now)
         stamped: list[Instruction] = []
         unsplittable: list[str] = []
         for text in current.unstamped:
@@ -104,6 +113,23 @@ class InstructionSender:
         for ins in sent:
             log.info("sent %s %s", ins.id, ins.text)
         return SendResult(sent, stamped, pruned, [b.describe() for b in current.bad] + skipped_extra)
+
+    def _last_trusted_id(self, instructions: Sequence[Instruction], now: float) -> str | None:
+        """The greatest id among the lines this sender can vouch for (Must-hold 3).
+
+        New ids must be greater than the ones agents have run. Only lines we
+        could have written count: near our clock (id_in_window), and in signed
+        mode carrying our signature. A hand-written id near 2^64 would otherwise
+        make every later id overflow or look replayed: signed mode locked out.
+        """
+        trusted = [i.id for i in instructions
+                   if id_in_window(i.id, now) and (self.signer is None or self._signed_by_us(i))]
+        return max(trusted, default=None)
+
+    def _signed_by_us(self, ins: Instruction) -> bool:
+        if ins.signature is None or self.signer is None:
+            return False
+        return hmac.compare_digest(self.signer(ins).signature or "", ins.signature)
 
     def _sign(self, ins: Instruction) -> Instruction:
         return self.signer(ins) if self.signer else ins

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Callable, Mapping
 
 from envy.platform.host import local_dirs, os_name
-from envy.protocol.instructions import Instruction, format_time
+from envy.protocol.instructions import Instruction, format_time, id_problem
 
 log = logging.getLogger(__name__)
 
@@ -207,11 +207,20 @@ class SignedInstructions:
     def lifetime(self) -> float:
         return self._lifetime() if callable(self._lifetime) else self._lifetime
 
+    def authentic(self, ins: Instruction) -> bool:
+        """Signed with our key and unchanged: checked before the selector is even parsed (Must-hold 4),
+        so nobody without the key gets a selector of theirs matched at all. Says nothing (the lines
+        for other hosts are not ours to report)."""
+        return signature_ok(self.key, ins)
+
     def problem(self, ins: Instruction) -> str | None:
         if ins.signature is None:
             return "unsigned"
         if not signature_ok(self.key, ins):
             return "bad signature (tampered with, or signed with another key)"
+        bad_id = id_problem(ins, self.clock())
+        if bad_id is not None:
+            return bad_id
         age = self.clock() - ins.issued
         if age > self.lifetime:
             return f"expired (issued {age:.0f} s ago; commands live {self.lifetime:g} s)"
