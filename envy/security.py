@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 from envy.platform.files import others_can_write
 from envy.platform.host import os_name
+from envy.platform.strict_modes import chain_problem
 from envy.share.fs import ShareFS
 
 if TYPE_CHECKING:
@@ -33,7 +34,7 @@ InstructionCheck = Callable[["Instruction"], bool]
 
 
 def strict_mode_problem(
-    path: Path, what: str, *, fs: ShareFS, st: os.stat_result | None = None
+    path: Path, what: str, *, fs: ShareFS, st: os.stat_result | None = None, share_root: Path | None = None
 ) -> str | None:
     """Why ``path`` must not be trusted (one line), or None when only its owner can write it.
 
@@ -50,7 +51,8 @@ def strict_mode_problem(
         except OSError:
             return None
     if not others_can_write(st):
-        return None
+        # As OpenSSH: the owner, every folder up to the share and each symlink count too (Must-hold 7).
+        return chain_problem(path, share_root, what=what) if share_root is not None else None
     mode = stat_mod.S_IMODE(st.st_mode)
     if not st.st_mode & stat_mod.S_IWOTH and _is_private_group(st.st_gid, st.st_uid):
         return None

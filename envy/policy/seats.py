@@ -32,9 +32,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from envy.platform.strict_modes import chain_problem
 from envy.protocol.liveness import LivenessTracker
-from envy.protocol.status import AgentStatus
-from envy.share.atomic import rename_attempt, read_json
+from envy.protocol.status import AgentStatus, read_status
+from envy.share.atomic import rename_attempt
+from envy.share.bounded import ShareFileError, read_share_file
 from envy.share.fs import ShareFS
 from envy.share.layout import ShareLayout
 
@@ -113,7 +115,7 @@ class OwnerWatch:
         self._statuses, self._unreadable = {}, set()
         for host in sorted(hosts):
             try:
-                status: AgentStatus | None = AgentStatus.from_json(read_json(self.layout.status_file(host), self.fs))
+                status: AgentStatus | None = read_status(self.layout, host, self.fs)
             except FileNotFoundError:
                 status = None
             except ValueError:
@@ -153,6 +155,7 @@ class Seats:
         self.folder = seat_folder(layout, user)
         self.held: int | None = None
         self.watch = OwnerWatch(layout, fs, me, dead_after, clock)
+        self._warned: set[str] = set()  # seat names already reported as refused (bounded)
 
     def path(self, number: int) -> Path:
         return self.folder / f"seat.{number}"
@@ -169,18 +172,37 @@ class Seats:
             if not m:
                 continue  # junk, temp and take-over names are not seats
             try:
-                raw = self.fs.read_bytes(self.folder / name)
+                raw = self._read(self.folder / name)
             except FileNotFoundError:
                 continue  # freed between listing and reading
             seats.append(Seat(int(m[1]), raw, SeatOwner.from_bytes(raw)))
         return sorted(seats, key=lambda s: s.number)
 
+    def _read(self, path: Path) -> bytes:
+        """A seat file's bytes; a refused one (a FIFO, a huge file) reads as empty, so it is
+        judged like a seat whose writer died: freed by a take-over after ``dead_after``."""
+        try:
+            return read_share_file(self.fs, path, "seat")
+        except ShareFileError as exc:
+            if path.name not in self._warned and len(self._warned) < 1000:
+                self._warned.add(path.name)
+                log.warning("seat file skipped: %s", exc)
+            return b""
+
     def ensure_folder(self) -> None:
-        """Create ``seats/<user>`` when missing, but never under an unmounted share (§1.8)."""
-        if self.fs.exists(self.folder):
-            return
-        self.layout.require(self.fs)
-        self.fs.makedirs(self.folder)
+        """Create ``seats/<user>`` when missing, but never under an unmounted share (§1.8).
+
+        A folder someone else made (``mkdir seats/<user>`` squats that user's
+        seats: its owner can fill it or empty it) is refused: PermissionError
+        naming the folder and its owner, which the policy shows as the reason
+        this agent cannot work (Must-hold 10).
+        """
+        if not self.fs.exists(self.folder):
+            self.layout.require(self.fs)
+            self.fs.makedirs(self.folder)
+        problem = chain_problem(self.folder, self.folder.parent, what="seat folder")
+        if problem is not None:
+            raise PermissionError(f"{problem}; ask the lab's admin to remove it")
 
     def claim(self, limit: int | None, seats: list[Seat]) -> int | None:
         """Take the lowest free seat within ``limit`` (None: no limit); its number, or None if all are taken."""
@@ -212,7 +234,7 @@ class Seats:
         if self.held is None:
             return False
         try:
-            raw = self.fs.read_bytes(self.path(self.held))
+            raw = self._read(self.path(self.held))
         except FileNotFoundError:
             return False
         return SeatOwner.from_bytes(raw) == self.me
@@ -223,7 +245,7 @@ class Seats:
         if number is None:
             return
         try:
-            raw = self.fs.read_bytes(self.path(number))
+            raw = self._read(self.path(number))
         except FileNotFoundError:
             return
         if SeatOwner.from_bytes(raw) == self.me:
@@ -252,7 +274,7 @@ class Seats:
         if not rename_attempt(src, mine, self.fs):
             return False  # another reclaimer won, or the owner released it
         try:
-            raw = self.fs.read_bytes(mine)
+            raw = self._read(mine)
         except OSError:
             raw = None
         if raw == seat.raw:

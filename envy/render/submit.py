@@ -18,6 +18,7 @@ from typing import Mapping, Sequence
 
 from envy.platform.host import host_name, user_name
 from envy.render.claims import ItemPattern, sort_listing
+from envy.render.confine import MAX_TASK_FRAMES
 from envy.render.jobs import Job, JobError, new_job_id, save_job
 from envy.render.profiles import RendererProfile, profile_for_file
 from envy.render.remap import PathRemap
@@ -44,6 +45,10 @@ class SubmitRequest:
     settings: dict = field(default_factory=dict)
 
 
+# More frames than any shot; each becomes task files on the share.
+MAX_JOB_FRAMES = MAX_TASK_FRAMES
+
+
 def parse_frames(text: str) -> tuple[int, int]:
     m = re.fullmatch(r"\s*(-?\d+)\s*(?:-\s*(-?\d+)\s*)?", text)
     if not m:
@@ -52,6 +57,8 @@ def parse_frames(text: str) -> tuple[int, int]:
     end = int(m.group(2)) if m.group(2) is not None else start
     if end < start:
         raise JobError(f"--frames {text!r} ends before it starts")
+    if end - start + 1 > MAX_JOB_FRAMES:
+        raise JobError(f"--frames {text!r} is {end - start + 1} frames; a job holds at most {MAX_JOB_FRAMES}")
     return start, end
 
 

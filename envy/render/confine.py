@@ -1,0 +1,136 @@
+"""Paths in jobs and tasks stay inside the job folder or the farm's project roots (Must-hold 6).
+
+A job file is written by whoever can write the share. Its ``source``,
+``output`` and every path a task names (a husk task's USD file and output, a
+hython task's scene) are checked here before any agent renames, reads or
+writes there:
+
+* after the path remap, the path must be inside the job's own folder or
+  inside one of the project roots the farm config allows (``project_roots``),
+  compared lexically first (no ``..`` component may climb out);
+* then each component that exists is looked at with ``lstat``, from the root
+  down: a symlink is allowed only when where it points is inside an allowed
+  root too (a link in the project folder to another student's Documents is
+  refused, however innocent its name);
+* an output never replaces what Envy did not make: an existing symlink,
+  folder or other non-regular file at an output's final name is refused.
+
+Each refusal is a PathRefused (a ValueError, one line naming the path and the
+roots allowed); the worker marks the item failed with it as the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import stat as stat_mod
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePath
+
+# A range task naming more frames than this is not a chunk of a job: 200 million
+# frames used to grow an agent's memory without end.
+MAX_TASK_FRAMES = 100_000
+
+
+class PathRefused(ValueError):
+    """A path a job or task names that leaves the allowed folders (message is one line)."""
+
+
+class RangeRefused(ValueError):
+    """A range task that is not a bounded chunk of frames."""
+
+
+def _norm(path: PurePath) -> str:
+    return os.path.normcase(os.path.normpath(str(path)))
+
+
+def _lexically_inside(path: PurePath, root: PurePath) -> bool:
+    p, r = _norm(path), _norm(root)
+    return p == r or p.startswith(r.rstrip(os.sep) + os.sep)
+
+
+@dataclass(frozen=True)
+class Confinement:
+    """Where one job's paths may lead: its job folder and the farm's project roots."""
+
+    job_dir: Path
+    project_roots: tuple[Path, ...] = ()
+
+    @classmethod
+    def for_job(cls, job_dir: Path, project_roots: Iterable[str | os.PathLike[str]] = ()) -> Confinement:
+        return cls(Path(job_dir), tuple(Path(r) for r in project_roots if str(r).strip()))
+
+    @property
+    def roots(self) -> tuple[Path, ...]:
+        return (self.job_dir, *self.project_roots)
+
+    def _describe_roots(self) -> str:
+        shown = ", ".join(str(r) for r in self.roots)
+        hint = "" if self.project_roots else " (add the project folder to project_roots in the farm config)"
+        return f"{shown}{hint}"
+
+    def check(self, path: str | os.PathLike[str], what: str) -> Path:
+        """``path`` (made absolute against the job folder) when it may be used; PathRefused otherwise."""
+        text = os.fspath(path)
+        if "\x00" in text:
+            raise PathRefused(f"{what} {text!r} contains a NUL character")
+        parts = PurePath(text).parts
+        if ".." in parts or any(p == ".." for p in text.replace("\\", "/").split("/")):
+            raise PathRefused(f"{what} {text!r} climbs out with '..'; allowed: inside {self._describe_roots()}")
+        candidate = Path(text)
+        if not candidate.is_absolute():
+            candidate = self.job_dir / candidate
+        root = next((r for r in self.roots if _lexically_inside(candidate, r)), None)
+        if root is None:
+            raise PathRefused(f"{what} {text} is outside the allowed folders {self._describe_roots()}")
+        self._check_links(candidate, root, what)
+        return candidate
+
+    def _check_links(self, path: Path, root: Path, what: str) -> None:
+        """lstat each existing component below ``root``: a symlink must point inside an allowed root."""
+        real_roots = [os.path.realpath(r) for r in self.roots]
+        current = Path(root)
+        rel = Path(os.path.relpath(path, root)).parts if _norm(path) != _norm(root) else ()
+        for part in rel:
+            current = current / part
+            try:
+                st = os.lstat(current)
+            except FileNotFoundError:
+                return  # the rest does not exist yet (an output folder about to be made)
+            except OSError as exc:
+                raise PathRefused(f"{what} {path}: cannot check {current} ({exc.strerror or exc})") from None
+            if stat_mod.S_ISLNK(st.st_mode):
+                target = os.path.realpath(current)
+                if not any(_lexically_inside(PurePath(target), PurePath(r)) for r in real_roots):
+                    raise PathRefused(
+                        f"{what} {path}: {current} is a symlink to {target}, outside the allowed folders "
+                        f"{self._describe_roots()}"
+                    )
+
+    def check_output(self, final: str | os.PathLike[str], what: str = "output") -> Path:
+        """An output's final name: confined, and never replacing a link, folder or device."""
+        path = self.check(final, what)
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            return path
+        except OSError as exc:
+            raise PathRefused(f"{what} {path}: cannot check it ({exc.strerror or exc})") from None
+        if not stat_mod.S_ISREG(st.st_mode):
+            raise PathRefused(f"{what} {path} exists and is not a plain file Envy wrote: refusing to replace it")
+        return path
+
+    def check_all(self, paths: Sequence[tuple[str, str]]) -> list[Path]:
+        """``check`` each (path, what) pair; the first refusal raises."""
+        return [self.check(p, what) for p, what in paths]
+
+
+def check_frame_range(start: object, end: object, what: str = "range task") -> tuple[int, int]:
+    """Whole numbers ``start <= end`` covering at most MAX_TASK_FRAMES frames."""
+    if isinstance(start, bool) or isinstance(end, bool) or not isinstance(start, int) or not isinstance(end, int):
+        raise RangeRefused(f"{what} needs whole numbers 'start' <= 'end'")
+    if end < start:
+        raise RangeRefused(f"{what}: 'end' ({end}) is before 'start' ({start})")
+    if end - start + 1 > MAX_TASK_FRAMES:
+        raise RangeRefused(f"{what}: {end - start + 1} frames; at most {MAX_TASK_FRAMES} in one task")
+    return start, end
