@@ -46,6 +46,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "envy_io.commands.cache",
     "envy_io.commands.monitor",
     "envy_io.commands.web",
+    "envy_io.commands.sign",
 )
 
 

@@ -13,6 +13,7 @@ Send  reload()  after editing this file.
 """
 
 import shutil
+import sys
 
 
 def say_hello(agent, who="world"):
@@ -26,7 +27,20 @@ def disk_report(agent, path="."):
     agent.log.info("%s: %.1f GB free of %.1f GB", path, usage.free / 1e9, usage.total / 1e9)
 
 
-def run_program(agent, *argv):
-    """Run a program as a logged child process, e.g. NV.run_program('python', '--version')."""
-    child = agent.run("program", list(argv))
-    agent.log.info("started %s as pid %d, log %s", argv[0], child.pid, child.log_path)
+# The programs run_program may start, by name, with their whole command line.
+# Never let a command line choose the program or its arguments: in signed mode
+# anyone who gets one line accepted would have a shell on every agent
+# (run_program('sh', '-c', ...)), and in unsigned mode anyone who can write the
+# share would. Add your own tools here, with fixed arguments.
+PROGRAMS = {
+    "python-version": [sys.executable, "--version"],
+}
+
+
+def run_program(agent, name):
+    """Run one of the PROGRAMS above as a logged child process, e.g. NV.run_program('python-version')."""
+    if name not in PROGRAMS:
+        agent.log.error("run_program: %r is not one of %s", name, ", ".join(sorted(PROGRAMS)))
+        return
+    child = agent.run(name, list(PROGRAMS[name]))
+    agent.log.info("started %s as pid %d, log %s", name, child.pid, child.log_path)
