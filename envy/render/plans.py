@@ -15,7 +15,6 @@ into place only after the ownership check, so an agent that lost its claim
 
 from __future__ import annotations
 
-import json
 import re
 import stat as stat_mod
 from dataclasses import dataclass, field
@@ -25,6 +24,8 @@ from typing import Any, Callable, Mapping
 from envy.config import Config
 from envy.platform.host import os_name
 from envy.render.claims import Claim, frame_number, is_within
+from envy.render.confine import RangeRefused, check_frame_range
+from envy.share.bounded import read_share_json
 from envy.render.jobs import Job
 from envy.render.profiles import ProfileError, RendererProfile
 from envy.render.remap import PathRemap
@@ -161,8 +162,9 @@ def plan_frame_file(inp: PlanInput) -> WorkPlan:
 
 def read_task(inp: PlanInput) -> dict[str, Any]:
     try:
-        data = json.loads(inp.fs.read_bytes(inp.claim.path).decode("utf-8"))
-    except (OSError, ValueError) as exc:  # UnicodeDecodeError is a ValueError
+        # Bounded, regular, nesting-capped (Must-hold 5): a task file is written by whoever can write the share.
+        data = read_share_json(inp.fs, inp.claim.path, "task")
+    except (OSError, ValueError) as exc:  # ShareFileError is a ValueError
         raise PlanError(f"task file unreadable: {exc}") from None
     if not isinstance(data, dict) or not isinstance(data.get("type"), str):
         raise PlanError("task file must be a JSON object with a 'type'")
@@ -172,9 +174,10 @@ def read_task(inp: PlanInput) -> dict[str, Any]:
 def plan_range_task(inp: PlanInput, task: Mapping[str, Any]) -> WorkPlan:
     """A chunk of a frame-range job (``.blend``, animated ``.pov``): one renderer run for frames start..end."""
     profile = inp.profile()
-    start, end = task.get("start"), task.get("end")
-    if not isinstance(start, int) or not isinstance(end, int) or end < start:
-        raise PlanError("range task needs whole numbers 'start' <= 'end'")
+    try:
+        start, end = check_frame_range(task.get("start"), task.get("end"))  # 200 million frames: refused
+    except RangeRefused as exc:
+        raise PlanError(str(exc)) from None
     scene = inp.local_path(inp.job.source)
     out_dir = inp.local_path(inp.job.output) if inp.job.output else scene.parent
     inp.fs.makedirs(out_dir)
