@@ -284,3 +284,39 @@ def test_the_report_once_memory_is_bounded() -> None:
     assert all(seen.add(f"bad line {i}") for i in range(10_000))
     assert len(seen) == 100 and "bad line 9999" in seen and "bad line 0" not in seen
     assert not seen.add("bad line 9999")
+
+
+def test_the_ledger_appends_prunes_and_survives_a_restart(tmp_path: Path) -> None:
+    import json as json_mod
+
+    from envy.agent.ledger import CommandLedger
+
+    path = tmp_path / "ran-commands.json"
+    path.write_text(json_mod.dumps({"ran": {"00000000000000aa": 1000.0}}))  # the earlier format
+    ledger = CommandLedger(path, lambda: 600.0)
+    assert ledger.has_run("00000000000000aa")
+    for i in range(3000):
+        ledger.record(f"{i:016x}", 2000.0 + i, 2000.0 + i)
+    # Older than twice the lifetime: forgotten, in memory and (after compaction) on disk.
+    assert len(ledger) <= 1201 and not ledger.has_run("00000000000000aa") and not ledger.has_run(f"{0:016x}")
+    assert len(path.read_text().splitlines()) <= 2 * len(ledger) + 256 + 1
+    with open(path, "a") as f:
+        f.write("torn-line-without-a-ti")  # a crash mid-append
+    again = CommandLedger(path, lambda: 600.0)
+    assert again.has_run(f"{2999:016x}") and len(again) >= len(ledger)
+
+
+def test_a_child_log_keeps_head_and_tail_within_its_cap(tmp_path: Path) -> None:
+    from envy.agent.child_log import ChildLog
+
+    log = ChildLog(tmp_path / "child.log", cap=64 * 1024)
+    log.write_note("started pid 1")
+    for i in range(200_000):  # about 2.5 MB of output
+        log.write(f"output line {i}\n".encode())
+    log.write_note("exit code 0")
+    log.close()
+    text = (tmp_path / "child.log").read_text()
+    assert len(text) < 64 * 1024 + 1024
+    assert "output line 0\n" in text and "output line 199999\n" in text
+    assert "bytes of output cut here" in text
+    assert text.rstrip().endswith("=== envy: exit code 0")
