@@ -30,6 +30,7 @@ from envy.platform.host import user_config_dir
 from envy.protocol.selectors import DEFAULT_HOST_PATTERN
 from envy.settings.files import parse_yaml
 from envy.nimby.settings import WHEN_IN_USE, NimbySettingError, RenderHours
+from envy.share.bounded import ShareFileError, read_config_file
 from envy.settings.kinds import (
     Checked,
     Choice,
@@ -164,9 +165,12 @@ DEFAULTS: Mapping[str, Any] = MappingProxyType(CONFIG_KEYS.defaults())
 def read_yaml_file(path: Path) -> dict[str, Any]:
     """Read one YAML settings file; a missing file is empty, a broken one is a ConfigError."""
     try:
-        text = path.read_text(encoding="utf-8")
+        # The farm's config.yaml is on the share: bounded and regular (a FIFO would block the start).
+        text = read_config_file(path, "config").decode("utf-8")
     except FileNotFoundError:
         return {}
+    except ShareFileError as exc:
+        raise ConfigError(str(exc)) from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read ({exc.strerror or exc})") from None
     except UnicodeDecodeError:

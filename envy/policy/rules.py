@@ -47,6 +47,7 @@ from envy.settings.kinds import (
     Whole,
 )
 from envy.settings.schema import Key, Rule, Schema, schema_of, setting
+from envy.share.bounded import ShareFileError, read_share_file
 from envy.share.fs import ShareFS
 
 MINUTES_PER_DAY = 24 * 60
@@ -232,9 +233,11 @@ DEFAULT_CHECK_EVERY_S: float = POLICY_KEYS.keys["check_every"].default
 def load_policy(path: Path, fs: ShareFS) -> Policy:
     """Read and validate the policy file; PolicyError (one line) when it cannot be used."""
     try:
-        data = fs.read_bytes(path)
+        data = read_share_file(fs, path, "policy")  # bounded and regular: a FIFO cannot block the policy check
     except FileNotFoundError:
         raise PolicyError(f"{path}: policy file not found") from None
+    except ShareFileError as exc:
+        raise PolicyError(str(exc)) from None
     except OSError as exc:
         raise PolicyError(f"{path}: cannot read the policy file ({exc.strerror or exc})") from None
     return parse_policy(data, str(path))

@@ -6,9 +6,19 @@ from typing import Any
 
 import yaml
 
+from envy.share.bounded import ShareFileError, check_yaml_shape
+
 
 def parse_yaml(text: str, where: str, error: type[Exception]) -> Any:
-    """The document in ``text``; broken or absurdly nested YAML is ``error`` naming ``where``."""
+    """The document in ``text``; broken or absurdly nested YAML is ``error`` naming ``where``.
+
+    Aliases (``*name``: a few hundred bytes that expand to gigabytes when walked),
+    nesting deeper than 32 and huge documents are refused before loading (Must-hold 5).
+    """
+    try:
+        check_yaml_shape(text, where)
+    except ShareFileError as exc:
+        raise error(str(exc)) from None
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
