@@ -22,8 +22,8 @@ import json
 import logging
 import os
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,7 @@ class CommandLedger:
             log.warning("command ledger %s is larger than %d bytes; starting a new one", self.path, _MAX_JOURNAL_BYTES)
             return
         text = raw.decode("utf-8", "replace")
+        entries: list[tuple[str, float]]
         if text.lstrip().startswith("{"):  # the earlier whole-file JSON format
             try:
                 ran = json.loads(text).get("ran", {})
@@ -65,9 +66,9 @@ class CommandLedger:
         else:
             entries = []
             for line in text.splitlines():
-                command_id, _, issued = line.partition(" ")
+                command_id, _, issued_text = line.partition(" ")
                 try:
-                    entries.append((command_id, float(issued)))
+                    entries.append((command_id, float(issued_text)))
                 except ValueError:
                     continue  # a torn last line after a crash
         for command_id, issued in sorted(entries, key=lambda e: e[1]):

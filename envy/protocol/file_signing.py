@@ -55,7 +55,8 @@ def file_problem(key: bytes, path: Path, data: bytes, fs: ShareFS) -> str | None
     except OSError as exc:
         return f"{path}: cannot read its signature ({exc.strerror or exc})"
     if not hmac.compare_digest(text, file_signature(key, path.name, data)):
-        return f"{path} changed since it was signed, or was signed with another key (sign it again with: envy-io sign '{path}')"
+        return (f"{path} changed since it was signed, or was signed with another key "
+                f"(sign it again with: envy-io sign '{path}')")
     return None
 
 

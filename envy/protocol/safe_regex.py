@@ -16,7 +16,7 @@ import re
 from typing import Any, Protocol
 
 try:  # pragma: no branch - the wheel exists for every platform Envy runs on
-    import re2 as _re2
+    import re2 as _re2  # type: ignore[import-untyped]
 except ImportError:  # pragma: no cover
     _re2 = None
 
@@ -46,7 +46,7 @@ class SafePattern:
         self.groupindex: dict[str, int] = dict(compiled.groupindex)
 
     def fullmatch(self, text: str) -> Match | None:
-        return self._compiled.fullmatch(text)  # type: ignore[no-any-return]
+        return self._compiled.fullmatch(text)  # type: ignore[no-any-return,unused-ignore]
 
 
 def compile_safe(source: str) -> SafePattern:

@@ -74,7 +74,8 @@ def read_share_file(fs: ShareFS, path: PathLike, kind: str, *, partial: bool = F
     try:
         data = fs.read_bounded(path, cap + 1)
     except NotARegularFile as exc:
-        raise ShareFileError(f"{os.fspath(path)}: refused, {exc.strerror}; a {kind} file must be a plain file") from None
+        raise ShareFileError(f"{os.fspath(path)}: refused, {exc.strerror}; a {kind} file must be a plain file") \
+            from None
     if len(data) > cap:
         if partial:
             return data[:cap]
@@ -91,7 +92,8 @@ def read_config_file(path: PathLike, kind: str) -> bytes:
     try:
         data = read_regular(os.fspath(path), cap + 1)
     except NotARegularFile as exc:
-        raise ShareFileError(f"{os.fspath(path)}: refused, {exc.strerror}; a {kind} file must be a plain file") from None
+        raise ShareFileError(f"{os.fspath(path)}: refused, {exc.strerror}; a {kind} file must be a plain file") \
+            from None
     if len(data) > cap:
         raise ShareFileError(f"{os.fspath(path)}: refused, larger than the {_size(cap)} allowed for a {kind} file")
     return data

@@ -16,7 +16,8 @@ from envy_io.registry import CommandEnv, Subcommand
 def add_sign_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("files", nargs="+", metavar="FILE",
                         help="files to sign (renderer profiles, config.yaml, the policy, Envy_Functions.py)")
-    parser.add_argument("--key", default=None, help=f"the signing key (default: ${KEY_ENV}, else signing.key in Envy's local state folder)")
+    parser.add_argument("--key", default=None,
+                        help=f"the signing key (default: ${KEY_ENV}, else signing.key in Envy's local state folder)")
 
 
 def run_sign(args: argparse.Namespace, env: CommandEnv) -> int:

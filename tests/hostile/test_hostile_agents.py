@@ -127,7 +127,9 @@ def test_a_fifo_for_a_claim_owners_status_does_not_stop_reclaiming(farm: Farm, t
     answers(farm, "lab1-01", "alive after the fifo")
 
 
-def test_a_job_with_a_malformed_field_at_top_priority_is_skipped_and_the_farm_renders(farm: Farm, tmp_path: Path) -> None:
+def test_a_job_with_a_malformed_field_at_top_priority_is_skipped_and_the_farm_renders(
+    farm: Farm, tmp_path: Path
+) -> None:
     profile = standin_profile(tmp_path / "ok.yaml", "standin-ok", OK_RENDER)
     frames = make_frames(tmp_path / "frames", 2)
     good = submit_folder(farm.share, frames, profiles=[profile], output=str(tmp_path / "out"))

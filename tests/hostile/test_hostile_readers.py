@@ -130,7 +130,7 @@ def test_random_yaml_raises_only_share_file_error(text: str) -> None:
 
 def test_a_yaml_alias_bomb_and_deep_yaml_are_refused() -> None:
     bomb = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
-        f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}]\n" for i in range(20))
+        f"{chr(98 + i)}: &{chr(98 + i)} [" + ", ".join([f"*{chr(97 + i)}"] * 4) + "]\n" for i in range(20))
     with pytest.raises(ShareFileError, match="aliases"):
         load_yaml_bounded(bomb, "config.yaml")
     with pytest.raises(ShareFileError, match="nested"):
@@ -233,7 +233,8 @@ def test_instruction_file_of_random_bytes_never_raises(data: bytes) -> None:
 @given(st.text(max_size=200))
 @FEW
 def test_instruction_lines_with_random_stamps_never_raise(text: str) -> None:
-    parse_instruction_file(f"[0123456789abcdef 9999-12-31T23:59:59.999Z] {text}\n[ffffffffffffffff 0001-01-01T00:00:00Z] {text}".encode())
+    parse_instruction_file(f"[0123456789abcdef 9999-12-31T23:59:59.999Z] {text}\n"
+                           f"[ffffffffffffffff 0001-01-01T00:00:00Z] {text}".encode())
 
 
 # -- renderer profiles -----------------------------------------------------------------------------

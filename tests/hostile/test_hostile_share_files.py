@@ -12,7 +12,7 @@ from farm import Farm, wait_for
 
 pytestmark = pytest.mark.skipif(
     "read_share_file" not in inspect.getsource(envy.agent.agent),
-    reason="the agent's poll does not read instructions.txt through envy/share/bounded.py yet (after the walls refactor)",
+    reason="the agent's poll does not read instructions.txt through envy/share/bounded.py",
 )
 
 

@@ -9,7 +9,8 @@ import pytest
 
 from envy.platform.strict_modes import account_name, chain_problem
 
-pytestmark = pytest.mark.skipif(os.name != "posix", reason="mode bits and uids are POSIX; on Windows ACLs are the admin's part")
+pytestmark = pytest.mark.skipif(os.name != "posix",
+                                reason="mode bits and uids are POSIX; on Windows ACLs are the admin's part")
 NOBODY = 65534
 
 
