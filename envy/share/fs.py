@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Union
 
 from envy.platform.files import read_regular, rename_no_replace, replace_with_retry
+from envy.share.fresh import FreshFile, read_fresh
 
 PathLike = Union[str, Path]
 
@@ -24,6 +25,17 @@ class ShareFS:
 
     def stat(self, path: PathLike) -> os.stat_result:
         return os.stat(path)
+
+    def read_if_changed(self, path: PathLike, known: str | None, limit: int) -> FreshFile | None:
+        """The file's bytes (at most ``limit``), fresh from the server, or None if they are
+        still those whose digest is ``known``.
+
+        The fresh poll (envy/share/fresh.py): open + fstat + read + close instead
+        of a ``stat`` the client answers from its attribute cache. Raises
+        FileNotFoundError and the other OSErrors like ``open`` does.
+        """
+        fresh = read_fresh(os.fspath(path), limit)
+        return None if fresh.digest == known else fresh
 
     def exists(self, path: PathLike) -> bool:
         try:
