@@ -8,6 +8,8 @@ missing=""
 command -v sshfs >/dev/null 2>&1 || missing="$missing sshfs"
 { command -v sshd >/dev/null 2>&1 || [ -x /usr/sbin/sshd ]; } || missing="$missing openssh-server"
 { command -v fusermount3 >/dev/null 2>&1 || command -v fusermount >/dev/null 2>&1; } || missing="$missing fuse3"
+{ command -v smbd >/dev/null 2>&1 || [ -x /usr/sbin/smbd ]; } || missing="$missing samba"
+command -v smbnetfs >/dev/null 2>&1 || missing="$missing smbnetfs"
 if [ -n "$missing" ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update

@@ -9,7 +9,7 @@ caching (tests/netshare.py) and Samba through smbnetfs (tests/smbshare.py).
 Machine A publishes a small file the way Envy does (temp name, fsync,
 ``os.replace``), changed the way the shell changes instructions.txt (one line
 more at its end); machine B has just looked at it with the operation under test
-(so its caches are warm), then repeats that operation every 10 ms until the
+and its attributes (so its caches are warm), then repeats that operation every 10 ms until the
 answer changes. The time from A's publish to B's first changed answer is that
 operation's staleness. Operations:
 
@@ -122,6 +122,7 @@ def one_trial(a: Path, b: Path, name: str, op: Operation, trial: int) -> float |
             break
     for _ in range(3):
         before = op(b / "f.txt")
+    os.stat(b / "f.txt")  # B's kernel has just cached the attributes, as after any look at the file
     start = time.monotonic()
     if name == "listdir":
         (a / f"new{trial}").write_bytes(b"")

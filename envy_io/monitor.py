@@ -6,6 +6,11 @@ On a terminal only the lines that changed are redrawn, by moving the cursor
 to them, so the screen never flickers; elsewhere (a pipe, a log file) a new
 snapshot is printed only when something changed. ``--once`` prints one
 snapshot for scripts.
+
+Liveness as ``envy-io status`` judges it (envy_io/agents.py): a host is shown
+alive only once we have watched its counter change, and the monitor keeps its
+sightings in the same local cache as ``status`` between runs, so a host killed
+while nobody watched is not taken for alive by the next run.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from envy.protocol.liveness import LivenessTracker
+from envy.protocol.liveness import LivenessTracker, ObservationCache
 from envy.protocol.status import AgentStatus, read_statuses
 from envy.render.jobs import list_jobs
 from envy.render.overview import JobSummary, summarize
@@ -49,11 +54,15 @@ class RateTracker:
 
 
 class MonitorModel:
-    def __init__(self, layout: ShareLayout, dead_after: float, remap: PathRemap, fs: ShareFS) -> None:
+    def __init__(self, layout: ShareLayout, dead_after: float, remap: PathRemap, fs: ShareFS,
+                 cache: ObservationCache | None = None) -> None:
         self.layout = layout
         self.fs = fs
         self.remap = remap
         self.tracker = LivenessTracker(dead_after)
+        self.cache = cache
+        if cache is not None:
+            cache.load(self.tracker)
         self.rates = RateTracker()
         self.statuses: list[AgentStatus] = []
         self.summaries: list[JobSummary] = []
@@ -66,6 +75,18 @@ class MonitorModel:
         self.summaries = [
             summarize(self.layout, j, self.remap, self.fs, reasons=False) for j in jobs if j.state != "cancelled"
         ]
+
+    def close(self) -> None:
+        """Keep what we saw for the next run (of the monitor or of ``envy-io status``)."""
+        if self.cache is not None:
+            self.cache.save(self.tracker)
+
+    def host_state(self, status: AgentStatus) -> str:
+        if self.tracker.proven_alive(status.host):
+            return status.state
+        if self.tracker.is_alive(status.host):
+            return f"{status.state} (checking)"  # within the first-sighting grace: not seen beating yet
+        return f"{status.state} (stale)"
 
     def all_done(self) -> bool:
         return bool(self.summaries) and all(
@@ -87,8 +108,7 @@ class MonitorModel:
             )
         out += ["", f"{'HOST':<18} {'STATE':<18} {'WORK'}"]
         for st in sorted(self.statuses, key=lambda s: s.host):
-            alive = self.tracker.is_alive(st.host)
-            state = st.state if alive else f"{st.state} (stale)"
+            state = self.host_state(st)
             busy = [w for w in st.workers if w.frame]
             if not busy:
                 detail = st.locked_reason or st.work or st.message
@@ -141,6 +161,7 @@ def run_monitor(model: MonitorModel, once: bool = False, interval: float = 1.0, 
     out = stream or sys.stdout
     if once:
         model.refresh()
+        model.close()
         out.write("\n".join(model.lines()) + "\n")
         return 0
     screen = LineScreen(out)
@@ -155,3 +176,4 @@ def run_monitor(model: MonitorModel, once: bool = False, interval: float = 1.0, 
         return 0
     finally:
         screen.close()
+        model.close()

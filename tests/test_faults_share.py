@@ -38,6 +38,9 @@ from farm import Farm, wait_for
 from netshare import in_mount_table, net_share, require_netshare
 from test_faults_standin import EXTENSION, StandIn
 
+# Lab machines are busy machines: CI runs these once more beside stress-ng (.ci/run).
+pytestmark = pytest.mark.under_load
+
 # How long the share stays away. Longer than dead_after (3 s in the fast test
 # settings), as the minute is longer than the default 30 s.
 OUTAGE_S = 5.0

@@ -5,12 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import psutil
+import pytest
 
 from conftest import require_tool
 from envy.render.claims import ItemPattern, sort_listing
 from envy.share.fs import REAL_FS
 from farm import Farm, wait_for
 from render_helpers import is_png, pov_frames, slow_povray_profile, submit_folder
+
+
+# Lab machines are busy machines: CI runs these once more beside stress-ng (.ci/run).
+pytestmark = pytest.mark.under_load
 
 
 def listing(folder: Path):  # type: ignore[no-untyped-def]

@@ -7,6 +7,14 @@ Instead we remember when *we* last saw each agent's (nonce, counter) change.
 
 A fresh observer has seen nothing change yet; it gives every agent a grace
 period of ``dead_after`` from the first sighting before calling it dead.
+
+A change is dated by what we know, not by when we happened to look: if the
+counter moved between our previous look (at ``looked``) and this one, all we
+know is that the agent beat at some moment after ``looked``. So the change is
+dated ``looked``, the earliest it can have happened. An observer that looks
+every second loses at most a second; one that looked 50 s ago (two runs of
+``envy-io status``) does not take a beat from 50 s ago, by an agent killed
+right after it, for "changed just now" (issue 14).
 A shell that runs one command and exits keeps its observations in a small
 local file (``ObservationCache``) so the next run knows what it saw, as long
 as the machine has not rebooted (monotonic clocks restart at boot).
@@ -27,8 +35,13 @@ class Sighting:
     nonce: str
     counter: int
     first_seen: float  # our monotonic clock, first time we saw this agent at all
-    changed: float  # our monotonic clock, last time (nonce, counter) changed
+    changed: float  # our monotonic clock: (nonce, counter) changed after this moment
     changes: int = 0  # how many changes we have seen; 0 means "not yet proven alive"
+    looked: float | None = None  # our monotonic clock, last time we read this agent's status
+
+    def __post_init__(self) -> None:
+        if self.looked is None:
+            self.looked = self.changed
 
 
 class LivenessTracker:
@@ -42,10 +55,14 @@ class LivenessTracker:
         now = self.clock()
         seen = self.sightings.get(key)
         if seen is None:
-            self.sightings[key] = Sighting(nonce, counter, now, now)
-        elif seen.nonce != nonce or seen.counter != counter:
-            seen.nonce, seen.counter, seen.changed = nonce, counter, now
+            self.sightings[key] = Sighting(nonce, counter, now, now, looked=now)
+            return
+        if seen.nonce != nonce or seen.counter != counter:
+            # It changed at some moment since our previous look: date it then (module docstring).
+            previous = seen.looked if seen.looked is not None else now
+            seen.nonce, seen.counter, seen.changed = nonce, counter, min(previous, now)
             seen.changes += 1
+        seen.looked = now
 
     def silent_for(self, host: str) -> float | None:
         seen = self.sightings.get(host.lower())
@@ -84,10 +101,11 @@ class ObservationCache:
         now = tracker.clock()
         for host, s in (data.get("sightings") or {}).items():
             try:
-                sighting = Sighting(str(s["nonce"]), int(s["counter"]), float(s["first_seen"]), float(s["changed"]), int(s["changes"]))
+                sighting = Sighting(str(s["nonce"]), int(s["counter"]), float(s["first_seen"]), float(s["changed"]),
+                                    int(s["changes"]), float(s.get("looked", s["changed"])))
             except (KeyError, TypeError, ValueError):
                 continue
-            if sighting.changed <= now:
+            if sighting.changed <= now and (sighting.looked or 0.0) <= now:
                 tracker.sightings[host] = sighting
 
     def save(self, tracker: LivenessTracker) -> None:

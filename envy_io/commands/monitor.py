@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from envy.render.remap import PathRemap
+from envy_io.agents import observation_cache
 from envy_io.monitor import MonitorModel, run_monitor
 from envy_io.registry import CommandEnv, Subcommand
 
@@ -16,7 +17,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, env: CommandEnv) -> int:
     farm = env.farm
-    model = MonitorModel(farm.layout, env.config.dead_after, PathRemap.parse(list(env.config.remap)), farm.fs)
+    model = MonitorModel(farm.layout, env.config.dead_after, PathRemap.parse(list(env.config.remap)), farm.fs,
+                         cache=observation_cache(farm.state_dir))
     return run_monitor(model, once=args.once, interval=max(0.2, args.interval), stream=env.out)
 
 

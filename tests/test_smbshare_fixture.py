@@ -1,0 +1,111 @@
+"""Pins what the loopback Samba share (tests/smbshare.py) does, as tests/test_netshare_fixture.py does for sshfs.
+
+smbd with ``case sensitive = no`` and a user login, mounted twice through
+smbnetfs: each mount one machine with its own client caches.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import pytest
+
+import smbshare as smbshare_mod
+from netshare import in_mount_table, wait_for
+from smbshare import require_smbshare, smbshare  # noqa: F401  (smbshare is a fixture)
+
+pytestmark = pytest.mark.netshare
+DEADLINE = 10.0
+
+
+def test_write_through_one_mount_is_read_through_another_and_lands_in_the_export(smbshare) -> None:
+    share = smbshare(mounts=2)
+    (share.mounts[0] / "hello.txt").write_text("from machine 0")
+    assert (share.mounts[1] / "hello.txt").read_text() == "from machine 0"
+    assert (share.export / "hello.txt").read_text() == "from machine 0"
+
+
+def test_names_compare_case_insensitively_and_keep_their_case(smbshare) -> None:
+    share = smbshare(mounts=2)
+    (share.mounts[0] / "Shot.0001.POV").write_text("scene")
+    assert (share.mounts[1] / "shot.0001.pov").read_text() == "scene"
+    assert os.listdir(share.mounts[1]) == ["Shot.0001.POV"]
+    with pytest.raises(FileExistsError):
+        os.open(share.mounts[1] / "SHOT.0001.pov", os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+
+
+def test_a_login_is_needed_no_guest(smbshare) -> None:
+    share = smbshare(mounts=1)
+    conf = (share.smb_conf).read_text()
+    assert "map to guest = never" in conf and f"valid users = {share.user}" in conf
+    assert (share.export / "private-check").exists() is False
+    (share.mounts[0] / "private-check").write_text("x")  # the login works: writes are allowed
+    assert (share.export / "private-check").stat().st_uid == os.getuid()
+
+
+def test_rename_race_between_two_mounts_has_exactly_one_winner(smbshare) -> None:
+    share = smbshare(mounts=2)
+    (share.export / "queue").mkdir()
+    (share.export / "claimed").mkdir()
+    for round_no in range(5):
+        name = f"frame{round_no}"
+        (share.export / "queue" / name).write_text("work")
+        for m in share.mounts:
+            wait_for(lambda m=m: (m / "queue" / name).exists(), DEADLINE, f"{name} visible")
+        results: dict[int, object] = {}
+        go = threading.Barrier(2)
+
+        def claim(i: int) -> None:
+            go.wait()
+            try:
+                os.rename(share.mounts[i] / "queue" / name, share.mounts[i] / "claimed" / f"{name}.host{i}")
+                results[i] = "won"
+            except OSError as exc:
+                results[i] = exc
+
+        threads = [threading.Thread(target=claim, args=(i,)) for i in (0, 1)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(r == "won" for r in results.values()) == [False, True], results
+        assert len(list((share.export / "claimed").glob(f"{name}.*"))) == 1
+
+
+def test_unmount_removes_the_share_root_and_remount_brings_it_back(smbshare) -> None:
+    share = smbshare(mounts=2)
+    (share.mounts[0] / "sentinel").write_text("x")
+    share.unmount(1)
+    assert not share.is_mounted(1) and not share.mounts[1].exists()
+    share.remount(1)
+    assert (share.mounts[1] / "sentinel").read_text() == "x"
+
+
+def test_disconnect_leaves_a_dead_mount_that_remount_fixes(smbshare) -> None:
+    share = smbshare(mounts=2)
+    share.disconnect(0)
+    assert in_mount_table(share.mount_points[0])
+    with pytest.raises(OSError):
+        os.listdir(share.mounts[0])
+    share.remount(0)
+    assert os.listdir(share.mounts[0]) == []
+
+
+def test_nothing_outside_the_temp_folder_is_used(smbshare, tmp_path: Path) -> None:
+    share = smbshare(mounts=1)
+    conf = share.smb_conf.read_text()
+    for line in conf.splitlines():
+        if any(key in line for key in ("dir", "directory", "passdb", "log file", "path =")):
+            assert str(tmp_path) in line, line
+
+
+def test_missing_tools_skip_on_a_dev_machine_and_fail_under_ci(monkeypatch) -> None:
+    monkeypatch.setattr(smbshare_mod, "smbshare_available", lambda: "missing smbnetfs (test)")
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception):
+        require_smbshare()
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception):
+        require_smbshare()
