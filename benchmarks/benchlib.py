@@ -371,3 +371,26 @@ def netshare_module() -> Any:
         print(f"(no network share: {reason})")
         return None
     return netshare
+
+
+def share_module(kind: str) -> Any:
+    """A context-manager factory ``(root, mounts=N)`` for a real network share of ``kind``
+    (``sshfs`` with default caching, or ``samba`` through smbnetfs), or None when it cannot run here."""
+    if str(TESTS_DIR) not in sys.path:
+        sys.path.insert(0, str(TESTS_DIR))
+    try:
+        if kind == "sshfs":
+            import netshare as mod  # type: ignore[import-not-found]
+
+            reason, factory = mod.netshare_available(), mod.net_share
+        else:
+            import smbshare as mod  # type: ignore[import-not-found]
+
+            reason, factory = mod.smbshare_available(), mod.samba_share
+    except Exception as exc:  # pytest missing, ...
+        print(f"(no {kind} share: {exc})")
+        return None
+    if reason is not None:
+        print(f"(no {kind} share: {reason})")
+        return None
+    return factory

@@ -16,16 +16,19 @@ Two shares:
 * ``local``: a folder on the local disk. The agents also wake early on the
   instruction file's inotify event (envy/agent/wakeup.py), as the demo farm
   and a workstation that is also the file server do.
-* ``sshfs``: the share on a FUSE mount (tests/netshare.py: a loopback sshd
-  exported through ``sshfs``, all caching off so only Envy's polling decides
-  when a change is seen). Envy turns the early wake-up off on non-local file
-  systems, so this is the polling path lab machines on a network share take.
-  The sender writes on the server's side of the export, as the file server
-  would show another machine's write.
+* ``sshfs``: the share on FUSE mounts (tests/netshare.py: a loopback sshd
+  exported through ``sshfs`` with sshfs's **default** caching, as labs mount
+  it: attributes and listings cached 20 s), ``--mounts`` mounts (machines,
+  each with its own caches), the agents spread over them. Envy turns the early
+  wake-up off on non-local file systems, so this is the polling path lab
+  machines on a network share take. The sender writes on the server's side of
+  the export, as the file server would show another machine's write.
+* ``samba``: the same over a loopback smbd mounted through smbnetfs
+  (tests/smbshare.py), the SMB case.
 
 The machine has few cores for 50 agent processes; the figures include that contention.
 
-    python benchmarks/fanout.py [--quick] [--agents N] [--rounds R] [--only local|sshfs]
+    python benchmarks/fanout.py [--quick] [--agents N] [--rounds R] [--mounts M] [--only local|sshfs|samba]
 """
 
 from __future__ import annotations
@@ -77,25 +80,25 @@ def run_rounds(farm: benchlib.BenchFarm, hosts: list[str], rounds: int, timeout:
     return results
 
 
-def run_mode(mode: str, agents: int, rounds: int, tmp: Path, limit: float) -> dict[str, Any]:
+def run_mode(mode: str, agents: int, rounds: int, tmp: Path, limit: float, mounts: int) -> dict[str, Any]:
     hosts = [f"lab5-{i:02d}" for i in range(1, agents + 1)]
     with contextlib.ExitStack() as stack:
-        if mode == "sshfs":
-            netshare = benchlib.netshare_module()
-            if netshare is None:
-                return {"skipped": "no FUSE/sshfs network share on this machine"}
-            net = stack.enter_context(netshare.net_share(tmp / "net", mounts=1, cache=False))
+        if mode in ("sshfs", "samba"):
+            share_mod = benchlib.share_module(mode)
+            if share_mod is None:
+                return {"skipped": f"no {mode} network share on this machine"}
+            net = stack.enter_context(share_mod(tmp / f"net-{mode}", mounts=mounts))
             init_share(net.export, "bench", fs=REAL_FS)
-            farm = stack.enter_context(benchlib.BenchFarm(tmp / "farm-sshfs", share=net.mounts[0]))
+            farm = stack.enter_context(benchlib.BenchFarm(tmp / f"farm-{mode}", share=net.mounts[0]))
             # The shell writes through the server's side, as another machine's write reaches the server.
             farm.layout = ShareLayout(net.export)
-            agent_share = net.mounts[0]
+            agent_shares = list(net.mounts)
         else:
             farm = stack.enter_context(benchlib.BenchFarm(tmp / "farm-local"))
-            agent_share = farm.share
+            agent_shares = [farm.share]
         t0 = time.monotonic()
-        for h in hosts:
-            farm.start_agent(h, share=agent_share)
+        for i, h in enumerate(hosts):  # each mount plays a machine (with its own caches); agents share them round-robin
+            farm.start_agent(h, share=agent_shares[i % len(agent_shares)])
         farm.wait_ready(hosts, timeout=300)
         started_s = time.monotonic() - t0
         print(f"{mode}: {agents} agents up in {started_s:.0f} s; settling ...")
@@ -107,6 +110,7 @@ def run_mode(mode: str, agents: int, rounds: int, tmp: Path, limit: float) -> di
     worst_round_p100 = max(r["latency_s"].get("p100", float("inf")) for r in per_round)
     return {"agents": agents, "rounds": per_round, "startup_s": round(started_s, 1),
             "latency_s": {k: round(v, 3) for k, v in stats.items()}, "missing": missing,
+            "mounts": mounts if mode != "local" else 0,
             "pass": missing == 0 and worst_round_p100 <= limit}
 
 
@@ -115,18 +119,19 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="one round per share instead of five")
     parser.add_argument("--agents", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=None)
-    parser.add_argument("--only", choices=["local", "sshfs"], default=None)
+    parser.add_argument("--only", choices=["local", "sshfs", "samba"], default=None)
+    parser.add_argument("--mounts", type=int, default=5, help="network mounts (machines) the agents are spread over")
     benchlib.add_load_args(parser)
     args = parser.parse_args()
     benchlib.begin(args)
     rounds = args.rounds or (1 if args.quick else 5)
     cfg = Config()
     limit = cfg.poll_interval + 1.0
-    modes = [args.only] if args.only else ["local", "sshfs"]
+    modes = [args.only] if args.only else ["local", "sshfs", "samba"]
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="envy-fanout-") as tmp:
         for mode in modes:
-            results[mode] = run_mode(mode, args.agents, rounds, Path(tmp), limit)
+            results[mode] = run_mode(mode, args.agents, rounds, Path(tmp), limit, args.mounts)
     print(f"\ntarget: every agent within poll_interval + 1 s = {limit:g} s")
     ok = True
     for mode, r in results.items():
