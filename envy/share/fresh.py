@@ -55,14 +55,18 @@ def read_fresh(path: str, limit: int) -> FreshFile:
         st = fresh_fstat(fd)  # refreshes the size the client clamps reads to
         if not stat_mod.S_ISREG(st.st_mode):
             raise OSError(errno.EINVAL, "not a regular file", path)
+        # Read what the server says the file holds (one read, as a rule), plus one byte
+        # when that is over the limit, to tell "exactly ``limit``" from "longer". No
+        # extra read for end-of-file: a poll is a few requests, not one more.
+        want = min(st.st_size, limit + 1)
         chunks: list[bytes] = []
-        left = limit + 1  # one byte more tells a file of exactly ``limit`` bytes from a longer one
-        while left > 0:
-            chunk = os.read(fd, min(left, 1 << 20))
+        got = 0
+        while got < want:
+            chunk = os.read(fd, min(want - got, 1 << 20))
             if not chunk:
-                break
+                break  # shorter than the server said: it was replaced meanwhile; the next poll sees more
             chunks.append(chunk)
-            left -= len(chunk)
+            got += len(chunk)
     finally:
         os.close(fd)
     data = b"".join(chunks)
