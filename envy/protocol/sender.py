@@ -25,6 +25,7 @@ from envy.share.atomic import atomic_write
 from envy.share.bounded import ShareFileError, read_share_file
 from envy.share.fs import ShareFS
 from envy.share.layout import ShareLayout, instructions_header
+from envy.share.temp_cleanup import remove_old_temp_files
 from envy.share.lock import RenameLock, owner_id
 from envy.share.names import nonce
 from envy.share.share_clock import probe_share_time
@@ -110,6 +111,8 @@ class InstructionSender:
         bad_kept = [b.text for b in current.bad if b.line_no > 0] + unsplittable
         text = render_instruction_file(comments, keep + stamped + sent, bad_kept)
         atomic_write(self.layout.instructions, text, self.fs)
+        # The shell owns instructions.txt: it also removes what crashed shells left of it.
+        remove_old_temp_files(self.layout.root, self.fs, now, {self.layout.instructions.name})
         for ins in sent:
             log.info("sent %s %s", ins.id, ins.text)
         return SendResult(sent, stamped, pruned, [b.describe() for b in current.bad] + skipped_extra)
