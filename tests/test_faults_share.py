@@ -34,7 +34,7 @@ from envy.render.submit import SubmitRequest, submit
 from envy.share.fs import REAL_FS
 from envy.share.layout import ShareLayout, init_share
 from envy.share.names import is_temp
-from farm import Farm, wait_for
+from farm import BUSY_DEADLINE_S, Farm, wait_for
 from netshare import in_mount_table, net_share, require_netshare
 from test_faults_standin import EXTENSION, StandIn
 
@@ -110,13 +110,13 @@ def test_share_disappears_and_comes_back_nothing_lost_nothing_twice(tmp_path: Pa
             for i, host in enumerate(hosts)
         ]
         status = {h: ShareLayout(export).status_file(h) for h in hosts}
-        wait_for(lambda: all(status[h].exists() for h in hosts), 20, "both agents to heartbeat")
+        wait_for(lambda: all(status[h].exists() for h in hosts), BUSY_DEADLINE_S, "both agents to heartbeat")
         job = submit(shell, SubmitRequest(str(shot), output=str(export / "proj" / "out")),
                      load_profiles([standin.profile]), fs=REAL_FS)
         sender = InstructionSender(shell, 600, fs=REAL_FS)
         sender.send(["* render()"])
         # Both agents are mid-frame when the share goes away.
-        wait_for(lambda: len(_listing(shot).done) >= 2 and len(_listing(shot).working) == 2, 20,
+        wait_for(lambda: len(_listing(shot).done) >= 2 and len(_listing(shot).working) == 2, BUSY_DEADLINE_S,
                  "both agents to be rendering")
 
         with EmptyWatch(ns.mounts[:2]) as watch:
@@ -134,7 +134,7 @@ def test_share_disappears_and_comes_back_nothing_lost_nothing_twice(tmp_path: Pa
         # The console output holds every log line; the share log misses those
         # written while it was still backing off after the outage (they went
         # to the agent's local fallback log).
-        wait_for(lambda: all(_printed(a.output(), "sent during the outage") for a in agents), 20,
+        wait_for(lambda: all(_printed(a.output(), "sent during the outage") for a in agents), BUSY_DEADLINE_S,
                  "the command sent during the outage to run")
         wait_for(lambda: len(_listing(shot).done) == FRAMES, 30, f"all {FRAMES} frames to be done "
                  f"(now {_listing(shot).counts()}, renders {dict(standin.renders())})")
@@ -155,15 +155,15 @@ def test_agent_started_on_an_empty_mount_point_waits_and_creates_nothing(farm: F
     mount_point.mkdir()
     with EmptyWatch([mount_point]) as watch:
         agent = farm.start_agent("lab1-01", share=mount_point)
-        wait_for(lambda: "has no sentinel" in agent.output(), 20, "the agent to notice the missing sentinel")
+        wait_for(lambda: "has no sentinel" in agent.output(), BUSY_DEADLINE_S, "the agent to notice the missing sentinel")
         # Absence can only be shown over time: five more polls, and it still waits, alive.
         noticed = time.monotonic()
-        wait_for(lambda: time.monotonic() - noticed > 5 * farm.settings["poll_interval"], 20, "five polls")
+        wait_for(lambda: time.monotonic() - noticed > 5 * farm.settings["poll_interval"], BUSY_DEADLINE_S, "five polls")
         assert agent.alive()
         assert os.listdir(mount_point) == [] and not watch.seen, f"created under the empty mount point: {watch.seen}"
     # The share gets mounted (here: created): the agent carries on by itself.
     init_share(mount_point, farm.user, fs=REAL_FS)
-    st = wait_for(lambda: _json(ShareLayout(mount_point).status_file("lab1-01")), 20, "the agent to heartbeat")
+    st = wait_for(lambda: _json(ShareLayout(mount_point).status_file("lab1-01")), BUSY_DEADLINE_S, "the agent to heartbeat")
     assert st["pid"] == agent.pid and agent.alive()
     assert "is back" in agent.output()
 
@@ -253,35 +253,35 @@ def test_full_disk_agent_survives_and_no_file_is_torn(tmp_path: Path) -> None:
         layout = ShareLayout(share)
         init_share(share, farm.user, fs=REAL_FS)
         agent = farm.start_agent("lab1-01", share=share)
-        wait_for(lambda: (_json(layout.status_file("lab1-01")) or {}).get("counter", 0) > 2, 20, "heartbeats")
+        wait_for(lambda: (_json(layout.status_file("lab1-01")) or {}).get("counter", 0) > 2, BUSY_DEADLINE_S, "heartbeats")
         sender = InstructionSender(layout, 600, fs=REAL_FS)
         sender.send(["* print('before the disk filled')"])
-        wait_for(lambda: _printed(agent.output(), "before the disk filled"), 20, "the first command")
+        wait_for(lambda: _printed(agent.output(), "before the disk filled"), BUSY_DEADLINE_S, "the first command")
         instructions_before = layout.instructions.read_bytes()
 
         with StatusReader(layout.status_file("lab1-01")) as reader:
             _fill(share / "filler.bin")
-            wait_for(lambda: "No space left" in agent.output(), 20, "the agent to hit ENOSPC")
+            wait_for(lambda: "No space left" in agent.output(), BUSY_DEADLINE_S, "the agent to hit ENOSPC")
             # The shell cannot publish a command either: it says so, and the file is untouched.
             with pytest.raises(OSError) as raised:
                 sender.send(["* print('lost to the full disk')"])
             assert raised.value.errno == 28
             assert layout.instructions.read_bytes() == instructions_before
             full_reads = reader.reads
-            wait_for(lambda: reader.reads > full_reads + 50, 20, "more reads while the disk is full")
+            wait_for(lambda: reader.reads > full_reads + 50, BUSY_DEADLINE_S, "more reads while the disk is full")
             stuck = reader.counters[-1]
             assert agent.alive()
             (share / "filler.bin").unlink()
-            wait_for(lambda: reader.counters[-1] > stuck + 2, 20, "heartbeats to resume after space came back")
+            wait_for(lambda: reader.counters[-1] > stuck + 2, BUSY_DEADLINE_S, "heartbeats to resume after space came back")
         assert reader.bad == [], f"torn or missing status file seen: {reader.bad[:5]}"
         assert reader.counters == sorted(reader.counters)
 
         # The lock was released despite the failed send: the next send works at once.
         sender.send(["* print('after the disk was freed')"])
-        wait_for(lambda: _printed(agent.output(), "after the disk was freed"), 20, "a command after freeing space")
+        wait_for(lambda: _printed(agent.output(), "after the disk was freed"), BUSY_DEADLINE_S, "a command after freeing space")
         assert _printed(agent.output(), "lost to the full disk") == 0
         assert agent.alive()
         leftovers = [str(p.relative_to(share)) for p in share.rglob("*") if is_temp(p.name)]
         assert leftovers == [], f"temp files left behind: {leftovers}"
-        wait_for(lambda: "after the disk was freed" in _read(layout.host_logs("lab1-01") / "agent.log"), 20,
+        wait_for(lambda: "after the disk was freed" in _read(layout.host_logs("lab1-01") / "agent.log"), BUSY_DEADLINE_S,
                  "the share log to be written again")
