@@ -19,6 +19,7 @@ from pathlib import Path
 
 from envy.protocol.liveness import LivenessTracker, ObservationCache
 from envy.render.remap import PathRemap
+from envy.share.fs import ShareFS
 from envy.share.layout import ShareLayout
 from envy_io.monitor import MonitorModel
 from farm import Farm, wait_for
@@ -134,7 +135,7 @@ def test_the_monitor_keeps_its_observations_across_runs(tmp_path: Path) -> None:
         agent = farm.start_agent("lab7-02")
         farm.wait_heartbeat(agent)
         cache = ObservationCache(state / "io-observations.json")
-        first = MonitorModel(layout, DEAD_AFTER, PathRemap.parse([]), cache=cache)
+        first = MonitorModel(layout, DEAD_AFTER, PathRemap.parse([]), ShareFS(), cache=cache)
         first.refresh()
         seen = _counter(farm, "lab7-02")
         wait_for(lambda: _counter(farm, "lab7-02") > seen, 10, "a beat")
@@ -146,7 +147,7 @@ def test_the_monitor_keeps_its_observations_across_runs(tmp_path: Path) -> None:
         agent.kill9()
         killed = time.monotonic()
         wait_for(lambda: time.monotonic() - killed > DEAD_AFTER + 1.0, DEAD_AFTER + 5, "dead_after to pass")
-        second = MonitorModel(layout, DEAD_AFTER, PathRemap.parse([]), cache=cache)
+        second = MonitorModel(layout, DEAD_AFTER, PathRemap.parse([]), ShareFS(), cache=cache)
         second.refresh()
         assert not second.tracker.is_alive("lab7-02"), "the second monitor run forgot the first one's looks"
         assert any("lab7-02" in line and "(stale)" in line for line in second.lines())

@@ -59,5 +59,5 @@ def test_the_shell_removes_old_temp_files_of_the_instruction_file_when_it_sends(
     layout = ShareLayout(tmp_path / "share")
     crashed = _temp(layout.root, "instructions.txt", TEMP_MAX_AGE_S + 60)
     writing_now = _temp(layout.root, "instructions.txt", 1)
-    InstructionSender(layout, 600, clock=time.time).send(["* print('hi')"])
+    InstructionSender(layout, 600, ShareFS(), clock=time.time).send(["* print('hi')"])
     assert not crashed.exists() and writing_now.exists()
