@@ -39,6 +39,7 @@ def one_kind(kind: str, rounds: int, tmp: Path) -> dict[str, Any]:
     if factory is None:
         return {"skipped": f"no {kind} share here"}
     latencies: list[float] = []
+    arrivals: list[float] = []
     with contextlib.ExitStack() as stack:
         net = stack.enter_context(factory(tmp / f"net-{kind}", mounts=2))
         init_share(net.export, "bench")
@@ -65,11 +66,16 @@ def one_kind(kind: str, rounds: int, tmp: Path) -> dict[str, Any]:
 
             start = benchlib.wait_for(started, 120, f"round {r}: the first renderer to start", 0.05)
             latencies.append(start - ins.issued)
-            print(f"  {kind} round {r}: renderer running {latencies[-1]:.2f} s after render() was sent", flush=True)
+            seen = benchlib.log_events(net.export / "logs" / host / "agent.log", f"command {ins.id}")
+            arrived = seen[0][0] - ins.issued if seen else float("nan")
+            arrivals.append(arrived)
+            print(f"  {kind} round {r}: renderer running {latencies[-1]:.2f} s after render() was sent "
+                  f"(the command arrived after {arrived:.2f} s)", flush=True)
             farm.send(f"{host} quit()")
             time.sleep(1.0)
     stats = benchlib.summary_stats(latencies)
-    return {"rounds": [round(x, 3) for x in latencies], "latency_s": {k: round(v, 3) for k, v in stats.items()}}
+    return {"rounds": [round(x, 3) for x in latencies], "latency_s": {k: round(v, 3) for k, v in stats.items()},
+            "command_arrived_s": [round(x, 3) for x in arrivals]}
 
 
 def benchlib_renderer_times(log: Path) -> tuple[float | None, float | None]:
