@@ -17,6 +17,8 @@ import sys
 import time
 from pathlib import Path
 
+from envy.share.end_write import open_text_at_end
+
 FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 AGENT_LOG = "agent.log"
 
@@ -24,6 +26,18 @@ AGENT_LOG = "agent.log"
 def log_dir_for(share_logs: Path, host: str, local_logs: Path | None) -> Path:
     """Where a host's logs go: ``local_logs`` (ENVY_LOG_DIR) overrides the share's logs folder."""
     return (local_logs if local_logs is not None else share_logs) / host.lower()
+
+
+class OwnRotatingFileHandler(logging.handlers.RotatingFileHandler):
+    """A rotating log that only this agent writes, opened at its end without O_APPEND.
+
+    Some SMB clients refuse ``O_WRONLY|O_APPEND`` (ENXIO, then the connection drops
+    for seconds; issue 14). One writer per file (ENGINEERING §1.1) needs no append
+    mode: open, seek to the end, write; rotation renames files only this agent writes.
+    """
+
+    def _open(self):  # type: ignore[no-untyped-def]
+        return open_text_at_end(self.baseFilename, encoding=self.encoding or "utf-8", errors=self.errors)
 
 
 class ResilientFileHandler(logging.Handler):
@@ -45,7 +59,7 @@ class ResilientFileHandler(logging.Handler):
 
     def _open_share(self) -> logging.handlers.RotatingFileHandler:
         self.path.parent.mkdir(parents=self.create_parents, exist_ok=True)
-        handler = logging.handlers.RotatingFileHandler(
+        handler = OwnRotatingFileHandler(
             self.path, maxBytes=self.max_bytes, backupCount=self.backups, encoding="utf-8", delay=False
         )
         handler.setFormatter(self.formatter)

@@ -212,7 +212,7 @@ def test_claimers_racing_with_lying_renames_claim_every_item_once(tmp_path: Path
 
 
 class FlakyInstructionsFS(ShareFS):
-    """``stat`` or ``read_bytes`` of the instruction file fails while ``failing`` is set."""
+    """Reading the instruction file (the poll's fresh read, or any read) fails while ``failing`` is set."""
 
     def __init__(self, op: str, code: int) -> None:
         self.op = op
@@ -237,8 +237,13 @@ class FlakyInstructionsFS(ShareFS):
         self._maybe_fail("read", path)
         return super().read_bounded(path, limit)
 
+    def read_if_changed(self, path, known, limit):  # type: ignore[no-untyped-def]
+        self._maybe_fail("read", path)
+        return super().read_if_changed(path, known, limit)
 
-@pytest.mark.parametrize("op", ["stat", "read"])
+
+# The poll is one fresh read (no stat since issue 14): its open or its read failing both surface here.
+@pytest.mark.parametrize("op", ["read"])
 @pytest.mark.parametrize("code", [errno.ESTALE, errno.EIO])
 def test_estale_or_eio_on_the_instruction_file_is_logged_backed_off_and_recovered(
     share: Path, make_agent, caplog: pytest.LogCaptureFixture, op: str, code: int
@@ -305,6 +310,9 @@ class RecordingFS(ShareFS):
     def read_bounded(self, path, limit):  # type: ignore[no-untyped-def]
         self._gone(path)
         return super().read_bounded(path, limit)
+    def read_if_changed(self, path, known, limit):  # type: ignore[no-untyped-def]
+        self._gone(path)
+        return super().read_if_changed(path, known, limit)
 
 
 def _recording(name: str):  # type: ignore[no-untyped-def]
@@ -635,7 +643,8 @@ def _vanishing(name: str):  # type: ignore[no-untyped-def]
     return method
 
 
-for _name in ("stat", "listdir", "read_bytes", "read_bounded", "write_new", "replace", "rename", "rename_no_replace", "unlink",
+for _name in ("stat", "listdir", "read_bytes", "read_bounded", "read_if_changed", "write_new", "replace", "rename",
+              "rename_no_replace", "unlink",
               "makedirs"):
     setattr(VanishingShareFS, _name, _vanishing(_name))
 
@@ -719,7 +728,8 @@ class GoneFS(ShareFS):
             raise oserror(errno.ENOENT, path)
 
 
-for _name in ("stat", "listdir", "read_bytes", "read_bounded", "write_new", "replace", "rename", "rename_no_replace", "unlink",
+for _name in ("stat", "listdir", "read_bytes", "read_bounded", "read_if_changed", "write_new", "replace", "rename",
+              "rename_no_replace", "unlink",
               "makedirs"):
     setattr(GoneFS, _name, _vanishing(_name))
 
@@ -745,7 +755,9 @@ def test_after_an_outage_for_everyone_agents_get_a_fresh_grace_but_the_dead_are_
     # poll_interval: the job list is re-read at every scan, as it is during a real outage
     # (a minute is many poll intervals).
     agent = make_agent(share, fs, dead_after=1.0, heartbeat=0.2, poll_interval=1e-6)
-    reclaimer = RenderLoop(agent, standard_planners()).reclaimer
+    loop = RenderLoop(agent, standard_planners())
+    loop.free_workers = lambda: 1  # type: ignore[method-assign]  # one idle worker (the loop is not started here)
+    reclaimer = loop.reclaimer
     clock = Clock()
     reclaimer.tracker = LivenessTracker(agent.config.dead_after, clock)
     beats = iter(range(1, 100))
@@ -775,6 +787,39 @@ def test_after_an_outage_for_everyone_agents_get_a_fresh_grace_but_the_dead_are_
     clock.now += agent.config.dead_after + 0.1  # now it really stops beating
     reclaimer.scan()
     assert owners() == [f"work:{HOST}"], "a really dead agent's frame was not reclaimed"
+
+
+def test_an_agent_takes_over_no_more_stale_frames_than_it_has_idle_workers(share: Path, make_agent) -> None:
+    """Fair reclaiming (issue 14): the dead agent's other frames stay for the other agents."""
+    layout = ShareLayout(share)
+    shot = share / "proj" / "shot"
+    frames(shot, 3)
+    standin_profile = StandIn(share.parent / "standin-fair").install().profile
+    submit(layout, SubmitRequest(str(shot), output=str(share / "proj" / "out")), load_profiles([standin_profile]), fs=REAL_FS)
+    dead = FolderQueue(shot, PATTERN, OTHER, fs=REAL_FS)
+    for _ in range(3):
+        dead.claim_next()  # a dead agent held three frames
+    agent = make_agent(share, ShareFS(), dead_after=1.0, heartbeat=0.2, poll_interval=1e-6)
+    loop = RenderLoop(agent, standard_planners())
+    idle = [1]
+    loop.free_workers = lambda: idle[0]  # type: ignore[method-assign]  # a one-worker agent, idle
+    reclaimer = loop.reclaimer
+    clock = Clock()
+    reclaimer.tracker = LivenessTracker(agent.config.dead_after, clock)
+    reclaimer.scan()  # first sighting of nothing: the owner has no status file at all
+    clock.now += agent.config.dead_after + 0.1
+    reclaimer.scan()
+
+    def owners() -> list[str]:
+        return sorted(v[0] for v in states(shot).values() if v[0].startswith("work"))
+
+    assert owners() == sorted([f"work:{HOST}", f"work:{OTHER.host}", f"work:{OTHER.host}"])
+    reclaimer.scan()  # the one taken over has not been started yet: still no room
+    assert owners().count(f"work:{HOST}") == 1
+    assert reclaimer.take() is not None  # the idle worker starts it ...
+    idle[0] = 0  # ... and is busy now
+    reclaimer.scan()
+    assert owners().count(f"work:{HOST}") == 1, "took a second stale frame without a free worker"
 
 
 # -- 8. corrupt and truncated files, junk names ------------------------------------------------------------

@@ -96,7 +96,7 @@ def test_sigstop_past_dead_timeout_does_not_complete_twice_or_overwrite(farm: Fa
 
 
 def test_a_reclaimer_removes_the_dead_owners_temp_image(tmp_path: Path) -> None:
-    """In-process: a reclaimed frame's old temp output (left by a killed render) is removed."""
+    """In-process: a reclaimed frame's old temp output and POV-Ray's .pov-state (left by a killed render) are removed."""
     from envy.render.claims import FolderQueue, Identity, ItemPattern
 
     frames = tmp_path / "frames"
@@ -107,6 +107,10 @@ def test_a_reclaimer_removes_the_dead_owners_temp_image(tmp_path: Path) -> None:
     assert stale is not None
     leftover = frames / "shot.0001.envy~tmp~deadbeef.png"
     leftover.write_bytes(b"half an image")
+    state = frames / "shot.0001.envy~tmp~deadbeef.pov-state"  # POV-Ray's continue-state file
+    state.write_bytes(b"povray state")
+    other_agents = frames / "shot.0001.envy~tmp~11111111.pov-state"
+    other_agents.write_bytes(b"a live render's state")
     mine = FolderQueue(frames, ItemPattern([".pov"]), Identity("lab1-02", 222, "0badf00d"), fs=REAL_FS)
     claim = mine.reclaim(stale.item)
     assert claim is not None and claim.reclaimed_from == "deadbeef"
@@ -116,4 +120,5 @@ def test_a_reclaimer_removes_the_dead_owners_temp_image(tmp_path: Path) -> None:
 
     plan = WorkPlan([], frames, "shot.0001", None, [Output(frames / "shot.0001.envy~tmp~0badf00d.png", frames / "shot.0001.png")])
     remove_dead_owners_temp(plan, "0badf00d", claim.reclaimed_from, REAL_FS)
-    assert not leftover.exists()
+    assert not leftover.exists() and not state.exists()
+    assert other_agents.exists()

@@ -51,7 +51,7 @@ from envy.protocol.status import AgentStatus
 from envy.render.render_loop import RenderLoop, remembered_targets
 from envy.security import InstructionCheck, strict_mode_problem
 from envy.seen import BoundedSeen
-from envy.share.bounded import ShareFileError, read_share_file
+from envy.share.bounded import ShareFileError, read_fresh_share_file
 from envy.share.fs import ShareFS
 from envy.share.layout import ShareLayout
 from envy.share.share_clock import ShareClock
@@ -150,7 +150,7 @@ class Agent:
         self._quit = threading.Event()
         self._wake = threading.Event()
         self._restart = False
-        self._last_key: tuple[int, int, int] | None = None
+        self._last_digest: str | None = None  # of the instruction file's bytes at the last poll that acted
         self._reports = reports if reports is not None else OnceLog()  # shared with the signed-mode check
         self._share_ok = False
         self._share_error_logged = False
@@ -251,13 +251,15 @@ class Agent:
                 log.info("reload: configuration reloaded")
             except ConfigError as exc:
                 log.error("reload: %s (keeping the previous configuration)", exc)
+            except OSError as exc:  # the share failing under the config file: keep going (issue 14)
+                log.error("reload: cannot read the configuration (%s); keeping the previous one", exc)
         path = self.layout.user_dir(self.user) / NV_FILE
         problem = strict_mode_problem(path, "user module", fs=self.fs, share_root=self.layout.root) if self.config.strict_modes else None
         if problem:
             log.error("%s", problem)
             self.nv_module = UserModule(path, error=problem)
             return
-        self.nv_module = load_user_module(path, "nv")
+        self.nv_module = load_user_module(path, "nv", self.fs)
         names = ", ".join(self.nv_module.names()) or "none"
         log.info("reload: user functions loaded from %s: %s", self.nv_module.path, names)
 
@@ -353,9 +355,21 @@ class Agent:
             self._quit.wait(self.config.poll_interval)
 
     def poll_once(self) -> None:
-        """One poll: one stat of the instruction file; read and act only when it changed."""
+        """One poll: one fresh read of the instruction file; act only when its bytes changed.
+
+        Not a ``stat``: network clients answer it from their attribute cache (sshfs
+        for 20 s), so commands arrived 11 to 22 s late. The fresh read (open, the
+        handle's attributes fetched from the server, read, close; envy/share/fresh.py)
+        sees another machine's change at the next poll on every client measured
+        (docs/share-layout.md).
+        """
         try:
-            st = self.fs.stat(self.layout.instructions)
+            # Bounded and regular (issue 9): a FIFO cannot block this thread, a 2 GB file costs 4 MiB.
+            fresh = read_fresh_share_file(self.fs, self.layout.instructions, "instructions", self._last_digest)
+        except ShareFileError as exc:
+            self._share_recovered()
+            self.report_once(f"instruction file skipped: {exc}")
+            return
         except FileNotFoundError:
             # Missing may be a cached negative look-up or an unmounted share: never "stop".
             self._check_share()
@@ -363,30 +377,17 @@ class Agent:
         except OSError as exc:
             self._share_failed(exc)
             return
-        key = (st.st_mtime_ns, st.st_size, st.st_ino)
-        if key == self._last_key:
-            self._share_recovered()
+        self._share_recovered()
+        if fresh is None:
             return
         if self.config.strict_modes:
-            problem = strict_mode_problem(self.layout.instructions, "instruction file", fs=self.fs, st=st,
+            problem = strict_mode_problem(self.layout.instructions, "instruction file", fs=self.fs, st=fresh.stat,
                                           share_root=self.layout.root)
             if problem:
                 self.report_once(problem)
-                return  # checked again at each poll (the mode comes with the stat): a chmod fixes it
-        try:
-            # Bounded and regular (Must-hold 5): a FIFO cannot block this thread, a 2 GB file costs 4 MiB.
-            data = read_share_file(self.fs, self.layout.instructions, "instructions")
-        except ShareFileError as exc:
-            self._share_recovered()
-            self._last_key = key  # read again only when it changes
-            self.report_once(f"instruction file skipped: {exc}")
-            return
-        except OSError as exc:
-            self._share_failed(exc)
-            return
-        self._share_recovered()  # only once the read worked too: a failing read keeps backing off
-        self._last_key = key
-        self.handle_instructions(data)
+                return  # checked again at each poll (the mode comes with the read): a chmod fixes it
+        self._last_digest = fresh.digest
+        self.handle_instructions(fresh.data)
 
     def _check_share(self) -> None:
         mounted = self.layout.is_mounted(self.fs)
@@ -400,6 +401,7 @@ class Agent:
         if not self._share_error_logged:
             log.warning("share error: %s; retrying with backoff", exc)
             self._share_error_logged = True
+        # The heartbeat does not wait for this backoff: it checks the sentinel on its own.
         self._backoff = min(max(self._backoff * 2, 1.0), 30.0)
         self._share_ok = self.layout.is_mounted(self.fs)  # is_mounted never raises
 

@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from typing import BinaryIO
 
+from envy.share.end_write import open_at_end
+
 log = logging.getLogger(__name__)
 
 # The log may be on a network share: flush at line ends, and progress-only
@@ -43,7 +45,7 @@ class ChildLog:
         self._at_line_start = True
         self._last_flush = time.monotonic()
         try:
-            self._file = open(path, "ab")  # noqa: SIM115 - kept open for the child's lifetime
+            self._file = open_at_end(path)  # kept open for the child's lifetime; not O_APPEND (end_write.py)
         except OSError as exc:
             log.warning("cannot open log %s (%s); the child runs without a log", path, exc)
 

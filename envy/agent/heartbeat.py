@@ -50,8 +50,13 @@ class Heartbeat(threading.Thread):
         self.share_clock = share_clock  # learns the server's time from our own writes
 
     def beat(self) -> None:
-        if not self.share_ok():
-            return  # never write into an unmounted mount point
+        # Never write into an unmounted mount point. But do not wait for the polling
+        # loop to notice the share is back either: after an outage its backoff can be
+        # longer than dead_after, and an agent silent that long has its frames taken
+        # over while it renders them (issue 14). One stat of the sentinel per beat,
+        # only while the share is thought away.
+        if not self.share_ok() and not self.layout.is_mounted(self.fs):
+            return
         self.counter += 1
         status = self.snapshot()
         status.counter = self.counter

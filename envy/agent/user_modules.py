@@ -17,6 +17,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Callable
 
+from envy.share.fs import ShareFS
+
 log = logging.getLogger(__name__)
 
 NV_FILE = "Envy_Functions.py"
@@ -34,33 +36,76 @@ class UserModule:
         return sorted(self.functions)
 
 
-def load_user_module(path: Path, label: str) -> UserModule:
-    """Import ``path`` freshly (no cached copy) and collect its public functions."""
+# A user module is a few kB; anything this large is not one (ENGINEERING §1.12).
+MAX_MODULE_BYTES = 1024 * 1024
+
+
+def load_user_module(path: Path, label: str, fs: ShareFS | None = None) -> UserModule:
+    """Import ``path`` freshly (no cached copy) and collect its public functions.
+
+    With ``fs`` the source is read through the share seam, so a share error
+    (EIO, ESTALE, ENXIO, EACCES: seen for real on an SMB client at start-up)
+    becomes the module's error, logged once, and never an exception: the agent
+    keeps answering built-in commands and loads the module at the next ``reload()``.
+    """
     result = UserModule(path)
-    if not path.is_file():
-        result.error = f"{path} not found"
-        return result
     module_name = f"envy_user_{label}_{abs(hash(str(path)))}"
-    try:
-        spec = importlib.util.spec_from_file_location(module_name, path)
-        if spec is None or spec.loader is None:
-            raise ImportError(f"cannot load {path}")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules.pop(module_name, None)
-        spec.loader.exec_module(module)
-    except BaseException as exc:  # a user module may raise anything, even SystemExit
-        if isinstance(exc, KeyboardInterrupt):
-            raise
-        result.error = f"{path.name} failed to load: {exc.__class__.__name__}: {exc}".splitlines()[0]
-        log.warning("%s", result.error)
-        log.debug("traceback of %s", path, exc_info=True)
-        return result
+    if fs is not None:
+        try:
+            source = fs.read_bytes(path)
+        except FileNotFoundError:
+            result.error = f"{path} not found"
+            return result
+        except OSError as exc:
+            result.error = f"cannot read {path}: {exc.strerror or exc}"
+            log.warning("%s (functions unavailable until the next reload())", result.error)
+            return result
+        if len(source) > MAX_MODULE_BYTES:
+            result.error = f"{path.name} is larger than {MAX_MODULE_BYTES} bytes; not loaded"
+            log.warning("%s", result.error)
+            return result
+        try:
+            code = compile(source, str(path), "exec")
+            module = ModuleType(module_name)
+            module.__file__ = str(path)
+            exec(code, module.__dict__)  # noqa: S102 - the user's own module, as importlib would run it
+        except BaseException as exc:  # a user module may raise anything, even SystemExit
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            return _failed(result, path, exc)
+    else:
+        try:
+            if not path.is_file():
+                result.error = f"{path} not found"
+                return result
+        except OSError as exc:
+            result.error = f"cannot read {path}: {exc.strerror or exc}"
+            log.warning("%s", result.error)
+            return result
+        try:
+            spec = importlib.util.spec_from_file_location(module_name, path)
+            if spec is None or spec.loader is None:
+                raise ImportError(f"cannot load {path}")
+            module = importlib.util.module_from_spec(spec)
+            sys.modules.pop(module_name, None)
+            spec.loader.exec_module(module)
+        except BaseException as exc:  # a user module may raise anything, even SystemExit
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            return _failed(result, path, exc)
     result.module = module
     result.functions = {
         name: obj
         for name, obj in vars(module).items()
         if not name.startswith("_") and inspect.isfunction(obj) and obj.__module__ == module_name
     }
+    return result
+
+
+def _failed(result: UserModule, path: Path, exc: BaseException) -> UserModule:
+    result.error = f"{path.name} failed to load: {exc.__class__.__name__}: {exc}".splitlines()[0]
+    log.warning("%s", result.error)
+    log.debug("traceback of %s", path, exc_info=True)
     return result
 
 

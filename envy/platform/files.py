@@ -84,7 +84,7 @@ def read_regular(path: str, limit: int) -> bytes:
     try:
         st = os.fstat(fd)
         if not stat_mod.S_ISREG(st.st_mode):
-            raise NotARegularFile(errno.EINVAL, f"not a regular file ({_kind_of(st.st_mode)})", path)
+            raise NotARegularFile(errno.EINVAL, f"not a regular file ({file_kind(st.st_mode)})", path)
         chunks: list[bytes] = []
         left = limit
         while left > 0:
@@ -98,7 +98,7 @@ def read_regular(path: str, limit: int) -> bytes:
         os.close(fd)
 
 
-def _kind_of(mode: int) -> str:
+def file_kind(mode: int) -> str:
     if stat_mod.S_ISFIFO(mode):
         return "a FIFO"
     if stat_mod.S_ISDIR(mode):

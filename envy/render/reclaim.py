@@ -153,11 +153,20 @@ class Reclaimer(threading.Thread):
             self._blind = True
             return
         now = self.tracker.clock()
+        # Fair reclaiming: take over at most as many stale frames as we have idle
+        # workers to start them at once; the rest stay for other agents (issue 14:
+        # a one-worker agent took all three of a dead agent's frames and rendered
+        # them one after another while others sat idle).
+        with self._lock:
+            room = self.loop.free_workers() - len(self._ready)
         for job, queue, item in claimed:
+            if room <= 0:
+                break
             if self._stopped.is_set() or not self.owner_is_gone(item, now):
                 continue
             claim = queue.reclaim(item)
             if claim is not None:
+                room -= 1
                 with self._lock:
                     self._ready.append((job, claim))
                 self.loop.work_ready.set()  # wake an idle worker now, not at its next poll

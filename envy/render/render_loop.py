@@ -261,6 +261,10 @@ class RenderLoop:
     def max_retries(self, job: Job) -> int:
         return job.max_retries if job.max_retries is not None else self.host.config.max_retries
 
+    def free_workers(self) -> int:
+        """Workers with nothing in hand now: how many stale frames the reclaimer may take over."""
+        return sum(1 for w in self._workers if w.in_hand is None and w.is_alive())
+
     # -- what the status file shows -----------------------------------------------------
     def worker_statuses(self) -> list[WorkerStatus]:
         return [w.status() for w in self._workers]

@@ -242,10 +242,11 @@ class RenderWorker(threading.Thread):
     def _cleanup(self, plan: WorkPlan) -> None:
         for out in plan.outputs:
             if out.temp is not None:
-                try:
-                    self.loop.host.fs.unlink(out.temp)
-                except OSError:
-                    pass
+                for path in temp_and_side_files(out.temp):
+                    try:
+                        self.loop.host.fs.unlink(path)
+                    except OSError:
+                        pass
 
     def _write_reason(self, log_path: Path, reason: str) -> None:
         # The render log is this worker's own file (one per item, host and try):
@@ -273,11 +274,23 @@ def failure_reason(plan: WorkPlan, result: ChildOutcome, parser: ProgressParser 
     return None
 
 
+# Files a renderer writes beside its output while it works, named after the output:
+# POV-Ray's ``<output stem>.pov-state`` (for +C continue; it removes it when done).
+# A render that is stopped, killed or taken over leaves them behind.
+SIDE_SUFFIXES = (".pov-state",)
+
+
+def temp_and_side_files(temp: Path) -> list[Path]:
+    """The temp output and the side files a renderer may have written beside it (all ours: they carry our nonce)."""
+    return [temp, *(temp.with_suffix(suffix) for suffix in SIDE_SUFFIXES)]
+
+
 def remove_dead_owners_temp(plan: WorkPlan, mine: str, old_nonce: str, fs: ShareFS) -> None:
-    """A killed agent's render may have left its temp image; it is nobody's now."""
+    """A killed agent's render may have left its temp image and side files; they are nobody's now."""
     for out in plan.outputs:
         if out.temp is not None and mine in out.temp.name:
-            try:
-                fs.unlink(out.temp.with_name(out.temp.name.replace(mine, old_nonce)))
-            except OSError:
-                pass
+            for path in temp_and_side_files(out.temp.with_name(out.temp.name.replace(mine, old_nonce))):
+                try:
+                    fs.unlink(path)
+                except OSError:
+                    pass

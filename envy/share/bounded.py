@@ -27,6 +27,7 @@ from typing import Any
 import yaml
 
 from envy.platform.files import NotARegularFile, read_regular
+from envy.share.fresh import FreshFile
 from envy.share.fs import PathLike, ShareFS
 
 KIB = 1024
@@ -81,6 +82,21 @@ def read_share_file(fs: ShareFS, path: PathLike, kind: str, *, partial: bool = F
             return data[:cap]
         raise ShareFileError(f"{os.fspath(path)}: refused, larger than the {_size(cap)} allowed for a {kind} file")
     return data
+
+
+def read_fresh_share_file(fs: ShareFS, path: PathLike, kind: str, known: str | None) -> FreshFile | None:
+    """The fresh poll's read (``ShareFS.read_if_changed``), refused like ``read_share_file``:
+    None when the bytes are still those whose digest is ``known``; ShareFileError for a
+    file that is not a plain file or is over its kind's cap (only the cap is ever read)."""
+    cap = cap_for(kind)
+    try:
+        fresh = fs.read_if_changed(path, known, cap)
+    except NotARegularFile as exc:
+        raise ShareFileError(f"{os.fspath(path)}: refused, {exc.strerror}; a {kind} file must be a plain file") \
+            from None
+    if fresh is not None and fresh.truncated:
+        raise ShareFileError(f"{os.fspath(path)}: refused, larger than the {_size(cap)} allowed for a {kind} file")
+    return fresh
 
 
 def read_config_file(path: PathLike, kind: str) -> bytes:

@@ -28,6 +28,7 @@ import os
 import stat as stat_mod
 from dataclasses import dataclass
 
+from envy.platform.files import NotARegularFile, file_kind
 from envy.platform.fresh_attrs import fresh_fstat
 
 _READ_FLAGS = (os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
@@ -50,11 +51,16 @@ def digest_of(data: bytes) -> str:
 
 def read_fresh(path: str, limit: int) -> FreshFile:
     """Open ``path``, fstat the handle, read at most ``limit`` bytes, close."""
-    fd = os.open(path, _READ_FLAGS)
+    try:
+        fd = os.open(path, _READ_FLAGS)
+    except OSError as exc:
+        if exc.errno == errno.ENXIO:  # a socket, or a FIFO/device with no other end
+            raise NotARegularFile(errno.ENXIO, "not a regular file (a socket or a device)", path) from None
+        raise
     try:
         st = fresh_fstat(fd)  # refreshes the size the client clamps reads to
         if not stat_mod.S_ISREG(st.st_mode):
-            raise OSError(errno.EINVAL, "not a regular file", path)
+            raise NotARegularFile(errno.EINVAL, f"not a regular file ({file_kind(st.st_mode)})", path)
         # Read what the server says the file holds (one read, as a rule), plus one byte
         # when that is over the limit, to tell "exactly ``limit``" from "longer". No
         # extra read for end-of-file: a poll is a few requests, not one more.

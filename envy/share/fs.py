@@ -75,7 +75,9 @@ class ShareFS:
 
     def append(self, path: PathLike, data: bytes) -> None:
         """Append to a file only this process writes (a render's own log); never a shared file (§1.1)."""
-        with open(path, "ab") as f:
+        from envy.share.end_write import open_at_end  # (end_write imports PathLike from here)
+
+        with open_at_end(path) as f:  # not O_APPEND: some SMB clients refuse it (issue 14)
             f.write(data)
 
     def replace(self, src: PathLike, dst: PathLike) -> None:
