@@ -29,6 +29,7 @@ from typing import Any
 
 import benchlib
 from envy.config import Config
+from envy.share.fs import REAL_FS
 from envy.share.layout import ShareLayout, init_share
 
 FRAMES = 3
@@ -42,7 +43,7 @@ def one_kind(kind: str, rounds: int, tmp: Path) -> dict[str, Any]:
     arrivals: list[float] = []
     with contextlib.ExitStack() as stack:
         net = stack.enter_context(factory(tmp / f"net-{kind}", mounts=2))
-        init_share(net.export, "bench")
+        init_share(net.export, "bench", fs=REAL_FS)
         workstation, machine = net.mounts
         farm = stack.enter_context(benchlib.BenchFarm(tmp / f"farm-{kind}", share=machine))
         farm.layout = ShareLayout(workstation)  # the shell sends through the workstation's mount

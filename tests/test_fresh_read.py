@@ -27,7 +27,7 @@ def test_same_bytes_are_unchanged_and_new_bytes_are_returned(tmp_path: Path) -> 
     first = fs.read_if_changed(path, None, LIMIT)
     assert first is not None and first.data == b"one\n" and not first.truncated
     assert fs.read_if_changed(path, first.digest, LIMIT) is None
-    atomic_write(path, b"two\n")
+    atomic_write(path, b"two\n", ShareFS())
     second = fs.read_if_changed(path, first.digest, LIMIT)
     assert second is not None and second.data == b"two\n"
 
@@ -82,13 +82,13 @@ def test_a_change_through_one_mount_is_seen_by_the_next_fresh_read_on_another(ne
     share = network_share(mounts=2)
     writer, reader = share.mounts
     fs = ShareFS()
-    atomic_write(writer / "instructions.txt", b"# header\n")
+    atomic_write(writer / "instructions.txt", b"# header\n", ShareFS())
     known = fs.read_if_changed(reader / "instructions.txt", None, LIMIT)
     assert known is not None
     before = os.stat(reader / "instructions.txt")  # warms the reader's attribute cache
     assert fs.read_if_changed(reader / "instructions.txt", known.digest, LIMIT) is None
 
-    atomic_write(writer / "instructions.txt", b"# header\n[id] * print('hi')\n")
+    atomic_write(writer / "instructions.txt", b"# header\n[id] * print('hi')\n", ShareFS())
     if share.kind == "sshfs":
         # The reason for all this: sshfs's stat still answers from its attribute cache.
         after = os.stat(reader / "instructions.txt")

@@ -55,7 +55,7 @@ def test_a_failing_share_ends_the_round_quietly(tmp_path: Path) -> None:
 
 
 def test_the_shell_removes_old_temp_files_of_the_instruction_file_when_it_sends(tmp_path: Path) -> None:
-    init_share(tmp_path / "share", "student")
+    init_share(tmp_path / "share", "student", ShareFS())
     layout = ShareLayout(tmp_path / "share")
     crashed = _temp(layout.root, "instructions.txt", TEMP_MAX_AGE_S + 60)
     writing_now = _temp(layout.root, "instructions.txt", 1)

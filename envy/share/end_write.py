@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import io
 import os
-from typing import BinaryIO
+from pathlib import Path
+from typing import BinaryIO, Union
 
-from envy.share.fs import PathLike
+PathLike = Union[str, Path]
+
 
 _FLAGS = os.O_WRONLY | os.O_CREAT | getattr(os, "O_BINARY", 0)
 

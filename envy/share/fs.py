@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Union
 
 from envy.platform.files import read_regular, rename_no_replace, replace_with_retry
+from envy.share.end_write import open_at_end
 from envy.share.fresh import FreshFile, read_fresh
 
 PathLike = Union[str, Path]
@@ -75,8 +76,6 @@ class ShareFS:
 
     def append(self, path: PathLike, data: bytes) -> None:
         """Append to a file only this process writes (a render's own log); never a shared file (§1.1)."""
-        from envy.share.end_write import open_at_end  # (end_write imports PathLike from here)
-
         with open_at_end(path) as f:  # not O_APPEND: some SMB clients refuse it (issue 14)
             f.write(data)
 
