@@ -9,7 +9,7 @@ Method. One real network share with two mounts, two machines each with its
 own client caches: sshfs with its default caching (tests/netshare.py) and
 Samba through smbnetfs (tests/smbshare.py). The workstation (mount 0) submits a
 job of a few one-second stand-in frames (benchlib.sleep_profile, which prints
-its own start time) and sends ``HOST render()`` through its mount; one agent
+its own start time) and sends ``HOST render('roundN')`` (its own job, not an older round's) through its mount; one agent
 at default settings runs on mount 1. Latency = the renderer's own start time
 minus the instruction's issue time (one machine clock here). Each round uses a
 new job and a new agent on the same mount, so the mount's caches are warm
@@ -55,7 +55,7 @@ def one_kind(kind: str, rounds: int, tmp: Path) -> dict[str, Any]:
             shot = workstation / "proj" / f"shot{r}"
             benchlib.make_frames(shot, FRAMES)
             job = benchlib.submit_frames(farm.layout, shot, profile, name=f"round{r}")
-            ins = farm.send(f"{host} render()")
+            ins = farm.send(f"{host} render('round{r}')")  # this round's job only, not an older one's leftovers
             logs = net.export / "jobs" / job.id / "logs"
 
             def started() -> float | None:
@@ -89,13 +89,16 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--only", choices=["sshfs", "samba"], default=None)
+    parser.add_argument("--keep", type=Path, default=None, metavar="DIR",
+                        help="work in DIR and keep it (agent logs to look at) instead of a temp folder")
     benchlib.add_load_args(parser)
     args = parser.parse_args()
     benchlib.begin(args)
     cfg = Config()
     limit = cfg.poll_interval + 1.0
     results: dict[str, Any] = {}
-    with tempfile.TemporaryDirectory(prefix="envy-first-start-") as tmp:
+    with contextlib.ExitStack() as stack:
+        tmp = args.keep or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="envy-first-start-")))
         for kind in [args.only] if args.only else ["sshfs", "samba"]:
             results[kind] = one_kind(kind, args.rounds, Path(tmp))
     ok = True
