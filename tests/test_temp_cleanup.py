@@ -61,3 +61,20 @@ def test_the_shell_removes_old_temp_files_of_the_instruction_file_when_it_sends(
     writing_now = _temp(layout.root, "instructions.txt", 1)
     InstructionSender(layout, 600, ShareFS(), clock=time.time).send(["* print('hi')"])
     assert not crashed.exists() and writing_now.exists()
+
+
+def test_the_agents_heartbeat_removes_old_temp_files_of_its_own_status_file(tmp_path: Path) -> None:
+    from envy.agent.heartbeat import TEMP_CLEANUP_EVERY_BEATS, Heartbeat
+    from envy.protocol.status import AgentStatus
+    from envy.share.share_clock import ShareClock
+
+    init_share(tmp_path / "share", "student", ShareFS())
+    layout = ShareLayout(tmp_path / "share")
+    layout.status_dir.mkdir(exist_ok=True)
+    mine = _temp(layout.status_dir, "lab1-01.json", TEMP_MAX_AGE_S + 60)
+    others = _temp(layout.status_dir, "lab1-02.json", TEMP_MAX_AGE_S + 60)
+    beat = Heartbeat(layout, ShareFS(), lambda: 5.0, lambda: AgentStatus(host="lab1-01", nonce="n"), lambda: True,
+                     ShareClock())
+    for _ in range(TEMP_CLEANUP_EVERY_BEATS + 2):
+        beat.beat()
+    assert not mine.exists() and others.exists()

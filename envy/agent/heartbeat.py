@@ -20,12 +20,15 @@ from envy.protocol.status import AgentStatus, write_status
 from envy.share.fs import ShareFS
 from envy.share.share_clock import ShareClock, stat_mtime
 from envy.share.layout import ShareLayout
+from envy.share.temp_cleanup import remove_old_temp_files
 
 log = logging.getLogger(__name__)
 
 # How often (in beats) the agent re-reads its status file's mtime to follow
 # the file server's clock: clocks drift slowly, and each look is one stat.
 CLOCK_EVERY_BEATS = 60
+# How often (in beats) the agent looks for temp files a crashed run left of its status file.
+TEMP_CLEANUP_EVERY_BEATS = 60
 
 
 class Heartbeat(threading.Thread):
@@ -67,6 +70,11 @@ class Heartbeat(threading.Thread):
                 mtime = stat_mtime(self.layout.status_file(status.host), self.fs)
                 if mtime is not None:
                     self.share_clock.learn(mtime, written_at)
+            if self.counter % TEMP_CLEANUP_EVERY_BEATS == 2 and self.share_clock is not None:
+                # The agent owns its status file: it removes what a crashed run left of it
+                # (one listing of status/ every few minutes; share_layout.md, temp files).
+                name = self.layout.status_file(status.host).name
+                remove_old_temp_files(self.layout.status_dir, self.fs, self.share_clock.now(), {name})
             if self._failing:
                 log.info("status file is writable again")
             self._failing = False
