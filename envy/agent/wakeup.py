@@ -25,6 +25,20 @@ log = logging.getLogger(__name__)
 _LOCAL_FS = {"ext2", "ext3", "ext4", "xfs", "btrfs", "tmpfs", "apfs", "hfs", "ntfs", "refs", "zfs", "overlay", "f2fs"}
 
 
+# watchdog event types that mean the file changed (not "opened" or "closed_no_write").
+CHANGE_EVENTS = frozenset({"created", "modified", "moved", "deleted", "closed"})
+
+
+def wakes_the_poll(event: object) -> bool:
+    """A change of instructions.txt. Only changes: the poll itself opens and reads the
+    file (a fresh read), and its own "opened" and "closed without writing" events
+    must not wake it again, or it polls in a loop (seen as 400 polls a minute)."""
+    if getattr(event, "event_type", None) not in CHANGE_EVENTS:
+        return False
+    paths = (str(getattr(event, "src_path", "")), str(getattr(event, "dest_path", "")))
+    return any(p.endswith("instructions.txt") for p in paths)
+
+
 def is_local_folder(path: Path) -> bool:
     """True when ``path`` sits on a local file system (not NFS, SMB or FUSE)."""
     try:
@@ -57,7 +71,7 @@ class EarlyWakeup:
 
             class _Handler(FileSystemEventHandler):
                 def on_any_event(self, event: FileSystemEvent) -> None:
-                    if str(event.src_path).endswith("instructions.txt") or str(getattr(event, "dest_path", "")).endswith("instructions.txt"):
+                    if wakes_the_poll(event):
                         wake.set()
 
             observer = Observer()
