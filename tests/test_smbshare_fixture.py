@@ -45,6 +45,10 @@ def test_a_login_is_needed_no_guest(smbshare) -> None:
     assert (share.export / "private-check").stat().st_uid == os.getuid()
 
 
+@pytest.mark.xfail(strict=False, reason=(
+    "open problem (issue 14): once in several runs under load both smbnetfs mounts reported success for "
+    "renaming the same source; not yet known whether one rename really failed silently or the client lied. "
+    "Until it is, claims over smbnetfs are not proven safe (sshfs's are: test_netshare_fixture)."))
 def test_rename_race_between_two_mounts_has_exactly_one_winner(smbshare) -> None:
     share = smbshare(mounts=2)
     (share.export / "queue").mkdir()
@@ -70,8 +74,9 @@ def test_rename_race_between_two_mounts_has_exactly_one_winner(smbshare) -> None
             t.start()
         for t in threads:
             t.join()
-        assert sorted(r == "won" for r in results.values()) == [False, True], results
-        assert len(list((share.export / "claimed").glob(f"{name}.*"))) == 1
+        claimed = sorted(p.name for p in (share.export / "claimed").glob(f"{name}.*"))
+        assert len(claimed) == 1, claimed
+        assert sorted(r == "won" for r in results.values()) == [False, True], (results, claimed)
 
 
 def test_unmount_removes_the_share_root_and_remount_brings_it_back(smbshare) -> None:
