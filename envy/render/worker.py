@@ -134,6 +134,11 @@ class RenderWorker(threading.Thread):
             released = self.loop.queue_for(job).release(claim)
             log.info("worker %d: stopped %s (%s)", self.index, claim.item.original, "given back" if released else "already taken")
             return
+        # Judge the render only where its output can be seen: a share that is away makes
+        # every output look "missing", and a good frame would be failed for good.
+        for _ in self._while_share_away(f"checking the output of {claim.item.original}"):
+            if host.layout.is_mounted(host.fs):
+                break
         reason = failure_reason(plan, result, parser, host.fs)
         if reason is None:
             self._complete(job, claim, plan, started)
