@@ -12,9 +12,9 @@ from __future__ import annotations
 import io
 import os
 from pathlib import Path
-from typing import BinaryIO, Union
+from typing import BinaryIO
 
-PathLike = Union[str, Path]
+PathLike = str | Path
 
 
 _FLAGS = os.O_WRONLY | os.O_CREAT | getattr(os, "O_BINARY", 0)
