@@ -9,7 +9,7 @@ import pytest
 from envy.protocol.sender import InstructionSender
 from envy.share.fs import REAL_FS
 from envy.share.layout import ShareLayout, init_share
-from farm import Farm, send_marker, wait_for
+from farm import BUSY_DEADLINE_S, Farm, send_marker, wait_for
 from netshare import net_share, require_netshare
 
 pytestmark = pytest.mark.netshare
@@ -32,7 +32,7 @@ def test_each_agent_on_its_own_mount_runs_commands_sent_through_another_mount(tm
                       for i, h in enumerate(hosts)]
             shell_view = ShareLayout(ns.mounts[3] / "envy")
             for a in agents:
-                wait_for(lambda a=a: (shell_view.status_file(a.host)).exists(), 30, f"{a.host} status via the shell's mount")
+                wait_for(lambda a=a: (shell_view.status_file(a.host)).exists(), BUSY_DEADLINE_S, f"{a.host} status via the shell's mount")
             ids = InstructionSender(shell_view, 600, fs=REAL_FS).send(["lab5 * print('over sshfs')", "lab5 02 print('only two')"]).sent
             assert len(ids) == 2
             logs = ShareLayout(export_share)
