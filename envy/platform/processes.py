@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 import psutil
 
@@ -38,36 +37,6 @@ _POSIX_NICE = 10
 _WAIT_STEP_S = 0.05
 
 
-_PR_SET_PDEATHSIG = 1
-
-
-def _linux_die_with_parent() -> Callable[[], None] | None:
-    """A preexec_fn that makes the child get SIGKILL when the agent dies (Linux ``prctl``).
-
-    Why: a renderer in its own session outlives a ``kill -9``-ed agent until it
-    next writes to its closed output pipe, which a busy or quiet renderer may
-    not do for minutes, and the frame's new owner would render beside it. The
-    libc function is looked up here, before any fork, so the child only calls it.
-    """
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        import ctypes
-
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-    sigkill = int(signal.SIGKILL)
-
-    def die_with_parent() -> None:
-        prctl(_PR_SET_PDEATHSIG, sigkill, 0, 0, 0)
-
-    return die_with_parent
-
-
-_DIE_WITH_PARENT = _linux_die_with_parent()
-
-
 def popen_kwargs_new_group(*, low_priority: bool = False) -> dict[str, object]:
     """``subprocess.Popen`` keyword arguments that start the child in its own process group.
 
@@ -75,22 +44,14 @@ def popen_kwargs_new_group(*, low_priority: bool = False) -> dict[str, object]:
     agent's console away from the renderer and lets ``kill_tree`` find every
     descendant. With ``low_priority`` Windows starts the child below normal
     priority from its first instruction (and its children inherit that); POSIX
-    has no such flag, call ``lower_priority`` right after starting. On Linux
-    the child is also killed when the agent dies (see ``_linux_die_with_parent``);
-    elsewhere it goes at its next write to the closed pipe, or when the next
-    agent start on that machine kills what the dead one left (``kill_orphans``).
+    has no such flag, call ``lower_priority`` right after starting.
     """
     if _WINDOWS:
         flags = subprocess.CREATE_NEW_PROCESS_GROUP | subprocess.CREATE_NO_WINDOW  # type: ignore[attr-defined]
         if low_priority:
             flags |= subprocess.BELOW_NORMAL_PRIORITY_CLASS  # type: ignore[attr-defined]
         return {"creationflags": flags}
-    kwargs: dict[str, object] = {"start_new_session": True}
-    if _DIE_WITH_PARENT is not None:
-        # The signal is sent when the thread that started the child ends: the worker
-        # thread that waits for its render, or the agent itself (kill -9 included).
-        kwargs["preexec_fn"] = _DIE_WITH_PARENT
-    return kwargs
+    return {"start_new_session": True}
 
 
 def lower_priority(proc: psutil.Process) -> None:
