@@ -2,18 +2,9 @@
 
 from __future__ import annotations
 
-import inspect
 import os
 
-import pytest
-
-import envy.agent.agent
 from farm import Farm, wait_for
-
-pytestmark = pytest.mark.skipif(
-    "read_share_file" not in inspect.getsource(envy.agent.agent),
-    reason="the agent's poll does not read instructions.txt through envy/share/bounded.py",
-)
 
 
 def printed(farm: Farm, host: str, text: str) -> bool:
