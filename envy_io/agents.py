@@ -160,6 +160,8 @@ def describe_state(status: AgentStatus) -> str:
         return status.message or state  # "stopped: SIGTERM (sign-out, shut-down or kill)"
     if state not in ("rendering", "busy"):
         return state
+    if state == "rendering" and status.work == "queue empty" and not any(w.job for w in status.workers):
+        return "idle (queue empty)"  # render mode on, nothing left to claim (envy/render/render_loop.py)
     detail = [status.work] if status.work else []
     progress = [_describe_worker(w) for w in status.workers[:WORKERS_SHOWN] if w.job or w.frame]
     if len(status.workers) > WORKERS_SHOWN:

@@ -43,11 +43,11 @@ def test_standin_renderer_failing_frame_is_retried_on_other_hosts_then_failed_wi
     assert len(hosts) == 3
     assert hosts[0] != hosts[1] and hosts[1] != hosts[2], f"retries should move to another host: {hosts}"
     for log in attempts:
-        assert "ENVY FAILED: renderer exited with code 3" in log.read_text()
+        assert "ENVY FAILED: renderer reported an error: FATAL: licence server not found" in log.read_text()
     jobs, _ = list_jobs(farm.layout, fs=REAL_FS)
     summary = summarize(farm.layout, jobs[0], PathRemap.parse([]), fs=REAL_FS)
     assert summary.failed == 1 and summary.done == 0
-    assert summary.failures["shot.0001.frame"] == "renderer exited with code 3"
+    assert summary.failures["shot.0001.frame"] == "renderer reported an error: FATAL: licence server not found"
 
 
 def test_standin_renderer_exit_0_without_output_is_a_failure(farm: Farm, tmp_path: Path) -> None:

@@ -138,17 +138,48 @@ class Listing:
     working: list[ItemName] = field(default_factory=list)
     done: list[ItemName] = field(default_factory=list)
     failed: list[ItemName] = field(default_factory=list)
+    superseded: list[ItemName] = field(default_factory=list)  # older copies of a frame listed above
 
     def counts(self) -> dict[str, int]:
         return {"pending": len(self.pending), "running": len(self.working), "done": len(self.done), "failed": len(self.failed)}
 
 
+# When one frame has several copies (a re-exported scene beside the renders of
+# the old one), the frame is the copy of the first state here: one frame, one
+# state, never counted twice (issue 11 §3). The others are "superseded".
+# Claimed copies are never hidden (the reclaimer must see every one): two of
+# them, a re-export claimed while the old scene still renders, both count as running.
+_PRECEDENCE = {"work": 0, "pending": 1, "done": 2, "failed": 3}
+
+
+def _fresh_first(item: ItemName) -> tuple[int, int]:
+    # A scene under its own name (no host) is newer than any copy Envy renamed.
+    return _PRECEDENCE[item.state], 0 if not item.host else 1
+
+
 def sort_listing(names: Iterable[str], pattern: ItemPattern) -> Listing:
     listing = Listing()
     buckets = {"pending": listing.pending, "work": listing.working, "done": listing.done, "failed": listing.failed}
+    chosen: dict[str, ItemName] = {}
     for name in names:
         item = pattern.parse(name)
-        if item is not None:
+        if item is None:
+            continue
+        if item.state == "work":
+            listing.working.append(item)
+            continue
+        other = chosen.get(item.key)
+        if other is None or _fresh_first(item) < _fresh_first(other):
+            if other is not None:
+                listing.superseded.append(other)
+            chosen[item.key] = item
+        else:
+            listing.superseded.append(item)
+    running = {i.key for i in listing.working}
+    for item in chosen.values():
+        if item.key in running:
+            listing.superseded.append(item)
+        else:
             buckets[item.state].append(item)
     listing.pending.sort(key=lambda i: i.key)
     return listing
@@ -180,12 +211,14 @@ class FolderQueue:
         long as the folder; starting at random keeps competing agents apart.
         Only names that can be pending are parsed: in a busy folder most are done.
         """
-        names = [n for n in self.fs.listdir(self.folder) if TAG not in n or f"{TAG}retry~" in n]
+        listed = self.fs.listdir(self.folder)
+        names = [n for n in listed if TAG not in n or f"{TAG}retry~" in n]
         pending = sorted((i for i in map(self.pattern.parse, names) if i is not None and i.state == "pending"),
                          key=lambda i: i.key)
         k = random.randrange(len(pending)) if pending else 0
         self._candidates = pending[k:] + pending[:k]
         self._pos = 0
+        self._replaced = _older_copies(listed, pending, self.pattern)
 
     def _jump(self) -> None:
         """Move the walk to a random point of the names not tried yet (none is dropped)."""
@@ -195,6 +228,7 @@ class FolderQueue:
             c[p:] = c[p + k:] + c[p:p + k]
 
     _pos = 0
+    _replaced: dict[str, list[ItemName]] = {}  # noqa: RUF012 - replaced whole by refresh(), never mutated in place
 
     def _pick(self, avoid: Callable[[ItemName], bool] | None) -> ItemName | None:
         """Take one of the first PICK_WINDOW untried candidates (O(window), not O(files))."""
@@ -244,8 +278,25 @@ class FolderQueue:
             return None
         mine = ItemName(item.base, item.ext, "work", item.failures, self.me.host, self.me.pid, self.me.nonce)
         if rename_attempt(self.folder / item.name(), self.folder / mine.name(), self.fs):
-            return self._hold(Claim(self.folder, mine))
+            claim = self._hold(Claim(self.folder, mine))
+            if not item.host:
+                self._retire_older_copies(item)
+            return claim
         return None
+
+    def _retire_older_copies(self, fresh: ItemName) -> None:
+        """A re-exported scene replaces its frame: rename the old copies out of the item namespace.
+
+        They are kept (``base.envy~replaced~host~token.ext``, a tag no reader
+        counts), so ``reset`` can never bring a broken copy back beside the
+        fix. A rename that fails means someone else moved that copy first.
+        """
+        with self._lock:
+            older = self._replaced.pop(fresh.key, [])
+        for old in older:
+            retired = f"{old.base}{TAG}replaced~{self.me.host}~{new_token()}{old.ext}"
+            if rename_attempt(self.folder / old.name(), self.folder / retired, self.fs):
+                log.info("%s was re-exported: the older copy %s is now %s", fresh.original, old.name(), retired)
 
     def _hold(self, claim: Claim) -> Claim:
         with self._lock:
@@ -351,16 +402,43 @@ class FolderQueue:
             return False
 
 
+def _older_copies(names: Iterable[str], pending: Sequence[ItemName], pattern: ItemPattern) -> dict[str, list[ItemName]]:
+    """Per fresh pending item (a scene under its own name), the other copies of the same frame.
+
+    Only names whose base matches a fresh item are parsed: in a busy folder
+    most names are done frames with no re-export.
+    """
+    fresh = {i.base.casefold(): i.key for i in pending if not i.host}
+    found: dict[str, list[ItemName]] = {}
+    if not fresh:
+        return found
+    for name in names:
+        base = name.split(TAG, 1)[0].casefold() if TAG in name else None
+        if base is None or base not in fresh:
+            continue
+        item = pattern.parse(name)
+        if item is not None and item.key == fresh[base] and item.state != "work" and item.host:
+            found.setdefault(item.key, []).append(item)
+    return found
+
+
+def new_token() -> str:
+    return "%08x" % random.getrandbits(32)
+
+
 def reset_items(folder: Path, pattern: ItemPattern, states: Sequence[str], fs: ShareFS,
                 only: Callable[[ItemName], bool] | None = None) -> int:
     """Bring done/failed items back to pending under their original names (Envy IO's ``reset``).
 
-    ``only``: reset just the items it accepts (selected frames).
+    ``only``: reset just the items it accepts (selected frames). Only the copy
+    that stands for its frame is reset: a frame re-exported meanwhile is
+    already pending, and its older copies stay where they are.
     """
     count = 0
-    for name in fs.listdir(folder):
-        item = pattern.parse(name)
-        if item is None or item.state not in states or (only is not None and not only(item)):
+    listing = sort_listing(fs.listdir(folder), pattern)
+    for item in [*listing.done, *listing.failed]:
+        name = item.name()
+        if item.state not in states or (only is not None and not only(item)):
             continue
         try:
             fs.rename_no_replace(folder / name, folder / item.original)

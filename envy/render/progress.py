@@ -9,6 +9,7 @@ a failed render even when the renderer exits with 0.
 from __future__ import annotations
 
 import re
+from collections import deque
 
 from envy.render.profiles import RendererProfile
 
@@ -16,6 +17,14 @@ _LINE_END = re.compile(r"\r\n|\r|\n")
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")  # colour and cursor codes some renderers print
 # A renderer that never ends a line must not grow the buffer without bound.
 MAX_LINE = 64 * 1024
+# The last lines kept to explain a failure that matched no error pattern.
+LAST_LINES = 3
+LAST_LINE_CHARS = 160
+# Some renderers hard-wrap their messages (POV-Ray at 80 columns, mid-word, and
+# indents the rest of a message): a line this long was wrapped, and an indented
+# line right after an error line continues it.
+WRAP_WIDTH = 79
+ERROR_LINES = 4  # at most, joined into one error message
 
 
 class ProgressParser:
@@ -27,7 +36,10 @@ class ProgressParser:
         self._tail = ""
         self._after_cr = False
         self._percent: float | None = None
-        self._error: str | None = None
+        self._last: deque[str] = deque(maxlen=LAST_LINES)
+        self._previous = ""  # the line before, in case an error line began on it
+        self._error_parts: list[str] = []
+        self._error_open = False  # the error message may continue on the next line
 
     def feed(self, chunk: str) -> list[str]:
         """Add output; return the lines it completed (without line ends or colour codes)."""
@@ -60,21 +72,44 @@ class ProgressParser:
 
     @property
     def error(self) -> str | None:
-        """The first line that matched an error pattern, or None."""
-        return self._error
+        """The first line that matched an error pattern (with its wrapped parts joined), or None."""
+        return "".join(self._error_parts).strip() if self._error_parts else None
+
+    @property
+    def last_lines(self) -> list[str]:
+        """The last few non-blank lines that were not progress lines (to explain an unexplained failure)."""
+        return list(self._last)
 
     def _read(self, raw: str) -> str:
         line = _ANSI.sub("", raw)
+        progress_line = False
         for pattern in self._progress:
             matches = list(pattern.finditer(line))
             if matches:
                 value = _percent_of(matches[-1])
                 if value is not None:
                     self._percent = value
+                    progress_line = True
                 break
-        if self._error is None and any(pattern.search(line) for pattern in self._errors):
-            self._error = line.strip()
+        if not progress_line and line.strip():
+            self._last.append(line.strip()[:LAST_LINE_CHARS])
+        self._read_error(line)
+        self._previous = line
         return line
+
+    def _read_error(self, line: str) -> None:
+        if self._error_open:
+            wrapped = len(self._error_parts[-1]) >= WRAP_WIDTH
+            if line.strip() and (wrapped or line[:1].isspace()) and len(self._error_parts) < ERROR_LINES:
+                self._error_parts.append(line)
+                return
+            self._error_open = False
+        if self._error_parts or not any(pattern.search(line) for pattern in self._errors):
+            return
+        if len(self._previous) >= WRAP_WIDTH and not any(p.search(self._previous) for p in self._errors):
+            self._error_parts.append(self._previous)  # the message began on the wrapped line before
+        self._error_parts.append(line)
+        self._error_open = True
 
 
 def _percent_of(match: re.Match[str]) -> float | None:

@@ -34,6 +34,8 @@ from envy.render.worker import RenderWorker
 
 log = logging.getLogger(__name__)
 
+QUEUE_EMPTY = "queue empty"  # the status file's ``work`` when render mode has nothing to do
+
 RENDER_MODE_FILE = "render-mode.json"
 
 
@@ -281,5 +283,7 @@ class RenderLoop:
             return ""
         busy = [h for h in (w.in_hand for w in self._workers) if h is not None]  # each read once
         if not busy:
-            return "waiting for frames"
+            # Render mode is on but nothing is left: Envy IO shows "idle (queue empty)"
+            # (envy_io/agents.py); a new job is still picked up at the next poll.
+            return QUEUE_EMPTY
         return "; ".join(h.describe() for h in busy)

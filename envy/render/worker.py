@@ -10,6 +10,7 @@ percent, which the child's output-reader thread alone writes (a float).
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -269,10 +270,15 @@ def failure_reason(plan: WorkPlan, result: ChildOutcome, parser: ProgressParser 
         return result.killed_reason
     profile = plan.profile
     ok_codes = profile.ok_exit_codes if profile else (0,)
-    if result.returncode not in ok_codes:
-        return f"renderer exited with code {result.returncode}"
+    # The renderer's own words explain a failure better than its exit code
+    # (issue 11 §2): the matched error line first, else its last lines.
     if parser and parser.error:
-        return f"renderer reported an error: {parser.error[:200]}"
+        return f"renderer reported an error: {readable(parser.error)[:MAX_REASON]}"
+    if result.returncode not in ok_codes:
+        last = [readable(line) for line in parser.last_lines] if parser else []
+        if last:
+            return f"renderer exited with code {result.returncode}; its last output: {' | '.join(last)[:MAX_REASON]}"
+        return f"renderer exited with code {result.returncode}"
     missing = [o.final.name for o in plan.outputs if o.written(fs) is None]
     if missing:
         return f"expected output missing or empty: {', '.join(missing[:5])}"
@@ -288,6 +294,19 @@ SIDE_SUFFIXES = (".pov-state",)
 def temp_and_side_files(temp: Path) -> list[Path]:
     """The temp output and the side files a renderer may have written beside it (all ours: they carry our nonce)."""
     return [temp, *(temp.with_suffix(suffix) for suffix in SIDE_SUFFIXES)]
+
+
+MAX_REASON = 300
+# The folders of a path in a message ("'/mnt/share/shot020/frames/x.pov'" -> "'x.pov'") and the
+# claim part of an item name ("x.envy~work~0~lab3-03~4211~9f2c01ab.pov" -> "x.pov"): the student
+# knows the folder, and the frame's own name is what they look for.
+_FOLDERS = re.compile(r"""(?<![^\s'"(])(?:[A-Za-z]:)?(?:[\\/][^'"\s\\/]+)+[\\/](?=[^'"\s\\/])""")
+_CLAIM_TAG = re.compile(r"""\.envy~[^.'"\s\\/]*""")
+
+
+def readable(message: str) -> str:
+    """A renderer's message as a reason: without folders and claim tags, whitespace collapsed."""
+    return " ".join(_CLAIM_TAG.sub("", _FOLDERS.sub("", message)).split())
 
 
 def remove_dead_owners_temp(plan: WorkPlan, mine: str, old_nonce: str, fs: ShareFS) -> None:

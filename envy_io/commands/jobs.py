@@ -13,8 +13,9 @@ import json
 from pathlib import Path
 
 from envy.platform.host import os_name
+from envy.render.frame_report import frame_rows
 from envy.render.job_state import JobProgress, progress
-from envy.render.jobs import JobError, list_jobs
+from envy.render.jobs import Job, JobError, list_jobs
 from envy.render.overview import JobSummary, summarize
 from envy.render.profiles import ProfileError, load_profiles
 from envy.render.remap import PathRemap, RemapError
@@ -118,8 +119,11 @@ def run_submit(args: argparse.Namespace, env: CommandEnv) -> int:
 
 # -- jobs --------------------------------------------------------------------------------------
 def add_jobs(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("job", nargs="?", help="show only this job (id or its start, name, or submitted folder)")
     parser.add_argument("--json", action="store_true", help="print a JSON list")
     parser.add_argument("--all", action="store_true", help="include cancelled and archived jobs")
+    parser.add_argument("--frames", action="store_true",
+                        help="with JOB: list its frames (state, host, attempts, time, reason)")
 
 
 def job_rows(env: CommandEnv, include_hidden: bool = False) -> list[tuple[JobSummary, JobProgress]]:
@@ -137,8 +141,36 @@ def job_rows(env: CommandEnv, include_hidden: bool = False) -> list[tuple[JobSum
     return rows
 
 
+def run_frames(job: Job, args: argparse.Namespace, env: CommandEnv) -> int:
+    farm = env.farm
+    try:
+        rows = frame_rows(farm.layout, job, job_actions.job_remap(farm, job), farm.fs)
+    except OSError as exc:
+        raise FarmError(f"cannot list the frames of {job.name}: {exc.strerror or exc}") from None
+    if args.json:
+        env.print(json.dumps([r.to_json() for r in rows], indent=1))
+        return 0
+    env.print(f"{job.name} ({job.id}): {len(rows)} frame(s)")
+    env.print(f"{'FRAME':<28} {'STATE':<8} {'HOST':<16} {'TRIES':>5} {'TIME':>8}  REASON")
+    for r in rows:
+        env.print(f"{r.item:<28} {r.state:<8} {r.host[:16]:<16} {r.attempts:>5} {format_duration(r.seconds):>8}  "
+                  f"{r.reason}")
+    return 0
+
+
 def run_jobs(args: argparse.Namespace, env: CommandEnv) -> int:
-    rows = job_rows(env, include_hidden=args.all)
+    if args.frames and not args.job:
+        raise UsageError("--frames needs a job: envy-io jobs JOB --frames")
+    if args.job:
+        named = job_actions.jobs_named(env.farm, args.job)
+        if args.frames:
+            for job in named:
+                run_frames(job, args, env)
+            return 0
+        ids = {j.id for j in named}
+        rows = [r for r in job_rows(env, include_hidden=True) if r[0].job.id in ids]
+    else:
+        rows = job_rows(env, include_hidden=args.all)
     if args.json:
         env.print(
             json.dumps(
