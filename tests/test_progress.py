@@ -156,11 +156,8 @@ def test_husk_progress_from_recorded_output() -> None:
 @pytest.mark.parametrize(
     ("renderer", "name", "first_error"),
     [
-        (
-            "povray",
-            "povray_parse_error.txt",
-            "File '/tmp/rec/broken.pov' line 2: Parse Error: No matching } in 'sphere',",
-        ),
+        ("povray", "povray_parse_error.txt",
+         "File '/tmp/rec/broken.pov' line 2: Parse Error: No matching } in 'sphere', camera found instead"),
         ("povray", "povray_missing_output_folder.txt", "Render failed"),
         ("blender", "blender_no_denoiser.txt", "Error: Build without OpenImageDenoiser"),
         (

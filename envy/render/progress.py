@@ -21,9 +21,10 @@ MAX_LINE = 64 * 1024
 LAST_LINES = 3
 LAST_LINE_CHARS = 160
 # Some renderers hard-wrap their messages (POV-Ray at 80 columns, mid-word, and
-# indents the rest of a message): a line this long was wrapped, and an indented
-# line right after an error line continues it.
-WRAP_WIDTH = 79
+# indents the rest of a message): a line of exactly these widths was wrapped, and
+# an indented line after an error line ending in "," continues it (Blender's
+# indented " Time: ..." after a complete error line does not).
+WRAP_WIDTHS = (79, 80)
 ERROR_LINES = 4  # at most, joined into one error message
 
 
@@ -99,14 +100,16 @@ class ProgressParser:
 
     def _read_error(self, line: str) -> None:
         if self._error_open:
-            wrapped = len(self._error_parts[-1]) >= WRAP_WIDTH
-            if line.strip() and (wrapped or line[:1].isspace()) and len(self._error_parts) < ERROR_LINES:
+            last = self._error_parts[-1]
+            wrapped = len(last) in WRAP_WIDTHS
+            continued = line[:1].isspace() and last.rstrip().endswith(",")
+            if line.strip() and (wrapped or continued) and len(self._error_parts) < ERROR_LINES:
                 self._error_parts.append(line)
                 return
             self._error_open = False
         if self._error_parts or not any(pattern.search(line) for pattern in self._errors):
             return
-        if len(self._previous) >= WRAP_WIDTH and not any(p.search(self._previous) for p in self._errors):
+        if len(self._previous) in WRAP_WIDTHS and not any(p.search(self._previous) for p in self._errors):
             self._error_parts.append(self._previous)  # the message began on the wrapped line before
         self._error_parts.append(line)
         self._error_open = True
