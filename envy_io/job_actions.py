@@ -10,10 +10,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import re
+import shutil
 from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING
 
-from envy.render.claims import ItemName, ItemPattern, frame_number, reset_items
+from envy.render.claims import ItemName, ItemPattern, frame_number, reset_items, sort_listing
 from envy.render.jobs import Job, find_jobs, list_jobs, save_job
 from envy.render.overview import work_folder
 from envy.render.remap import PathRemap, RemapError
@@ -167,3 +168,53 @@ def run_action(farm: Farm, target: str, action: str, value: object = None) -> li
     if action in ("archive", "unarchive"):
         return set_archived(farm, target, action == "archive")
     raise UsageError(f"unknown job action {action!r}: actions are {', '.join(ACTIONS)}")
+
+
+def delete(farm: Farm, target: str) -> list[str]:
+    """Delete jobs' Envy files: the job file, its logs and tasks on the share.
+
+    The user's scenes and images are never deleted: a frame folder's scenes
+    get their own names back (``shot.0007.envy~done~...pov`` -> ``shot.0007.pov``),
+    so the folder is as it was before submitting, renders included. A job
+    with frames rendering now is refused (cancel it, then delete it once they
+    finish), so no agent completes a frame of a job that is gone.
+    """
+    jobs = jobs_named(farm, target)
+    lines = []
+    for job in jobs:
+        folder = work_folder(farm.layout, job, job_remap(farm, job))
+        try:
+            listing = sort_listing(farm.fs.listdir(folder), ItemPattern(job.extensions))
+        except FileNotFoundError:
+            listing = None
+        except OSError as exc:
+            raise FarmError(f"cannot list {folder}: {exc.strerror or exc}") from None
+        if listing is not None and listing.working:
+            raise UsageError(f"{job.name}: {len(listing.working)} frame(s) are rendering; cancel the job "
+                             f"(envy-io cancel {job.name}) and delete it when they have finished")
+    for job in jobs:
+        lines.append(_delete_one(farm, job))
+    return lines
+
+
+def _delete_one(farm: Farm, job: Job) -> str:
+    job_file = farm.layout.jobs_dir / f"{job.id}.json"
+    try:
+        farm.fs.unlink(job_file)  # first: agents stop seeing the job at their next listing
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise FarmError(f"cannot delete {job_file}: {exc.strerror or exc}") from None
+    restored = 0
+    if job.kind != "tasks":
+        folder = work_folder(farm.layout, job, job_remap(farm, job))
+        try:
+            restored = reset_items(folder, ItemPattern(job.extensions), ["done", "failed", "pending"], farm.fs)
+        except OSError as exc:
+            return f"{job.id}: deleted, but its scenes in {folder} keep their Envy names ({exc.strerror or exc})"
+    own = farm.layout.jobs_dir / job.id
+    # Only the job's own folder under <share>/jobs, never a link out of it.
+    if own.is_dir() and not own.is_symlink() and own.resolve().parent == farm.layout.jobs_dir.resolve():
+        shutil.rmtree(own, ignore_errors=True)
+    named = f"; {restored} scene(s) have their own names back" if restored else ""
+    return f"{job.id}: deleted (its logs and job file; scenes and images kept{named})"

@@ -181,6 +181,22 @@ def test_povray_parse_error_explained_then_fixed_by_re_export_and_frames_requeue
              "frames 2 and 4 rendered again")
     final = _job_json(farm, "shot020")
     assert (final["state"], final["done"], final["total"]) == ("complete", 4, 4)
+
+    # §1: archive hides the finished job (files kept); idle agents still take a new job; delete
+    # removes the Envy files only and gives the scenes their own names back.
+    assert cli(farm, "archive", "shot020")[0] == 0
+    assert "shot020" not in cli(farm, "jobs")[1] and "shot020" in cli(farm, "jobs", "--all")[1]
+    second = pov_frames(tmp_path / "shot030" / "frames", 2)
+    assert cli(farm, "submit", str(second), "--name", "shot030")[0] == 0
+    wait_for(lambda: _listing(second).counts()["done"] == 2, 60, "idle agents to render a new job")
+    job_id = final["id"]
+    code, out, err = cli(farm, "delete", "shot020")
+    assert code == 0 and "deleted" in out, (out, err)
+    assert not (farm.layout.jobs_dir / f"{job_id}.json").exists() and not (farm.layout.jobs_dir / job_id).exists()
+    names = _names(frames)
+    assert [f"shot010.{i:04d}.pov" for i in range(1, 5)] == [n for n in names if n.endswith(".pov") and "~" not in n]
+    assert all(f"shot010.{i:04d}.png" in names for i in range(1, 5)), "the images are kept"
+    assert cli(farm, "jobs", "shot020")[0] == 2
     for a in agents:
         assert "Traceback" not in farm.log(a.host)
 

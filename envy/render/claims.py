@@ -436,7 +436,8 @@ def reset_items(folder: Path, pattern: ItemPattern, states: Sequence[str], fs: S
     """
     count = 0
     listing = sort_listing(fs.listdir(folder), pattern)
-    for item in [*listing.done, *listing.failed]:
+    retries = [i for i in listing.pending if i.host]  # "pending" in states: retry names too (deleting a job)
+    for item in [*listing.done, *listing.failed, *retries]:
         name = item.name()
         if item.state not in states or (only is not None and not only(item)):
             continue

@@ -247,6 +247,16 @@ def run_archive(args: argparse.Namespace, env: CommandEnv) -> int:
 
 
 # -- reset ---------------------------------------------------------------------------------------
+def add_delete(parser: argparse.ArgumentParser) -> None:
+    add_target(parser)
+
+
+def run_delete(args: argparse.Namespace, env: CommandEnv) -> int:
+    for line in job_actions.delete(env.farm, args.job):
+        env.print(line)
+    return 0
+
+
 def add_reset(parser: argparse.ArgumentParser) -> None:
     add_target(parser)
     which = parser.add_mutually_exclusive_group(required=True)
@@ -277,6 +287,9 @@ SUBCOMMANDS = [
         "re-render failed (--failed), all (--all) or some (--frames 7,10-12) frames of a job",
         add_reset,
         run_reset,
+    ),
+    Subcommand(
+        "delete", "delete a job's Envy files (job file, logs); its scenes and images are kept", add_delete, run_delete
     ),
     Subcommand(
         "archive", "hide a job from the lists (its files are kept; --undo shows it again)", add_archive, run_archive
