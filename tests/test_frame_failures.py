@@ -204,3 +204,19 @@ def test_povray_parse_error_explained_then_fixed_by_re_export_and_frames_requeue
 def _fixed_scene(frames: Path) -> str:
     done = next(p for p in frames.iterdir() if p.name.startswith("shot010.0001.") and p.suffix == ".pov")
     return done.read_text()
+
+
+def test_jobs_get_short_unique_names_and_a_resubmit_needs_again(farm: Farm, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ENVY_CONFIG_DIR", str(farm.root / "config"))
+    folder = pov_frames(tmp_path / "shot020" / "frames", 2)
+    code, out, err = cli(farm, "submit", str(folder))
+    assert code == 0, err
+    assert _job_json(farm, "shot020")["name"] == "shot020"
+    code, out, err = cli(farm, "submit", str(folder))
+    assert code == 2 and "already job shot020" in err and "--again" in err and len(err.strip().splitlines()) == 1
+    assert len(json.loads(cli(farm, "jobs", "--json")[1])) == 1  # nothing written
+    code, out, err = cli(farm, "submit", str(folder), "--again")
+    assert code == 0, err
+    assert _job_json(farm, "shot020-2")["name"] == "shot020-2"
+    assert cli(farm, "pause", "shot020-2")[0] == 0 and _job_json(farm, "shot020-2")["state"] == "paused"

@@ -19,7 +19,7 @@ from typing import Mapping, Sequence
 from envy.platform.host import host_name, user_name
 from envy.render.claims import ItemPattern, sort_listing
 from envy.render.confine import MAX_TASK_FRAMES
-from envy.render.jobs import Job, JobError, new_job_id, save_job
+from envy.render.jobs import Job, JobError, list_jobs, new_job_id, save_job
 from envy.render.profiles import RendererProfile, profile_for_file
 from envy.render.remap import PathRemap
 from envy.share.atomic import atomic_write_json
@@ -43,6 +43,51 @@ class SubmitRequest:
     remap: Sequence[str] = ()
     paused: bool = False
     settings: dict = field(default_factory=dict)
+    again: bool = False  # submit a source that is already a job as a second job
+
+
+# Folder names that say nothing about the shot: the job is named after the folder above.
+GENERIC_FOLDERS = frozenset({"frames", "frame", "render", "renders", "scenes", "scene", "export", "exports",
+                             "out", "output", "pov", "povray", "blend", "vrscene", "ass", "rib", "usd", "images"})
+
+
+def readable_name(local: Path) -> str:
+    """A short name people can type: the folder's (or the one above a generic ``frames``), or the scene's stem."""
+    if local.is_dir():
+        parts = [p for p in local.parts if p not in ("/", "\\")]
+        name = parts[-1] if parts else "job"
+        if name.casefold() in GENERIC_FOLDERS and len(parts) > 1:
+            name = parts[-2]
+    else:
+        name = local.name.split(".")[0] or local.stem
+    name = re.sub(r"[^\w.-]+", "-", name).strip("-.") or "job"
+    return name[:40]
+
+
+def unique_name(base: str, taken: set[str]) -> str:
+    """``base``, else ``base-2``, ``base-3``... (names compared as the share compares them: case-folded)."""
+    folded = {t.casefold() for t in taken}
+    if base.casefold() not in folded:
+        return base
+    n = 2
+    while f"{base}-{n}".casefold() in folded:
+        n += 1
+    return f"{base}-{n}"
+
+
+def _named(req: SubmitRequest, local: Path, existing: Sequence[Job]) -> str:
+    """The job's name, after refusing a second job of the same source unless ``again`` (issue 11 §9)."""
+    same = [j for j in existing if _norm(j.source) == _norm(req.source) and j.state != "cancelled"]
+    if same and not req.again:
+        j = same[-1]
+        raise JobError(f"{req.source} is already job {j.name} ({j.id}); see it with: envy-io jobs {j.name} "
+                       f"(re-render frames with: envy-io reset {j.name} --failed), or submit it as a new job with --again")
+    taken = {j.name for j in existing}
+    return unique_name(req.name or readable_name(local), taken) if not req.name else req.name
+
+
+def _norm(path: str) -> str:
+    return path.replace("\\", "/").rstrip("/").casefold()
 
 
 # More frames than any shot; each becomes task files on the share.
@@ -96,7 +141,7 @@ def submit(layout: ShareLayout, req: SubmitRequest, profiles: Mapping[str, Rende
         listing = sort_listing(names, ItemPattern(profile.extensions))
         if not (listing.pending or listing.working or listing.done or listing.failed):
             raise JobError(f"{req.source}: no {'/'.join(profile.extensions)} files for renderer {profile.name}")
-        name = req.name or "/".join(local.parts[-2:])
+        name = _named(req, local, list_jobs(layout, fs)[0])
         job = Job(id=new_job_id(local.name, now), name=name, kind="frames", renderer=profile.name,
                   source=req.source, extensions=list(profile.extensions), **common)  # type: ignore[arg-type]
         save_job(layout, job, fs)
@@ -110,7 +155,8 @@ def submit(layout: ShareLayout, req: SubmitRequest, profiles: Mapping[str, Rende
         if not req.frames:
             raise JobError(f"{req.source} holds every frame: give --frames A-B (and --chunk N)")
         start, end = parse_frames(req.frames)
-        job = Job(id=new_job_id(local.stem, now), name=req.name or local.name, kind="tasks", renderer=file_profile.name,
+        name = _named(req, local, list_jobs(layout, fs)[0])
+        job = Job(id=new_job_id(local.stem, now), name=name, kind="tasks", renderer=file_profile.name,
                   source=req.source, extensions=[TASK_EXT], frames=f"{start}-{end}", chunk=req.chunk, **common)  # type: ignore[arg-type]
         job.validate()
         write_range_tasks(layout, job, local.stem.split(".")[0], start, end, req.chunk, fs)

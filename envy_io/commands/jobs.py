@@ -65,6 +65,8 @@ def add_submit(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pattern", help="USD: only the files matching this name pattern, e.g. 'shot.*.usd'")
     parser.add_argument("--tile-suffix", help="USD: husk's tile suffix (default _tile%%02d)")
     parser.add_argument("--json", action="store_true", help="print the job as JSON")
+    parser.add_argument("--again", action="store_true",
+                        help="submit a source that is already a job as a second job (otherwise refused)")
 
 
 def run_submit(args: argparse.Namespace, env: CommandEnv) -> int:
@@ -97,6 +99,7 @@ def run_submit(args: argparse.Namespace, env: CommandEnv) -> int:
             max_retries=args.retries,
             remap=args.remap,
             paused=args.paused,
+            again=args.again,
         )
         try:
             job = submit(farm.layout, request, _profiles(env), farm.fs, local_os=os_name() if args.remap else None)
