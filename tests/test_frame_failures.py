@@ -13,13 +13,13 @@ import io
 import json
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from conftest import require_tool
 from envy.render.claims import ItemPattern, reset_items, sort_listing
-from dataclasses import dataclass
 from envy.render.plans import WorkPlan
 from envy.render.profiles import load_profiles
 from envy.render.progress import ProgressParser

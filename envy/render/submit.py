@@ -81,7 +81,8 @@ def _named(req: SubmitRequest, local: Path, existing: Sequence[Job]) -> str:
     if same and not req.again:
         j = same[-1]
         raise JobError(f"{req.source} is already job {j.name} ({j.id}); see it with: envy-io jobs {j.name} "
-                       f"(re-render frames with: envy-io reset {j.name} --failed), or submit it as a new job with --again")
+                       f"(re-render frames with: envy-io reset {j.name} --failed), "
+                       "or submit it as a new job with --again")
     taken = {j.name for j in existing}
     return unique_name(req.name or readable_name(local), taken) if not req.name else req.name
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from envy.render.claims import ItemPattern
+from envy.render.claims import ItemName, ItemPattern
 from envy.render.frame_report import AttemptLog, attempt_logs, find_items, read_log
 from envy.render.overview import work_folder
 from envy_io import job_actions
@@ -50,7 +50,7 @@ def run_frame_log(args: argparse.Namespace, env: CommandEnv) -> int:
     folder = work_folder(farm.layout, job, job_actions.job_remap(farm, job))
     pattern = ItemPattern(job.extensions)
 
-    def items() -> list:  # type: ignore[type-arg]
+    def items() -> list[ItemName]:
         try:
             return find_items(farm.fs.listdir(folder), pattern, args.frame)
         except OSError as exc:
