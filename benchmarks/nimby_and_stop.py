@@ -36,9 +36,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import benchlib
 import psutil
 
+import benchlib
 from envy.demo import write_frames
 from envy.nimby.control import ProcessTreeControl
 from envy.nimby.settings import NimbySettings

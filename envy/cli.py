@@ -16,8 +16,8 @@ import yaml
 
 from envy import __version__
 from envy.config import ConfigError, load_config
-from envy.service_command import add_service_parser, cmd_service
 from envy.platform.host import host_name, local_dirs, user_name, validate_host_name
+from envy.service_command import add_service_parser, cmd_service
 from envy.share.fs import REAL_FS
 
 log = logging.getLogger(__name__)
@@ -98,12 +98,12 @@ def cmd_init(args: argparse.Namespace) -> int:
 def cmd_agent(args: argparse.Namespace) -> int:
     from envy.agent.agent import EXIT_RESTART
     from envy.agent.build import build_agent
+    from envy.local_state import AlreadyRunning, claim_agent
     from envy.logs import log_dir_for, setup_agent_logging
     from envy.platform.reexec import reexec
+    from envy.platform.session_end import SessionEndWatcher
     from envy.policy.enforce import PolicyRefusal
     from envy.protocol.signing import SigningError
-    from envy.local_state import AlreadyRunning, claim_agent
-    from envy.platform.session_end import SessionEndWatcher
     from envy.share.layout import ShareLayout
 
     host = args.host or host_name()

@@ -21,16 +21,16 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 
+from envy.nimby.settings import WHEN_IN_USE, NimbySettingError, RenderHours
 from envy.platform.host import user_config_dir
 from envy.protocol.selectors import DEFAULT_HOST_PATTERN
 from envy.settings.files import parse_yaml
-from envy.nimby.settings import WHEN_IN_USE, NimbySettingError, RenderHours
-from envy.share.bounded import ShareFileError, read_config_file
 from envy.settings.kinds import (
     Checked,
     Choice,
@@ -45,6 +45,7 @@ from envy.settings.kinds import (
     regex_check,
 )
 from envy.settings.schema import Key, Rule, Schema, schema_of, setting
+from envy.share.bounded import ShareFileError, read_config_file
 
 
 class ConfigError(ValueError):

@@ -9,7 +9,7 @@ assignment: a reader sees the old or the new config whole, never a mix.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from envy.config import Config
 

@@ -24,8 +24,8 @@ from envy.render.jobs import Job
 from envy.render.profiles import load_profiles
 from envy.render.remap import PathRemap
 from envy.render.submit import SubmitRequest, submit
-from envy.share.layout import ShareLayout, init_share
 from envy.share.fs import REAL_FS
+from envy.share.layout import ShareLayout, init_share
 from envy.waiting import WaitTimeout, wait_for
 
 DEMO_SETTINGS = {"heartbeat": 1.0, "dead_after": 6.0, "poll_interval": 0.5}

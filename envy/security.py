@@ -17,8 +17,9 @@ from __future__ import annotations
 import logging
 import os
 import stat as stat_mod
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING
 
 from envy.platform.files import others_can_write
 from envy.platform.host import os_name
@@ -98,7 +99,7 @@ def all_checks(checks: Sequence[InstructionCheck]) -> InstructionCheck | None:
     if len(checks) == 1:
         return checks[0]
 
-    def every(ins: "Instruction") -> bool:
+    def every(ins: Instruction) -> bool:
         return all(check(ins) for check in checks)  # all() stops at the first refusal, as before
 
     return every

@@ -173,7 +173,7 @@ class SambaShare:
 
     # -- lifecycle --------------------------------------------------------------------
 
-    def start(self) -> "SambaShare":
+    def start(self) -> SambaShare:
         with _LIVE_LOCK:
             _LIVE.add(self)  # type: ignore[arg-type]  # same close() contract as NetShare
         try:
@@ -211,7 +211,7 @@ class SambaShare:
         if errors:
             raise NetShareError("teardown problems: " + "; ".join(errors))
 
-    def __enter__(self) -> "SambaShare":
+    def __enter__(self) -> SambaShare:
         return self.start()
 
     def __exit__(self, *exc_info: object) -> None:

@@ -19,13 +19,13 @@ from pathlib import Path
 
 import psutil
 import pytest
-from conftest import require_tool
-from farm import wait_for
 
+from conftest import require_tool
 from envy.demo import write_frames
 from envy.platform import pdeath_start
 from envy.platform.die_with_agent import DieWithAgent
 from envy.platform.processes import is_alive
+from farm import wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 

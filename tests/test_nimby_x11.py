@@ -17,15 +17,15 @@ from pathlib import Path
 
 import psutil
 import pytest
-from conftest import require_tool
-from farm import wait_for
-from render_helpers import is_png
 
+from conftest import require_tool
 from envy.demo import write_frames
 from envy.nimby.control import ProcessTreeControl
 from envy.nimby.settings import NimbySettings
 from envy.nimby.watcher import NimbyWatcher
 from envy.platform.idle import SystemMachineUse, X11InputIdle
+from farm import wait_for
+from render_helpers import is_png
 
 POLL_S = 0.3
 IDLE_AFTER_MIN = 0.05  # 3 s

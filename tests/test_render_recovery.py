@@ -13,7 +13,6 @@ from envy.share.fs import REAL_FS
 from farm import BUSY_DEADLINE_S, Farm, wait_for
 from render_helpers import is_png, pov_frames, slow_povray_profile, submit_folder
 
-
 # Lab machines are busy machines: CI runs these once more beside stress-ng (.ci/run).
 pytestmark = pytest.mark.under_load
 

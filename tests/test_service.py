@@ -17,8 +17,6 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from farm import Farm, wait_for
-
 from envy.platform.dirs import share_key
 from envy.platform.service import (
     ServiceSpec,
@@ -28,6 +26,7 @@ from envy.platform.service import (
     schtasks_xml,
     systemd_unit,
 )
+from farm import Farm, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -21,11 +21,11 @@ from envy.platform.windows_session import (
     CTRL_C_EVENT,
     CTRL_CLOSE_EVENT,
     CTRL_SHUTDOWN_EVENT,
-    ConsoleEvents,
     ENDSESSION_CLOSEAPP,
     ENDSESSION_LOGOFF,
     WM_ENDSESSION,
     WM_QUERYENDSESSION,
+    ConsoleEvents,
     EndSessionMessages,
 )
 

@@ -24,8 +24,9 @@ import os
 import random
 import threading
 import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping, Protocol
+from typing import Any, Protocol
 
 from envy import __version__
 from envy.agent.commands import BUILTIN_HANDLERS, CommandRunner, parse_agent_command
@@ -42,8 +43,8 @@ from envy.nimby.control import ProcessTreeControl
 from envy.nimby.decide import PAUSE
 from envy.nimby.settings import nimby_settings
 from envy.nimby.watcher import NimbyWatcher
-from envy.platform.idle import MachineUseReader
 from envy.platform.host import ip_address, os_name
+from envy.platform.idle import MachineUseReader
 from envy.protocol.commands import CommandError
 from envy.protocol.instructions import Instruction, parse_instruction_file
 from envy.protocol.selectors import HostNamePattern, SelectorError, parse_selector

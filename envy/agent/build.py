@@ -12,9 +12,9 @@ folders; tests pass their own.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Callable
 
 from envy.agent.agent import Agent, OnceLog
 from envy.agent.ledger import CommandLedger

@@ -10,7 +10,8 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from typing import Any, Callable, Mapping, Protocol
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 
 from envy.agent.context import AgentContext
 from envy.agent.user_modules import UserModule, call_user_function
@@ -67,7 +68,7 @@ class CommandRunner(threading.Thread):
     def __init__(self, agent: UserFunctionHost) -> None:
         super().__init__(name="envy-commands", daemon=True)
         self.agent = agent
-        self.calls: "queue.Queue[Call | None]" = queue.Queue()
+        self.calls: queue.Queue[Call | None] = queue.Queue()
 
     def run(self) -> None:
         while True:

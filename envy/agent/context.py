@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 from envy.config import Config
 from envy.config_source import ConfigSource
@@ -35,7 +36,7 @@ class AgentContext:
     ip: str
     config_source: ConfigSource  # the agent's live config: a reload() is seen at the next use
     layout: ShareLayout
-    processes: "ProcessHandler"
+    processes: ProcessHandler
     log_dir: Path
     log: logging.Logger = logging.getLogger("envy.user")
 
@@ -47,7 +48,7 @@ class AgentContext:
     def share(self) -> Path:
         return self.layout.root
 
-    def run(self, name: str, argv: Sequence[str], cwd: Path | None = None) -> "Child":
+    def run(self, name: str, argv: Sequence[str], cwd: Path | None = None) -> Child:
         """Start ``argv`` as a child process with its own log under this host's logs folder."""
         safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:60]
         log_path = self.log_dir / "children" / f"{time.strftime('%Y%m%d-%H%M%S')}-{safe}.log"

@@ -14,12 +14,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from envy.protocol.status import AgentStatus, write_status
 from envy.share.fs import ShareFS
-from envy.share.share_clock import ShareClock, stat_mtime
 from envy.share.layout import ShareLayout
+from envy.share.share_clock import ShareClock, stat_mtime
 from envy.share.temp_cleanup import remove_old_temp_files
 
 log = logging.getLogger(__name__)

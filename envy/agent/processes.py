@@ -26,6 +26,7 @@ from pathlib import Path
 
 import psutil
 
+from envy.agent.child import Child, ChildResult, OutputCallback
 from envy.platform.die_with_agent import DieWithAgent
 from envy.platform.processes import (
     is_same_process,
@@ -34,7 +35,6 @@ from envy.platform.processes import (
     popen_kwargs_new_group,
     process_identity,
 )
-from envy.agent.child import Child, ChildResult, OutputCallback
 
 __all__ = ["Child", "ChildResult", "ProcessHandler"]
 from envy.agent.child_log import ChildLog

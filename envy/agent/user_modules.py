@@ -12,10 +12,10 @@ import importlib.util
 import inspect
 import logging
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Callable
 
 from envy.share.fs import ShareFS
 

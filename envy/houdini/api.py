@@ -17,8 +17,9 @@ user's Envy config, as for envy-io.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from envy.config import load_config
 from envy.houdini.schema import (
@@ -33,8 +34,8 @@ from envy.houdini.submit_cache import CheckedCacheJob, check_cache_job, submit_c
 from envy.houdini.versions import next_version_folder, reserve_version_folder
 from envy.platform.host import os_name, user_name
 from envy.render.jobs import Job
-from envy.share.layout import ShareLayout
 from envy.share.fs import REAL_FS
+from envy.share.layout import ShareLayout
 
 __all__ = [
     "CacheJob", "CacheJobError", "cache_job", "job_for_node", "duplicate", "check", "submit",

@@ -19,8 +19,9 @@ user profile named ``hython`` (YAML) replaces it, and
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from envy.render.plans import PlanError, PlanInput, WorkPlan
 from envy.render.profiles import RendererProfile

@@ -7,8 +7,8 @@ CLI turns it into a usage error, exit 2) and nothing is written then.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 from envy.houdini.schema import CacheJobError, load_cache_job
 from envy.houdini.submit_cache import check_cache_job, submit_cache

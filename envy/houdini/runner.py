@@ -32,7 +32,8 @@ import socket
 import sys
 import time
 import traceback
-from typing import IO, Any, Dict, Optional, Sequence, Tuple
+from collections.abc import Sequence
+from typing import IO, Any
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -77,12 +78,12 @@ def error(message: str) -> None:
 # --- the task --------------------------------------------------------------------------------
 
 
-def parse_args(argv: Sequence[str]) -> Tuple[str, Dict[str, Any]]:
+def parse_args(argv: Sequence[str]) -> tuple[str, dict[str, Any]]:
     args = list(argv[1:])
     if not args or args[0].startswith("-"):
         raise BadTask("usage: hython runner.py TASK_FILE [--local JSON]")
     task_path, rest = args[0], args[1:]
-    local: Dict[str, Any] = {}
+    local: dict[str, Any] = {}
     while rest:
         if rest[0] == "--local" and len(rest) >= 2:
             try:
@@ -97,7 +98,7 @@ def parse_args(argv: Sequence[str]) -> Tuple[str, Dict[str, Any]]:
     return task_path, local
 
 
-def read_task(path: str, local: Dict[str, Any]) -> Dict[str, Any]:
+def read_task(path: str, local: dict[str, Any]) -> dict[str, Any]:
     try:
         with open(path, "rb") as f:
             task = json.loads(f.read().decode("utf-8"))
@@ -168,9 +169,9 @@ def find_parm(hou: Any, node: Any, name: str, is_tuple: bool) -> Any:
     return found
 
 
-def set_parms(hou: Any, node: Any, parms: Dict[str, Any]) -> Dict[str, Dict[str, Any]]:
+def set_parms(hou: Any, node: Any, parms: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Set each parameter as a value; return what changed: {name: {"before": ..., "after": ...}}."""
-    changed: Dict[str, Dict[str, Any]] = {}
+    changed: dict[str, dict[str, Any]] = {}
     for name in sorted(parms):
         value = parms[name]
         is_tuple = isinstance(value, list)
@@ -188,7 +189,7 @@ def set_parms(hou: Any, node: Any, parms: Dict[str, Any]) -> Dict[str, Dict[str,
     return changed
 
 
-def output_parm(node: Any, name: Optional[str]) -> Any:
+def output_parm(node: Any, name: str | None) -> Any:
     names = [name] if name else list(DEFAULT_OUTPUT_PARMS)
     for candidate in names:
         found = node.parm(candidate)
@@ -223,7 +224,7 @@ def check_cache_written(folder: str) -> None:
         raise RunnerError("the cache wrote nothing into %s" % folder)
 
 
-def write_json_atomically(path: str, data: Dict[str, Any]) -> None:
+def write_json_atomically(path: str, data: dict[str, Any]) -> None:
     # Unique per machine and process: a taken-over job may still be finishing on its old host.
     unique = "%s-%d" % (re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname()), os.getpid())
     temp = os.path.join(os.path.dirname(path) or ".", ".%s.envy-tmp-%s" % (os.path.basename(path), unique))
@@ -235,7 +236,7 @@ def write_json_atomically(path: str, data: Dict[str, Any]) -> None:
     os.replace(temp, path)
 
 
-def describe_cache(hou: Any, task: Dict[str, Any], changed: Dict[str, Any], output: str) -> Dict[str, Any]:
+def describe_cache(hou: Any, task: dict[str, Any], changed: dict[str, Any], output: str) -> dict[str, Any]:
     version = getattr(hou, "applicationVersionString", None)
     return {
         "envy_cache_info": 1,
@@ -262,7 +263,7 @@ def describe_cache(hou: Any, task: Dict[str, Any], changed: Dict[str, Any], outp
     }
 
 
-def run(hou: Any, task: Dict[str, Any]) -> None:
+def run(hou: Any, task: dict[str, Any]) -> None:
     progress(1, "opening %s" % task["hip_opened"])
     try:
         hou.hipFile.load(task["hip_opened"], suppress_save_prompt=True, ignore_load_warnings=True)
@@ -294,7 +295,7 @@ def run(hou: Any, task: Dict[str, Any]) -> None:
     progress(100, "done; wrote %s" % target)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv if argv is None else argv
     try:
         task_path, local = parse_args(argv)

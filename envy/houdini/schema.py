@@ -33,10 +33,11 @@ import dataclasses
 import json
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, List, Mapping, Union
+from typing import Any, Union
 
 from envy.render.jobs import JobError
 from envy.settings.kinds import (
@@ -54,7 +55,7 @@ from envy.share.atomic import atomic_write_json
 from envy.share.fs import ShareFS
 
 Scalar = Union[str, int, float, bool]
-ParmValue = Union[Scalar, List[Scalar]]
+ParmValue = Union[Scalar, list[Scalar]]
 
 HIP_EXTENSIONS = (".hip", ".hipnc", ".hiplc")
 MAX_WEDGES = 10_000

@@ -19,9 +19,10 @@ from __future__ import annotations
 import dataclasses
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from envy.houdini.schema import MAX_WEDGES, CacheJob, CacheJobError, job_parms, version_roots
 from envy.houdini.versions import reserve_version_folder

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 _SHARE_KEY_CHARS = 10
 
@@ -29,7 +29,7 @@ class LocalDirs:
     logs: Path | None = None  # None: agents log on the share (<share>/logs/<host>)
 
     @classmethod
-    def from_environment(cls, env: Mapping[str, str], system: str) -> "LocalDirs":
+    def from_environment(cls, env: Mapping[str, str], system: str) -> LocalDirs:
         """``system`` is ``os_name()`` (envy/platform/host.py: ``local_dirs()`` passes both)."""
         logs = env.get(LOG_ENV)
         return cls(

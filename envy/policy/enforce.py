@@ -31,9 +31,10 @@ import os
 import random
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from envy.config import Config
 from envy.platform.files import others_can_write
@@ -148,7 +149,7 @@ class PolicyEnforcer:
             self._release_quietly()
 
     # -- instructions while locked --------------------------------------------------------
-    def allows(self, ins: "Instruction") -> bool:
+    def allows(self, ins: Instruction) -> bool:
         """NV functions are work: a locked agent refuses them for good (built-ins still run)."""
         reason = self.reason
         if not reason:

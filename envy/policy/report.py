@@ -13,7 +13,7 @@ from pathlib import Path
 
 from envy.platform.files import others_can_write
 from envy.policy.rules import Limit, clock_text, load_policy, plural
-from envy.policy.seats import Seat, Seats, SeatOwner
+from envy.policy.seats import Seat, SeatOwner, Seats
 from envy.share.fs import ShareFS
 from envy.share.layout import ShareLayout
 

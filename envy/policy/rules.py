@@ -28,11 +28,12 @@ Every error is one line naming the file and the key, e.g.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 
 from envy.settings.files import parse_yaml
 from envy.settings.kinds import (

@@ -28,9 +28,9 @@ import json
 import logging
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from envy.platform.strict_modes import chain_problem
 from envy.protocol.liveness import LivenessTracker
@@ -61,7 +61,7 @@ class SeatOwner:
         return (json.dumps(info) + "\n").encode("utf-8")
 
     @classmethod
-    def from_bytes(cls, raw: bytes) -> "SeatOwner | None":
+    def from_bytes(cls, raw: bytes) -> SeatOwner | None:
         try:
             data = json.loads(raw.decode("utf-8"))
             return cls(str(data["host"]).lower(), int(data["pid"]), str(data["nonce"]))

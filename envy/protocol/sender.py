@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import hmac
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 from envy.platform.host import host_name
 from envy.protocol.instructions import (
@@ -25,10 +25,10 @@ from envy.share.atomic import atomic_write
 from envy.share.bounded import ShareFileError, read_share_file
 from envy.share.fs import ShareFS
 from envy.share.layout import ShareLayout, instructions_header
-from envy.share.temp_cleanup import remove_old_temp_files
 from envy.share.lock import RenameLock, owner_id
 from envy.share.names import nonce
 from envy.share.share_clock import probe_share_time
+from envy.share.temp_cleanup import remove_old_temp_files
 
 log = logging.getLogger(__name__)
 

@@ -31,8 +31,8 @@ import logging
 import os
 import secrets
 import stat as stat_mod
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Callable, Mapping
 
 from envy.platform.host import local_dirs, os_name
 from envy.protocol.instructions import Instruction, format_time, id_problem

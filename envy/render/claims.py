@@ -22,9 +22,9 @@ import os
 import random
 import re
 import threading
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
 from envy.share.atomic import rename_attempt
 from envy.share.fs import ShareFS

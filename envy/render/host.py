@@ -12,8 +12,9 @@ that has these members.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Protocol, Sequence
+from typing import Protocol
 
 from envy.config import Config
 from envy.render.claims import Claim, FolderQueue, Identity, ItemName

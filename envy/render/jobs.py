@@ -18,9 +18,10 @@ import logging
 import re
 import secrets
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from envy.share.atomic import atomic_write_json, read_json
 from envy.share.fs import ShareFS
@@ -73,7 +74,7 @@ class Job:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, data: Any) -> "Job":
+    def from_json(cls, data: Any) -> Job:
         if not isinstance(data, dict):
             raise JobError("a job file must hold a JSON object")
         known = {f.name for f in fields(cls)}

@@ -16,8 +16,8 @@ import math
 import struct
 import sys
 import zlib
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 Color = tuple[float, float, float]
 

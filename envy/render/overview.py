@@ -6,10 +6,10 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from envy.platform.host import os_name
 from envy.render.claims import ItemPattern, sort_listing
 from envy.render.jobs import Job
 from envy.render.remap import PathRemap
-from envy.platform.host import os_name
 from envy.share.fs import ShareFS
 from envy.share.layout import ShareLayout
 

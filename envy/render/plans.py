@@ -17,18 +17,19 @@ from __future__ import annotations
 
 import re
 import stat as stat_mod
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from envy.config import Config
 from envy.platform.host import os_name
 from envy.render.claims import Claim, frame_number, is_within
 from envy.render.confine import RangeRefused, check_frame_range
-from envy.share.bounded import read_share_json
 from envy.render.jobs import Job
 from envy.render.profiles import ProfileError, RendererProfile
 from envy.render.remap import PathRemap
+from envy.share.bounded import read_share_json
 from envy.share.fs import ShareFS
 
 

@@ -18,11 +18,12 @@ import re
 import shutil
 import string
 import sys
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 from envy.render import profile_keys as keys
 from envy.render.profile_keys import OS_NAMES, ProfileError

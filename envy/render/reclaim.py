@@ -20,11 +20,10 @@ import threading
 
 from envy.protocol.liveness import LivenessTracker
 from envy.protocol.status import AgentStatus
-from envy.share.atomic import read_json
 from envy.render.claims import Claim, FolderQueue, ItemName, sort_listing
 from envy.render.host import ReclaimerLoop
 from envy.render.jobs import Job
-
+from envy.share.atomic import read_json
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +36,7 @@ class Reclaimer(threading.Thread):
         self.tracker = LivenessTracker(cfg.dead_after)
         self.statuses: dict[str, AgentStatus] = {}
         self._orphan_seen: dict[tuple[str, str], float] = {}
-        self._ready: "collections.deque[tuple[Job, Claim]]" = collections.deque()
+        self._ready: collections.deque[tuple[Job, Claim]] = collections.deque()
         self._stopped = threading.Event()
         self._lock = threading.Lock()
         self._launched = False

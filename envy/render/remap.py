@@ -9,8 +9,8 @@ agent's OS. A path that no rule matches only has its separators normalised.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from envy.render.profiles import OS_NAMES, current_os
 
@@ -24,7 +24,7 @@ class PathRemap:
     rules: tuple[tuple[str, str], ...]
 
     @classmethod
-    def parse(cls, specs: Sequence[str]) -> "PathRemap":
+    def parse(cls, specs: Sequence[str]) -> PathRemap:
         """Rules from ``FROM,TO`` specs; exactly one comma separates the two paths."""
         rules = []
         for spec in specs:

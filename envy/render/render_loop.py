@@ -17,19 +17,20 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from envy.local_state import share_id
+from envy.platform.host import os_name
 from envy.protocol.status import WorkerStatus
 from envy.render.claims import Claim, FolderQueue, Identity, ItemName, ItemPattern
-from envy.render.jobs import Job, list_jobs, select_active
 from envy.render.host import RenderHost
+from envy.render.jobs import Job, list_jobs, select_active
 from envy.render.plans import PlanInput, Planners
-from envy.platform.host import os_name
 from envy.render.profiles import RendererProfile, load_profiles
-from envy.render.remap import PathRemap
 from envy.render.reclaim import Reclaimer
+from envy.render.remap import PathRemap
 from envy.render.worker import RenderWorker
 
 log = logging.getLogger(__name__)

@@ -12,9 +12,9 @@ from __future__ import annotations
 import re
 import time
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
 
 from envy.platform.host import host_name, user_name
 from envy.render.claims import ItemPattern, sort_listing

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Callable, Iterator, Mapping, NoReturn, Protocol, Sequence
+from typing import Any, NoReturn, Protocol
 
 # An error quotes the bad value, cut short: a value from the share may be huge.
 MAX_QUOTED = 80

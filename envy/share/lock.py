@@ -16,9 +16,9 @@ import logging
 import os
 import random
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
 
 from envy.share.atomic import rename_attempt
 from envy.share.fs import ShareFS

@@ -22,8 +22,8 @@ import statistics
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from envy.share.fs import ShareFS
 from envy.share.names import temp_name_for

@@ -24,9 +24,9 @@ from __future__ import annotations
 import fnmatch
 import math
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
 
 from envy.render.jobs import JobError
 from envy.share.fs import ShareFS

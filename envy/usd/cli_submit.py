@@ -7,8 +7,8 @@ and nothing is written then. Lines for the user go to ``say``.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 from envy.platform.host import os_name
 from envy.share.fs import ShareFS

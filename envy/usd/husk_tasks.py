@@ -12,7 +12,8 @@ profile's regex); a non-zero exit or a missing/empty image fails the try.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from envy.render.jobs import JobError
 from envy.render.plans import Output, PlanError, PlanInput, WorkPlan

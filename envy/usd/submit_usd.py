@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from envy.platform.host import host_name, os_name, user_name
 from envy.render.jobs import Job, JobError, new_job_id
