@@ -35,7 +35,7 @@ if str(ROOT) not in sys.path:  # run from a checkout without installing
 from envy import __version__  # noqa: E402
 from envy.protocol.instructions import Instruction  # noqa: E402
 from envy.protocol.sender import InstructionSender  # noqa: E402
-from envy.share.fs import REAL_FS
+from envy.share.fs import REAL_FS  # noqa: E402
 from envy.share.layout import ShareLayout, init_share  # noqa: E402
 from envy.waiting import WaitTimeout, wait_for  # noqa: E402,F401  (the one wait of Envy, for every benchmark)
 

@@ -58,7 +58,7 @@ def one_kind(kind: str, rounds: int, tmp: Path) -> dict[str, Any]:
             ins = farm.send(f"{host} render('round{r}')")  # this round's job only, not an older one's leftovers
             logs = net.export / "jobs" / job.id / "logs"
 
-            def started() -> float | None:
+            def started(logs: Path = logs) -> float | None:  # bound now: `logs` changes each round
                 for log in sorted(logs.glob("*.log")) if logs.is_dir() else []:
                     start, _ = benchlib_renderer_times(log)
                     if start is not None:

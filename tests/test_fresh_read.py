@@ -78,7 +78,7 @@ def test_missing_file_raises_file_not_found(tmp_path: Path) -> None:
 
 
 @pytest.mark.netshare
-def test_a_change_through_one_mount_is_seen_by_the_next_fresh_read_on_another(network_share) -> None:
+def test_a_change_through_one_mount_is_seen_by_the_next_fresh_read_on_another(network_share) -> None:  # noqa: F811 (the imported fixture)
     share = network_share(mounts=2)
     writer, reader = share.mounts
     fs = ShareFS()

@@ -44,7 +44,8 @@ def x_display() -> Iterator[str]:
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         probe = X11InputIdle(f":{number}")
         try:
-            wait_for(lambda: server.poll() is not None or probe() is not None, 20, "Xvfb to accept clients")
+            wait_for(lambda server=server, probe=probe: server.poll() is not None or probe() is not None,
+                     20, "Xvfb to accept clients")
         finally:
             probe.close()
         if server.poll() is None:

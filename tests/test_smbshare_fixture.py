@@ -20,14 +20,14 @@ pytestmark = pytest.mark.netshare
 DEADLINE = 10.0
 
 
-def test_write_through_one_mount_is_read_through_another_and_lands_in_the_export(smbshare) -> None:
+def test_write_through_one_mount_is_read_through_another_and_lands_in_the_export(smbshare) -> None:  # noqa: F811 (the imported fixture)
     share = smbshare(mounts=2)
     (share.mounts[0] / "hello.txt").write_text("from machine 0")
     assert (share.mounts[1] / "hello.txt").read_text() == "from machine 0"
     assert (share.export / "hello.txt").read_text() == "from machine 0"
 
 
-def test_names_compare_case_insensitively_and_keep_their_case(smbshare) -> None:
+def test_names_compare_case_insensitively_and_keep_their_case(smbshare) -> None:  # noqa: F811 (the imported fixture)
     share = smbshare(mounts=2)
     (share.mounts[0] / "Shot.0001.POV").write_text("scene")
     assert (share.mounts[1] / "shot.0001.pov").read_text() == "scene"
@@ -36,7 +36,7 @@ def test_names_compare_case_insensitively_and_keep_their_case(smbshare) -> None:
         os.open(share.mounts[1] / "SHOT.0001.pov", os.O_WRONLY | os.O_CREAT | os.O_EXCL)
 
 
-def test_a_login_is_needed_no_guest(smbshare) -> None:
+def test_a_login_is_needed_no_guest(smbshare) -> None:  # noqa: F811 (the imported fixture)
     share = smbshare(mounts=1)
     conf = (share.smb_conf).read_text()
     assert "map to guest = never" in conf and f"valid users = {share.user}" in conf
@@ -49,7 +49,7 @@ def test_a_login_is_needed_no_guest(smbshare) -> None:
     "open problem (issue 14): once in several runs under load both smbnetfs mounts reported success for "
     "renaming the same source; not yet known whether one rename really failed silently or the client lied. "
     "Until it is, claims over smbnetfs are not proven safe (sshfs's are: test_netshare_fixture)."))
-def test_rename_race_between_two_mounts_has_exactly_one_winner(smbshare) -> None:
+def test_rename_race_between_two_mounts_has_exactly_one_winner(smbshare) -> None:  # noqa: F811 (the imported fixture)
     share = smbshare(mounts=2)
     (share.export / "queue").mkdir()
     (share.export / "claimed").mkdir()
@@ -57,11 +57,13 @@ def test_rename_race_between_two_mounts_has_exactly_one_winner(smbshare) -> None
         name = f"frame{round_no}"
         (share.export / "queue" / name).write_text("work")
         for m in share.mounts:
-            wait_for(lambda m=m: (m / "queue" / name).exists(), DEADLINE, f"{name} visible")
+            wait_for(lambda m=m, name=name: (m / "queue" / name).exists(), DEADLINE, f"{name} visible")
         results: dict[int, object] = {}
         go = threading.Barrier(2)
 
-        def claim(i: int) -> None:
+        # name, go and results are bound now: each round's threads are joined before the next round.
+        def claim(i: int, name: str = name, go: threading.Barrier = go,
+                  results: dict[int, object] = results) -> None:
             go.wait()
             try:
                 os.rename(share.mounts[i] / "queue" / name, share.mounts[i] / "claimed" / f"{name}.host{i}")
@@ -79,7 +81,7 @@ def test_rename_race_between_two_mounts_has_exactly_one_winner(smbshare) -> None
         assert sorted(r == "won" for r in results.values()) == [False, True], (results, claimed)
 
 
-def test_unmount_removes_the_share_root_and_remount_brings_it_back(smbshare) -> None:
+def test_unmount_removes_the_share_root_and_remount_brings_it_back(smbshare) -> None:  # noqa: F811 (the imported fixture)
     share = smbshare(mounts=2)
     (share.mounts[0] / "sentinel").write_text("x")
     share.unmount(1)
@@ -88,7 +90,7 @@ def test_unmount_removes_the_share_root_and_remount_brings_it_back(smbshare) -> 
     assert (share.mounts[1] / "sentinel").read_text() == "x"
 
 
-def test_disconnect_leaves_a_dead_mount_that_remount_fixes(smbshare) -> None:
+def test_disconnect_leaves_a_dead_mount_that_remount_fixes(smbshare) -> None:  # noqa: F811 (the imported fixture)
     share = smbshare(mounts=2)
     share.disconnect(0)
     assert in_mount_table(share.mount_points[0])
@@ -98,7 +100,7 @@ def test_disconnect_leaves_a_dead_mount_that_remount_fixes(smbshare) -> None:
     assert os.listdir(share.mounts[0]) == []
 
 
-def test_nothing_outside_the_temp_folder_is_used(smbshare, tmp_path: Path) -> None:
+def test_nothing_outside_the_temp_folder_is_used(smbshare, tmp_path: Path) -> None:  # noqa: F811 (the imported fixture)
     share = smbshare(mounts=1)
     conf = share.smb_conf.read_text()
     for line in conf.splitlines():

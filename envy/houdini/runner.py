@@ -89,7 +89,7 @@ def parse_args(argv: Sequence[str]) -> tuple[str, dict[str, Any]]:
             try:
                 local = json.loads(rest[1])
             except ValueError as exc:
-                raise BadTask("--local is not valid JSON (%s)" % exc)
+                raise BadTask("--local is not valid JSON (%s)" % exc) from exc
             if not isinstance(local, dict):
                 raise BadTask("--local must be a JSON object")
             rest = rest[2:]
@@ -103,7 +103,7 @@ def read_task(path: str, local: dict[str, Any]) -> dict[str, Any]:
         with open(path, "rb") as f:
             task = json.loads(f.read().decode("utf-8"))
     except (OSError, ValueError) as exc:
-        raise BadTask("cannot read task file %s (%s)" % (path, exc))
+        raise BadTask("cannot read task file %s (%s)" % (path, exc)) from exc
     if not isinstance(task, dict) or task.get("type") != "hython":
         raise BadTask("%s is not a hython task file" % path)
     for key in TASK_KEYS:
@@ -184,7 +184,7 @@ def set_parms(hou: Any, node: Any, parms: dict[str, Any]) -> dict[str, dict[str,
         try:
             target.set(as_houdini_value(value))
         except Exception as exc:
-            raise RunnerError("cannot set %s to %r: %s" % (name, value, describe(exc)))
+            raise RunnerError("cannot set %s to %r: %s" % (name, value, describe(exc))) from exc
         changed[name] = {"before": before, "after": plain(target.eval())}
     return changed
 
@@ -268,7 +268,7 @@ def run(hou: Any, task: dict[str, Any]) -> None:
     try:
         hou.hipFile.load(task["hip_opened"], suppress_save_prompt=True, ignore_load_warnings=True)
     except Exception as exc:
-        raise RunnerError("cannot open %s: %s" % (task["hip_opened"], describe(exc)))
+        raise RunnerError("cannot open %s: %s" % (task["hip_opened"], describe(exc))) from exc
     progress(20, "opened %s" % task["hip_opened"])
     node = hou.node(task["node"])
     if node is None:
@@ -283,7 +283,7 @@ def run(hou: Any, task: dict[str, Any]) -> None:
     try:
         button.pressButton()
     except Exception as exc:
-        raise RunnerError("%s failed: %s" % (task["node"], describe(exc)))
+        raise RunnerError("%s failed: %s" % (task["node"], describe(exc))) from exc
     problems = [" ".join(str(e).split()) for e in (node.errors() or ())]
     if problems:
         raise RunnerError("%s reported: %s" % (task["node"], "; ".join(problems)[:500]))

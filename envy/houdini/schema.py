@@ -37,7 +37,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Union
+from typing import Any
 
 from envy.render.jobs import JobError
 from envy.settings.kinds import (
@@ -54,8 +54,8 @@ from envy.settings.schema import REQUIRED, schema_of, setting
 from envy.share.atomic import atomic_write_json
 from envy.share.fs import ShareFS
 
-Scalar = Union[str, int, float, bool]
-ParmValue = Union[Scalar, list[Scalar]]
+Scalar = str | int | float | bool
+ParmValue = Scalar | list[Scalar]
 
 HIP_EXTENSIONS = (".hip", ".hipnc", ".hiplc")
 MAX_WEDGES = 10_000

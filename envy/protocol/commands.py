@@ -280,7 +280,7 @@ def _dict(node: ast.Dict, source: str, depth: int) -> dict[Any, Any]:
             raise CommandError(f"**unpacking is not allowed in {_excerpt(_segment(source, node))}")
         keys.append(_literal(key, source, depth + 1))
     values = [_literal(value, source, depth + 1) for value in node.values]
-    return _hashable(lambda: dict(zip(keys, values)), node, source)
+    return _hashable(lambda: dict(zip(keys, values, strict=True)), node, source)
 
 
 def _hashable(build: Callable[[], Any], node: ast.expr, source: str) -> Any:

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Union
 
 from envy.platform.files import read_regular, rename_no_replace, replace_with_retry
 from envy.share.end_write import open_at_end
 from envy.share.fresh import FreshFile, read_fresh
 
-PathLike = Union[str, Path]
+PathLike = str | Path
 
 
 class ShareFS:
