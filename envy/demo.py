@@ -134,7 +134,9 @@ def run_demo(args: argparse.Namespace) -> int:
             return 1
         frames_dir = root / "shot010" / "frames"
         write_frames(frames_dir, args.frames, renderer)
-        job: Job = submit(layout, SubmitRequest(str(frames_dir), renderer=renderer, name="shot010"), load_profiles(), fs=REAL_FS)
+        job: Job = submit(
+            layout, SubmitRequest(str(frames_dir), renderer=renderer, name="shot010"), load_profiles(), fs=REAL_FS
+        )
         say(f"submitted job {job.id}: {args.frames} frames of shot010 ({renderer})")
         sender.send(["lab1 * render()"])
         say("sent:  lab1 * render()")

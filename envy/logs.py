@@ -88,7 +88,14 @@ class ResilientFileHandler(logging.Handler):
                 self._share = self._open_share()
                 if self._backoff > 1.0:
                     self._local_handler().emit(
-                        logging.makeLogRecord({"msg": f"share log {self.path} is writable again", "levelno": logging.INFO, "levelname": "INFO", "name": __name__})
+                        logging.makeLogRecord(
+                            {
+                                "msg": f"share log {self.path} is writable again",
+                                "levelno": logging.INFO,
+                                "levelname": "INFO",
+                                "name": __name__,
+                            }
+                        )
                     )
                 self._backoff = 1.0
             except OSError:

@@ -45,8 +45,15 @@ def standin_profile(path: Path, name: str, code: str, ext: str = ".frame") -> Pa
     return path
 
 
-def submit_folder(share: Path, folder: Path, renderer: str | None = None, profiles: list[Path] | None = None, **kw: object) -> Job:
-    return submit(ShareLayout(share), SubmitRequest(str(folder), renderer=renderer, **kw), load_profiles(profiles or []), fs=REAL_FS)  # type: ignore[arg-type]
+def submit_folder(
+    share: Path, folder: Path, renderer: str | None = None, profiles: list[Path] | None = None, **kw: object
+) -> Job:
+    return submit(
+        ShareLayout(share),
+        SubmitRequest(str(folder), renderer=renderer, **kw),
+        load_profiles(profiles or []),
+        fs=REAL_FS,
+    )  # type: ignore[arg-type]
 
 
 def is_png(path: Path) -> bool:

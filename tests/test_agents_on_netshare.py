@@ -32,8 +32,16 @@ def test_each_agent_on_its_own_mount_runs_commands_sent_through_another_mount(tm
                       for i, h in enumerate(hosts)]
             shell_view = ShareLayout(ns.mounts[3] / "envy")
             for a in agents:
-                wait_for(lambda a=a: (shell_view.status_file(a.host)).exists(), BUSY_DEADLINE_S, f"{a.host} status via the shell's mount")
-            ids = InstructionSender(shell_view, 600, fs=REAL_FS).send(["lab5 * print('over sshfs')", "lab5 02 print('only two')"]).sent
+                wait_for(
+                    lambda a=a: (shell_view.status_file(a.host)).exists(),
+                    BUSY_DEADLINE_S,
+                    f"{a.host} status via the shell's mount",
+                )
+            ids = (
+                InstructionSender(shell_view, 600, fs=REAL_FS)
+                .send(["lab5 * print('over sshfs')", "lab5 02 print('only two')"])
+                .sent
+            )
             assert len(ids) == 2
             logs = ShareLayout(export_share)
 

@@ -257,7 +257,9 @@ def agent_status(host: str, ip: str, **fields: object) -> AgentStatus:
                        heartbeat=0.2, **fields)  # type: ignore[arg-type]
 
 
-def test_status_json_tells_a_beating_agent_from_a_frozen_one(share: ShareLayout, capsys: pytest.CaptureFixture[str]) -> None:
+def test_status_json_tells_a_beating_agent_from_a_frozen_one(
+    share: ShareLayout, capsys: pytest.CaptureFixture[str]
+) -> None:
     write_status(share, agent_status("lab3-04", "10.0.0.4", state="idle", counter=7), fs=REAL_FS)  # frozen
     (share.status_dir / "lab3-09.json").write_text("{not json")
     beating = agent_status("lab3-03", "10.0.0.3", state="rendering", work="job shot010",
@@ -279,7 +281,9 @@ def test_status_json_tells_a_beating_agent_from_a_frozen_one(share: ShareLayout,
 
 
 def test_status_lines_in_the_frame_server_style(share: ShareLayout, capsys: pytest.CaptureFixture[str]) -> None:
-    write_status(share, agent_status("lab3-05", "10.0.0.5", state="locked", locked_reason="exam until 12:00"), fs=REAL_FS)
+    write_status(
+        share, agent_status("lab3-05", "10.0.0.5", state="locked", locked_reason="exam until 12:00"), fs=REAL_FS
+    )
     with FakeAgent(share, agent_status("lab3-03", "10.0.0.3", state="idle")):
         code, out, _ = run(share, capsys, "status", "--wait", "1")
 

@@ -144,7 +144,12 @@ def test_ten_minutes_of_skew_makes_nobody_dead_or_alive_wrongly(tmp_path: Path) 
 
         shot = tmp_path / "shot"
         standin.make_frames(shot, 12, 4.0)
-        submit(farm.layout, SubmitRequest(str(shot), output=str(tmp_path / "out")), load_profiles([standin.profile]), fs=REAL_FS)
+        submit(
+            farm.layout,
+            SubmitRequest(str(shot), output=str(tmp_path / "out")),
+            load_profiles([standin.profile]),
+            fs=REAL_FS,
+        )
         farm.send("* render()")
 
         def owners() -> dict[str, str]:

@@ -498,7 +498,9 @@ def test_heartbeat_survives_status_write_errors_and_the_status_file_is_never_tor
     layout = ShareLayout(share)
     fs = FailingWritesFS(f"{HOST}.json", step, code)
     fs.failing = False
-    beat = Heartbeat(layout, fs, lambda: 0.1, lambda: AgentStatus(host=HOST, nonce="0a0a0a0a", state="idle"), lambda: True)
+    beat = Heartbeat(
+        layout, fs, lambda: 0.1, lambda: AgentStatus(host=HOST, nonce="0a0a0a0a", state="idle"), lambda: True
+    )
     beat.beat()
     before = layout.status_file(HOST).read_bytes()
     fs.failing = True
@@ -749,7 +751,12 @@ def test_after_an_outage_for_everyone_agents_get_a_fresh_grace_but_the_dead_are_
     shot = share / "proj" / "shot"
     frames(shot, 2)
     standin = StandIn(tmp_path / "standin").install()
-    submit(layout, SubmitRequest(str(shot), output=str(share / "proj" / "out")), load_profiles([standin.profile]), fs=REAL_FS)
+    submit(
+        layout,
+        SubmitRequest(str(shot), output=str(share / "proj" / "out")),
+        load_profiles([standin.profile]),
+        fs=REAL_FS,
+    )
     FolderQueue(shot, PATTERN, OTHER, fs=REAL_FS).claim_next()  # the other agent is rendering this one
     fs = GoneFS(share)
     # poll_interval: the job list is re-read at every scan, as it is during a real outage
@@ -763,7 +770,9 @@ def test_after_an_outage_for_everyone_agents_get_a_fresh_grace_but_the_dead_are_
     beats = iter(range(1, 100))
 
     def other_beats() -> None:
-        write_status(layout, AgentStatus(host=OTHER.host, nonce=OTHER.nonce, counter=next(beats), state="rendering"), fs=REAL_FS)
+        write_status(
+            layout, AgentStatus(host=OTHER.host, nonce=OTHER.nonce, counter=next(beats), state="rendering"), fs=REAL_FS
+        )
 
     def owners() -> list[str]:
         return [v[0] for v in states(shot).values() if v[0].startswith("work")]
@@ -795,7 +804,12 @@ def test_an_agent_takes_over_no_more_stale_frames_than_it_has_idle_workers(share
     shot = share / "proj" / "shot"
     frames(shot, 3)
     standin_profile = StandIn(share.parent / "standin-fair").install().profile
-    submit(layout, SubmitRequest(str(shot), output=str(share / "proj" / "out")), load_profiles([standin_profile]), fs=REAL_FS)
+    submit(
+        layout,
+        SubmitRequest(str(shot), output=str(share / "proj" / "out")),
+        load_profiles([standin_profile]),
+        fs=REAL_FS,
+    )
     dead = FolderQueue(shot, PATTERN, OTHER, fs=REAL_FS)
     for _ in range(3):
         dead.claim_next()  # a dead agent held three frames

@@ -155,7 +155,9 @@ def test_agent_started_on_an_empty_mount_point_waits_and_creates_nothing(farm: F
     mount_point.mkdir()
     with EmptyWatch([mount_point]) as watch:
         agent = farm.start_agent("lab1-01", share=mount_point)
-        wait_for(lambda: "has no sentinel" in agent.output(), BUSY_DEADLINE_S, "the agent to notice the missing sentinel")
+        wait_for(
+            lambda: "has no sentinel" in agent.output(), BUSY_DEADLINE_S, "the agent to notice the missing sentinel"
+        )
         # Absence can only be shown over time: five more polls, and it still waits, alive.
         noticed = time.monotonic()
         wait_for(lambda: time.monotonic() - noticed > 5 * farm.settings["poll_interval"], BUSY_DEADLINE_S, "five polls")
@@ -163,7 +165,9 @@ def test_agent_started_on_an_empty_mount_point_waits_and_creates_nothing(farm: F
         assert os.listdir(mount_point) == [] and not watch.seen, f"created under the empty mount point: {watch.seen}"
     # The share gets mounted (here: created): the agent carries on by itself.
     init_share(mount_point, farm.user, fs=REAL_FS)
-    st = wait_for(lambda: _json(ShareLayout(mount_point).status_file("lab1-01")), BUSY_DEADLINE_S, "the agent to heartbeat")
+    st = wait_for(
+        lambda: _json(ShareLayout(mount_point).status_file("lab1-01")), BUSY_DEADLINE_S, "the agent to heartbeat"
+    )
     assert st["pid"] == agent.pid and agent.alive()
     assert "is back" in agent.output()
 
@@ -253,7 +257,9 @@ def test_full_disk_agent_survives_and_no_file_is_torn(tmp_path: Path) -> None:
         layout = ShareLayout(share)
         init_share(share, farm.user, fs=REAL_FS)
         agent = farm.start_agent("lab1-01", share=share)
-        wait_for(lambda: (_json(layout.status_file("lab1-01")) or {}).get("counter", 0) > 2, BUSY_DEADLINE_S, "heartbeats")
+        wait_for(
+            lambda: (_json(layout.status_file("lab1-01")) or {}).get("counter", 0) > 2, BUSY_DEADLINE_S, "heartbeats"
+        )
         sender = InstructionSender(layout, 600, fs=REAL_FS)
         sender.send(["* print('before the disk filled')"])
         wait_for(lambda: _printed(agent.output(), "before the disk filled"), BUSY_DEADLINE_S, "the first command")
@@ -272,16 +278,25 @@ def test_full_disk_agent_survives_and_no_file_is_torn(tmp_path: Path) -> None:
             stuck = reader.counters[-1]
             assert agent.alive()
             (share / "filler.bin").unlink()
-            wait_for(lambda: reader.counters[-1] > stuck + 2, BUSY_DEADLINE_S, "heartbeats to resume after space came back")
+            wait_for(
+                lambda: reader.counters[-1] > stuck + 2, BUSY_DEADLINE_S, "heartbeats to resume after space came back"
+            )
         assert reader.bad == [], f"torn or missing status file seen: {reader.bad[:5]}"
         assert reader.counters == sorted(reader.counters)
 
         # The lock was released despite the failed send: the next send works at once.
         sender.send(["* print('after the disk was freed')"])
-        wait_for(lambda: _printed(agent.output(), "after the disk was freed"), BUSY_DEADLINE_S, "a command after freeing space")
+        wait_for(
+            lambda: _printed(agent.output(), "after the disk was freed"),
+            BUSY_DEADLINE_S,
+            "a command after freeing space",
+        )
         assert _printed(agent.output(), "lost to the full disk") == 0
         assert agent.alive()
         leftovers = [str(p.relative_to(share)) for p in share.rglob("*") if is_temp(p.name)]
         assert leftovers == [], f"temp files left behind: {leftovers}"
-        wait_for(lambda: "after the disk was freed" in _read(layout.host_logs("lab1-01") / "agent.log"), BUSY_DEADLINE_S,
-                 "the share log to be written again")
+        wait_for(
+            lambda: "after the disk was freed" in _read(layout.host_logs("lab1-01") / "agent.log"),
+            BUSY_DEADLINE_S,
+            "the share log to be written again",
+        )

@@ -39,8 +39,12 @@ def test_hython_contract_agent_caches_wedges_and_a_failing_cache_is_retried_fail
     farm.env["ENVY_STANDIN_RECORD"] = str(record)
     good_hip = write_hip(tmp_path / "good", "write")
     bad_hip = write_hip(tmp_path / "bad", "fail")
-    good = submit_cache(farm.layout, api.cache_job(
-        str(good_hip), NODE, {"seed": "$NVJ", "sopoutput": "$HIP/cache/$NVV/w$NVJ/smoke.$F4.bgeo.sc"}), wedges=2, fs=REAL_FS)
+    good = submit_cache(
+        farm.layout,
+        api.cache_job(str(good_hip), NODE, {"seed": "$NVJ", "sopoutput": "$HIP/cache/$NVV/w$NVJ/smoke.$F4.bgeo.sc"}),
+        wedges=2,
+        fs=REAL_FS,
+    )
     bad = submit_cache(farm.layout, api.cache_job(str(bad_hip), NODE, {"seed": 5}, max_retries=1), fs=REAL_FS)
     try:
         agent = farm.start_agent("lab2-01", renderers={"hython": {"executable": str(STAND_IN_HYTHON)}})

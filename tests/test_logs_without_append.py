@@ -57,7 +57,9 @@ def test_the_agent_log_is_written_and_rotated_without_append_mode(tmp_path: Path
     assert not (tmp_path / "local" / "agent-local.log").exists(), "fell back to the local log"
 
 
-def test_a_render_log_and_its_failure_note_are_written_without_append_mode(tmp_path: Path, smb_refusing_append: None) -> None:
+def test_a_render_log_and_its_failure_note_are_written_without_append_mode(
+    tmp_path: Path, smb_refusing_append: None
+) -> None:
     path = tmp_path / "shot.0001.lab1-01.1.log"
     child = ChildLog(path)
     child.write_note("started pid 1")

@@ -32,7 +32,7 @@ IOREG_OUTPUT = b"""+-o IOHIDSystem  <class IOHIDSystem, id 0x1000002c7, register
       "HIDIdleTime" = 73516083500
       "IOProviderClass" = "IOResources"
     }
-"""
+"""  # noqa: E501  (recorded output, kept byte for byte)
 
 # `loginctl show-session 2 5 -p IdleHint -p IdleSinceHint` (systemd 252), two sessions.
 LOGINCTL_OUTPUT = b"IdleHint=yes\nIdleSinceHint=1764584400000000\n\nIdleHint=yes\nIdleSinceHint=1764584100000000\n"

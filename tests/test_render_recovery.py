@@ -99,7 +99,8 @@ def test_sigstop_past_dead_timeout_does_not_complete_twice_or_overwrite(farm: Fa
 
 
 def test_a_reclaimer_removes_the_dead_owners_temp_image(tmp_path: Path) -> None:
-    """In-process: a reclaimed frame's old temp output and POV-Ray's .pov-state (left by a killed render) are removed."""
+    """In-process: a reclaimed frame's old temp output and POV-Ray's .pov-state (left by a killed render)
+    are removed."""
     from envy.render.claims import FolderQueue, Identity, ItemPattern
 
     frames = tmp_path / "frames"
@@ -121,7 +122,9 @@ def test_a_reclaimer_removes_the_dead_owners_temp_image(tmp_path: Path) -> None:
     from envy.render.plans import Output, WorkPlan
     from envy.render.worker import remove_dead_owners_temp
 
-    plan = WorkPlan([], frames, "shot.0001", None, [Output(frames / "shot.0001.envy~tmp~0badf00d.png", frames / "shot.0001.png")])
+    plan = WorkPlan(
+        [], frames, "shot.0001", None, [Output(frames / "shot.0001.envy~tmp~0badf00d.png", frames / "shot.0001.png")]
+    )
     remove_dead_owners_temp(plan, "0badf00d", claim.reclaimed_from, REAL_FS)
     assert not leftover.exists() and not state.exists()
     assert other_agents.exists()

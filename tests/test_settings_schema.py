@@ -109,7 +109,9 @@ def test_unknown_key_lists_the_known_ones_and_suggests_the_closest() -> None:
 
 def test_missing_required_key_says_which_and_why() -> None:
     assert error_of({"size": 1}).endswith("missing key 'name'")
-    assert "missing key 'hip' (the HIP file, as the submitter's machine writes it" in str(_raises(CacheJobError, cache_job_from_json, {}))
+    assert "missing key 'hip' (the HIP file, as the submitter's machine writes it" in str(
+        _raises(CacheJobError, cache_job_from_json, {})
+    )
 
 
 # -- nesting --------------------------------------------------------------------------------------

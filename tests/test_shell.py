@@ -110,7 +110,9 @@ def test_the_validation_error_is_shown_in_the_toolbar(share: ShareLayout) -> Non
     with create_pipe_input() as pipe:
         typist = threading.Thread(target=type_like_a_person, args=(pipe,))
         typist.start()
-        code = run_shell(share, config, input=pipe, fs=REAL_FS, output=terminal, stdout=io.StringIO(), history=InMemoryHistory())
+        code = run_shell(
+            share, config, input=pipe, fs=REAL_FS, output=terminal, stdout=io.StringIO(), history=InMemoryHistory()
+        )
         typist.join(timeout=15)
 
     assert code == 0

@@ -121,7 +121,9 @@ def test_plan_uses_this_agents_husk_and_paths_and_a_temp_output(tmp_path: Path, 
     folder = usd_folder(tmp_path)
     # Submitted from a Windows machine: Z:/proj/usd is this test's folder under the remap rule.
     rule = f"Z:/proj,{tmp_path}"
-    job = submit_usd(layout, "Z:/proj/usd", tiles=(2, 2), output="Z:/proj/images", remap=[rule], local_os="linux", fs=REAL_FS)
+    job = submit_usd(
+        layout, "Z:/proj/usd", tiles=(2, 2), output="Z:/proj/images", remap=[rule], local_os="linux", fs=REAL_FS
+    )
     task = tasks_of(layout, job.id)["shot.0003.tile01.json"]
     assert task["usd"] == "Z:/proj/usd/shot.0003.usda"  # stored as the submitter wrote it
     plan = standard_planners().plan(plan_input(layout, job.id, "shot.0003.tile01.json", threads=4))

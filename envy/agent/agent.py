@@ -255,7 +255,11 @@ class Agent:
             except OSError as exc:  # the share failing under the config file: keep going (issue 14)
                 log.error("reload: cannot read the configuration (%s); keeping the previous one", exc)
         path = self.layout.user_dir(self.user) / NV_FILE
-        problem = strict_mode_problem(path, "user module", fs=self.fs, share_root=self.layout.root) if self.config.strict_modes else None
+        problem = (
+            strict_mode_problem(path, "user module", fs=self.fs, share_root=self.layout.root)
+            if self.config.strict_modes
+            else None
+        )
         if problem:
             log.error("%s", problem)
             self.nv_module = UserModule(path, error=problem)

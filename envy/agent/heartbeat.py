@@ -66,7 +66,9 @@ class Heartbeat(threading.Thread):
         try:
             written_at = time.time()
             write_status(self.layout, status, self.fs)
-            if self.share_clock is not None and (self.counter % CLOCK_EVERY_BEATS == 1 or not self.share_clock.measured):
+            if self.share_clock is not None and (
+                self.counter % CLOCK_EVERY_BEATS == 1 or not self.share_clock.measured
+            ):
                 mtime = stat_mtime(self.layout.status_file(status.host), self.fs)
                 if mtime is not None:
                     self.share_clock.learn(mtime, written_at)
@@ -80,7 +82,9 @@ class Heartbeat(threading.Thread):
             self._failing = False
         except OSError as exc:
             if not self._failing:
-                log.warning("cannot write status file %s: %s (will retry each beat)", self.layout.status_file(status.host), exc)
+                log.warning(
+                    "cannot write status file %s: %s (will retry each beat)", self.layout.status_file(status.host), exc
+                )
             self._failing = True
 
     def run(self) -> None:

@@ -172,7 +172,9 @@ class ProcessHandler:
                 continue
             pid, created, name, agent = parsed
             if agent is not None and agent[0] != os.getpid() and is_same_process(*agent):
-                log.warning("%s (pid %s) belongs to agent pid %s, which is still running; leaving it", name, pid, agent[0])
+                log.warning(
+                    "%s (pid %s) belongs to agent pid %s, which is still running; leaving it", name, pid, agent[0]
+                )
                 kept.append(entry)
                 continue
             gone = kill_tree(pid, _KILL_TIMEOUT_S, create_time=created)

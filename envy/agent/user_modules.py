@@ -1,4 +1,5 @@
-"""Load the user's own functions: ``Envy_Functions.py`` (NV, run on agents) and ``IO_functions.py`` (IO, run in the shell).
+"""Load the user's own functions: ``Envy_Functions.py`` (NV, run on agents) and ``IO_functions.py``
+(IO, run in the shell).
 
 Loaded with importlib from the user's folder on the share. A module that
 fails to import is reported (one line plus the traceback at debug level) and

@@ -66,7 +66,9 @@ def cache_job(
     )
 
 
-def job_for_node(node: Any, parms: Mapping[str, Any] | None = None, *, hip: str | None = None, **options: Any) -> CacheJob:
+def job_for_node(
+    node: Any, parms: Mapping[str, Any] | None = None, *, hip: str | None = None, **options: Any
+) -> CacheJob:
     """A cache job for a ``hou.Node`` in the current HIP file (give ``hip`` outside Houdini)."""
     if hip is None:
         import hou  # only inside Houdini

@@ -76,13 +76,17 @@ def plan_cache_task(inp: PlanInput, task: Mapping[str, Any]) -> WorkPlan:
     profile = hython_profile(inp.profiles)
     hip = inp.local_path(task["hip"])
     if not inp.is_file(hip):
-        raise PlanError(f"HIP file not found here: {hip} (from {task['hip']}; is the share mounted, is a remap rule missing?)")
+        raise PlanError(
+            f"HIP file not found here: {hip} (from {task['hip']}; is the share mounted, is a remap rule missing?)"
+        )
     argv = [inp.executable(profile), str(runner_path()), str(inp.claim.path)]
     local = local_values(inp.remap(), task, str(hip))
     if local:
         argv += ["--local", json.dumps(local, sort_keys=True)]
     number, count = task.get("job_number"), task.get("job_count")
-    label = f"{task.get('name') or 'cache'} job {number}/{count}" if number and count else f"{task.get('name') or 'cache'}"
+    label = (
+        f"{task.get('name') or 'cache'} job {number}/{count}" if number and count else f"{task.get('name') or 'cache'}"
+    )
     return WorkPlan(argv, hip.parent, label, profile, [], [])
 
 

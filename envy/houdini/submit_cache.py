@@ -191,7 +191,8 @@ def _version_root(job: CacheJob, where: str) -> str | None:
         folder = _HIPNAME_VAR_RE.sub(hip_name, _HIP_VAR_RE.sub(hip_dir or ".", text[:-1]))
         if "$" in folder or "`" in folder:
             raise CacheJobError(
-                f"{where}: the folder before $NVV must be a plain path (only $HIP and $HIPNAME are expanded), got {text[:-1]!r}"
+                f"{where}: the folder before $NVV must be a plain path (only $HIP and $HIPNAME are expanded), "
+                f"got {text[:-1]!r}"
             )
         cleaned.add(folder)
     if len({c.replace("\\", "/").casefold() for c in cleaned}) > 1:

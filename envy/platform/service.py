@@ -145,10 +145,12 @@ def schtasks_xml(spec: ServiceSpec) -> str:
     arguments = subprocess.list2cmdline(args)
     user = escape(spec.account or os.environ.get("USERNAME", ""))
     env_note = escape(", ".join(f"{k}={v}" for k, v in sorted(spec.environment.items())))
+    description = f"Envy render farm agent for {escape(spec.share)} (written by envy service install)"
+    description += " " + env_note if env_note else ""
     return f"""<?xml version="1.0" encoding="UTF-16"?>
 <Task version="1.2" xmlns="http://schemas.microsoft.com/windows/2004/02/mit/task">
   <RegistrationInfo>
-    <Description>Envy render farm agent for {escape(spec.share)} (written by envy service install){' ' + env_note if env_note else ''}</Description>
+    <Description>{description}</Description>
   </RegistrationInfo>
   <Triggers>
     <BootTrigger><Enabled>true</Enabled><Delay>PT1M</Delay></BootTrigger>
@@ -243,7 +245,9 @@ def status(spec: ServiceSpec, *, folder: Path | None = None) -> list[str]:
     if sys.platform.startswith("linux") and _systemd_running():
         lines.append("systemd: " + _run(_systemctl(spec) + ["is-active", spec.name]).strip())
     elif sys.platform == "darwin" and shutil.which("launchctl"):
-        lines.append("launchd: " + ("loaded" if _run(["launchctl", "list"]).count(f"org.envy.{spec.name}") else "not loaded"))
+        lines.append(
+            "launchd: " + ("loaded" if _run(["launchctl", "list"]).count(f"org.envy.{spec.name}") else "not loaded")
+        )
     elif sys.platform == "win32":
         lines.append(_run(["schtasks", "/Query", "/TN", windows_task_name(spec)]).strip() or "task not registered")
     return lines
@@ -260,7 +264,9 @@ def _systemctl(spec: ServiceSpec) -> list[str]:
 def _register(spec: ServiceSpec, path: Path) -> list[str]:
     if sys.platform == "win32":
         account = spec.account or os.environ.get("USERNAME", "")
-        _check(["schtasks", "/Create", "/TN", windows_task_name(spec), "/XML", str(path), "/RU", account, "/RP", "*", "/F"])
+        _check(
+            ["schtasks", "/Create", "/TN", windows_task_name(spec), "/XML", str(path), "/RU", account, "/RP", "*", "/F"]
+        )
         return [f"registered task {windows_task_name(spec)} (starts at boot as {account})"]
     if sys.platform == "darwin":
         domain = "system" if spec.system else f"gui/{os.getuid()}"

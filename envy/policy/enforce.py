@@ -194,7 +194,9 @@ class PolicyEnforcer:
             log.info("lockdown policy %s loaded", self.path)
         self.policy = policy
         if others_can_write(st):
-            self._say(f"{self.path}: other users can write the policy file; ask the admin to make it read-only for them")
+            self._say(
+                f"{self.path}: other users can write the policy file; ask the admin to make it read-only for them"
+            )
 
     def _settle_seat(self, limit: Limit) -> str:
         """Keep, give up or claim a seat for ``limit``; the reason to stand down, or '' to work."""
@@ -202,7 +204,9 @@ class PolicyEnforcer:
         machines = limit.machines
         self.layout.require(self.fs)  # an empty mount point says nothing about seats (§1.8)
         if seats.held is not None and not seats.still_mine():
-            log.warning("seat %d was taken over by another agent (this one was silent longer than dead_after)", seats.held)
+            log.warning(
+                "seat %d was taken over by another agent (this one was silent longer than dead_after)", seats.held
+            )
             seats.held = None
         if seats.held is not None and machines is not None and seats.held > machines:
             log.info("giving up seat %d: the limit is now %s", seats.held, limit.describe())
@@ -240,7 +244,9 @@ class PolicyEnforcer:
         try:
             self.seats.release()
         except OSError as exc:
-            log.warning("could not give up seat in %s: %s (it is freed once this agent is seen gone)", self.seats.folder, exc)
+            log.warning(
+                "could not give up seat in %s: %s (it is freed once this agent is seen gone)", self.seats.folder, exc
+            )
 
     def _say(self, message: str, error: bool = False) -> None:
         """Log a problem once (a check runs every few seconds; the log must not fill up)."""

@@ -223,7 +223,9 @@ def _function(
             raise CommandError(f"IO.{name} is not available here: IO functions run only in the Envy IO shell")
         names = nv_names if namespace == "NV" else io_names
         if names is not None and name not in names:
-            raise CommandError(f"unknown function {namespace}.{name}: known {namespace} functions are {_known(names, namespace + '.')}")
+            raise CommandError(
+                f"unknown function {namespace}.{name}: known {namespace} functions are {_known(names, namespace + '.')}"
+            )
         return namespace, name
     raise CommandError(
         f"cannot call {_excerpt(_segment(source, func))}: only a command name or NV.<name>"

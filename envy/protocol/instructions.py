@@ -38,7 +38,8 @@ ID_WINDOW_S = 3600.0
 MAX_FUTURE_S = 86400.0
 
 _STAMP_RE = re.compile(
-    r"^\[(?P<id>[0-9a-f]{16}) (?P<issued>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,6})?Z)(?: sig=(?P<sig>[0-9a-f]{64}))?\]\s+(?P<rest>.*)$"
+    r"^\[(?P<id>[0-9a-f]{16}) (?P<issued>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,6})?Z)"
+    r"(?: sig=(?P<sig>[0-9a-f]{64}))?\]\s+(?P<rest>.*)$"
 )
 
 
@@ -85,7 +86,9 @@ def format_time(epoch: float) -> str:
 
 
 def parse_time(text: str) -> float:
-    return datetime.strptime(text.replace("Z", "+0000"), "%Y-%m-%dT%H:%M:%S.%f%z" if "." in text else "%Y-%m-%dT%H:%M:%S%z").timestamp()
+    return datetime.strptime(
+        text.replace("Z", "+0000"), "%Y-%m-%dT%H:%M:%S.%f%z" if "." in text else "%Y-%m-%dT%H:%M:%S%z"
+    ).timestamp()
 
 
 def id_time(command_id: str) -> float:
@@ -142,7 +145,9 @@ def parse_instruction_line(line: str, line_no: int = 0, now: float | None = None
     except (ValueError, SelectorError, OverflowError) as exc:
         return BadLine(line_no, text, str(exc).splitlines()[0] if str(exc) else "cannot parse")
     if now is not None and issued > now + MAX_FUTURE_S:
-        return BadLine(line_no, text, f"issued {format_time(issued)[:10]}, in the future: a stamp is at most a day ahead")
+        return BadLine(
+            line_no, text, f"issued {format_time(issued)[:10]}, in the future: a stamp is at most a day ahead"
+        )
     return Instruction(match["id"], issued, selector, command, match["sig"], line_no)
 
 

@@ -241,7 +241,8 @@ def split_line(line: str) -> tuple[str, str]:
             continue
         if index == 0:
             raise SelectorError(
-                f"missing selector before command {_excerpt(word)}: start the line with one, e.g. * for every host or lab3 03"
+                f"missing selector before command {_excerpt(word)}: "
+                "start the line with one, e.g. * for every host or lab3 03"
             )
         if index > 2:
             raise SelectorError(

@@ -96,7 +96,9 @@ def load_key(path: Path | None = None, share: str | os.PathLike[str] | None = No
     """Read the key; SigningError if it is missing, malformed, on the share, or readable by others."""
     path = default_key_path() if path is None else path
     if share is not None and _is_inside(path, Path(share)):
-        raise SigningError(f"{path}: the signing key must not be on the share (anyone who can read it can command your agents)")
+        raise SigningError(
+            f"{path}: the signing key must not be on the share (anyone who can read it can command your agents)"
+        )
     try:
         st = path.stat()
         text = path.read_text(encoding="ascii").strip()
@@ -109,14 +111,17 @@ def load_key(path: Path | None = None, share: str | os.PathLike[str] | None = No
         raise SigningError(f"{path}: cannot read the signing key ({exc})") from None
     if os_name() != "windows" and st.st_mode & (stat_mod.S_IRWXG | stat_mod.S_IRWXO):
         raise SigningError(
-            f"{path}: other users can read the signing key (mode {stat_mod.S_IMODE(st.st_mode):04o}); fix with: chmod 600 '{path}'"
+            f"{path}: other users can read the signing key (mode {stat_mod.S_IMODE(st.st_mode):04o}); "
+            f"fix with: chmod 600 '{path}'"
         )
     try:
         key = bytes.fromhex(text)
     except ValueError:
         key = b""
     if len(key) != KEY_BYTES:
-        raise SigningError(f"{path}: not an Envy signing key ({KEY_BYTES * 2} hex digits); make one with 'envy-io keygen'")
+        raise SigningError(
+            f"{path}: not an Envy signing key ({KEY_BYTES * 2} hex digits); make one with 'envy-io keygen'"
+        )
     return key
 
 
@@ -162,7 +167,9 @@ class LastRunId:
         except FileNotFoundError:
             return None
         except (OSError, UnicodeDecodeError) as exc:
-            log.warning("signed mode: %s unreadable (%s); only the command lifetime guards against replays now", self.path, exc)
+            log.warning(
+                "signed mode: %s unreadable (%s); only the command lifetime guards against replays now", self.path, exc
+            )
             return None
         if len(text) == 16 and all(c in "0123456789abcdef" for c in text):
             return text
@@ -198,7 +205,9 @@ class SignedInstructions:
     def __call__(self, ins: Instruction) -> bool:
         problem = self.problem(ins)
         if problem is not None:
-            self.report(f"signed mode: rejected instruction line {ins.line_no} (id {ins.id}, {ins.text[:60]!r}): {problem}")
+            self.report(
+                f"signed mode: rejected instruction line {ins.line_no} (id {ins.id}, {ins.text[:60]!r}): {problem}"
+            )
             return False
         self.last.record(ins.id)
         return True

@@ -75,7 +75,11 @@ class AgentStatus:
     @classmethod
     def from_json(cls, data: Any, where: str = "status file") -> AgentStatus:
         """Validate field by field (the file is someone else's writing): ValueError naming the bad field."""
-        if not isinstance(data, dict) or not isinstance(data.get("host"), str) or not isinstance(data.get("nonce"), str):
+        if (
+            not isinstance(data, dict)
+            or not isinstance(data.get("host"), str)
+            or not isinstance(data.get("nonce"), str)
+        ):
             raise ValueError("not an Envy status file (needs 'host' and 'nonce')")
         check_fields(data, _STATUS_FIELDS, where)
         if not data["host"].strip() or len(data["host"]) > 255 or len(data["nonce"]) > 64:

@@ -141,7 +141,12 @@ class Listing:
     superseded: list[ItemName] = field(default_factory=list)  # older copies of a frame listed above
 
     def counts(self) -> dict[str, int]:
-        return {"pending": len(self.pending), "running": len(self.working), "done": len(self.done), "failed": len(self.failed)}
+        return {
+            "pending": len(self.pending),
+            "running": len(self.working),
+            "done": len(self.done),
+            "failed": len(self.failed),
+        }
 
 
 # When one frame has several copies (a re-exported scene beside the renders of

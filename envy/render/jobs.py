@@ -96,7 +96,9 @@ class Job:
             raise JobError(f"job state {self.state!r} is not one of {', '.join(JOB_STATES)}")
         if not isinstance(self.priority, int) or isinstance(self.priority, bool) or not 0 <= self.priority <= 100:
             raise JobError(f"priority must be a whole number from 0 to 100, got {self.priority!r}")
-        if not isinstance(self.extensions, list) or not all(isinstance(e, str) and e.startswith(".") for e in self.extensions):
+        if not isinstance(self.extensions, list) or not all(
+            isinstance(e, str) and e.startswith(".") for e in self.extensions
+        ):
             raise JobError("extensions must be a list like ['.vrscene']")
         if not isinstance(self.archived, bool):
             raise JobError(f"archived must be true or false, got {self.archived!r}")

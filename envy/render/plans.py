@@ -109,7 +109,10 @@ class PlanInput:
         if exe is None and not self.config.renderers.get(profile.name):
             exe = _next_to_python(profile)
         if exe is None:
-            raise PlanError(f"renderer '{profile.name}' executable not found on this machine; set renderers.{profile.name}.executable in config")
+            raise PlanError(
+                f"renderer '{profile.name}' executable not found on this machine; "
+                f"set renderers.{profile.name}.executable in config"
+            )
         return exe
 
     def threads(self) -> int | None:
@@ -158,7 +161,9 @@ def plan_frame_file(inp: PlanInput) -> WorkPlan:
         )
     except ProfileError as exc:
         raise PlanError(str(exc)) from None
-    return WorkPlan(argv, scene.parent, f"{base}", profile, [output] if output else [], [frame] if frame is not None else [])
+    return WorkPlan(
+        argv, scene.parent, f"{base}", profile, [output] if output else [], [frame] if frame is not None else []
+    )
 
 
 def read_task(inp: PlanInput) -> dict[str, Any]:

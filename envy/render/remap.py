@@ -29,10 +29,14 @@ class PathRemap:
         rules = []
         for spec in specs:
             if not isinstance(spec, str) or spec.count(",") != 1:
-                raise RemapError(f"remap rule {spec!r} must be FROM,TO with exactly one comma, e.g. \"P:/,/mnt/renders/\"")
+                raise RemapError(
+                    f'remap rule {spec!r} must be FROM,TO with exactly one comma, e.g. "P:/,/mnt/renders/"'
+                )
             source, target = (part.strip() for part in spec.split(","))
             if not source or not target:
-                raise RemapError(f"remap rule {spec!r} needs a path on both sides of the comma, e.g. \"P:/,/mnt/renders/\"")
+                raise RemapError(
+                    f'remap rule {spec!r} needs a path on both sides of the comma, e.g. "P:/,/mnt/renders/"'
+                )
             rules.append((source, target))
         return cls(tuple(rules))
 

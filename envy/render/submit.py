@@ -152,7 +152,10 @@ def submit(layout: ShareLayout, req: SubmitRequest, profiles: Mapping[str, Rende
         if file_profile is None:
             raise JobError(f"{req.source}: no renderer for this file type")
         if not file_profile.range_argv:
-            raise JobError(f"{req.source}: renderer {file_profile.name} renders one file per frame; submit the folder of frame files")
+            raise JobError(
+                f"{req.source}: renderer {file_profile.name} renders one file per frame; "
+                "submit the folder of frame files"
+            )
         if not req.frames:
             raise JobError(f"{req.source} holds every frame: give --frames A-B (and --chunk N)")
         start, end = parse_frames(req.frames)

@@ -133,7 +133,12 @@ class RenderWorker(threading.Thread):
             self._give_back.clear()
             self._cleanup(plan)
             released = self.loop.queue_for(job).release(claim)
-            log.info("worker %d: stopped %s (%s)", self.index, claim.item.original, "given back" if released else "already taken")
+            log.info(
+                "worker %d: stopped %s (%s)",
+                self.index,
+                claim.item.original,
+                "given back" if released else "already taken",
+            )
             return
         # Judge the render only where its output can be seen: a share that is away makes
         # every output look "missing", and a good frame would be failed for good.
@@ -160,7 +165,11 @@ class RenderWorker(threading.Thread):
                 # Only a claim seen gone from a reachable folder is lost; an
                 # unreachable share says nothing, and the render goes on.
                 if self.loop.queue_for(job).ownership(claim) == LOST:
-                    log.warning("worker %d: %s was taken over by another agent; stopping my render", self.index, claim.item.original)
+                    log.warning(
+                        "worker %d: %s was taken over by another agent; stopping my render",
+                        self.index,
+                        claim.item.original,
+                    )
                     child.stop("claim taken over")
 
     def _complete(self, job: Job, claim: Claim, plan: WorkPlan, started: float) -> None:

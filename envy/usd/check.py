@@ -152,9 +152,12 @@ def _frame_of(name: str, facts: _StageFacts) -> tuple[int, str]:
         return _whole(distinct[0], "its time sample"), "time sample"
     if distinct:
         raise UsdFileProblem(
-            f"no frame: time samples from {distinct[0]:g} to {distinct[-1]:g} and no frame number at the end of the file name"
+            f"no frame: time samples from {distinct[0]:g} to {distinct[-1]:g} "
+            "and no frame number at the end of the file name"
         )
-    raise UsdFileProblem("no frame: no time sample and no frame number at the end of the file name (e.g. shot.0001.usd)")
+    raise UsdFileProblem(
+        "no frame: no time sample and no frame number at the end of the file name (e.g. shot.0001.usd)"
+    )
 
 
 def _whole(value: float, what: str) -> int:

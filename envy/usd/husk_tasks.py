@@ -39,7 +39,9 @@ def plan_husk_task(inp: PlanInput, task: Mapping[str, Any]) -> WorkPlan:
     profile = inp.profile("husk")
     local_usd = inp.local_path(usd)
     if not inp.is_file(local_usd):
-        raise PlanError(f"USD file not found here: {local_usd} (from {usd}; is the share mounted, is a --remap rule missing?)")
+        raise PlanError(
+            f"USD file not found here: {local_usd} (from {usd}; is the share mounted, is a --remap rule missing?)"
+        )
     command = list(argv)
     command[0] = inp.executable(profile)
     command[-1] = str(local_usd)

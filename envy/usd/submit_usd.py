@@ -69,14 +69,18 @@ def parse_tiles(text: str) -> tuple[int, int]:
 
 
 def _check_tiles(tiles: Sequence[int]) -> tuple[int, int]:
-    if len(tiles) != 2 or not all(isinstance(n, int) and not isinstance(n, bool) and 1 <= n <= MAX_TILES for n in tiles):
+    if len(tiles) != 2 or not all(
+        isinstance(n, int) and not isinstance(n, bool) and 1 <= n <= MAX_TILES for n in tiles
+    ):
         raise JobError(f"tiles must be two whole numbers from 1 to {MAX_TILES} (columns, rows), got {tuple(tiles)!r}")
     return int(tiles[0]), int(tiles[1])
 
 
 def check_delegate(delegate: str) -> str:
     if not isinstance(delegate, str) or not _DELEGATE_RE.match(delegate):
-        raise JobError(f"--delegate {delegate!r} is not a Hydra delegate name like BRAY_HdKarma or HdStormRendererPlugin")
+        raise JobError(
+            f"--delegate {delegate!r} is not a Hydra delegate name like BRAY_HdKarma or HdStormRendererPlugin"
+        )
     return delegate
 
 
@@ -120,7 +124,9 @@ def husk_tasks(req: UsdSubmitRequest, frames: Sequence[UsdFrame]) -> list[tuple[
         tiles = [None] if req.tiles is None else list(range(req.tiles[0] * req.tiles[1]))
         width = max(2, len(str(len(tiles) - 1)))
         for index in tiles:
-            tile = None if index is None else {"count": list(req.tiles or ()), "index": index, "suffix": req.tile_suffix}
+            tile = (
+                None if index is None else {"count": list(req.tiles or ()), "index": index, "suffix": req.tile_suffix}
+            )
             task = {
                 "type": "husk",
                 "argv": husk_argv(usd, found.frame, req.delegate, output, tile, req.extra_args),
@@ -240,10 +246,14 @@ def _validate(req: UsdSubmitRequest) -> None:
         req.tiles = _check_tiles(req.tiles)
     if isinstance(req.priority, bool) or not isinstance(req.priority, int) or not 0 <= req.priority <= 100:
         raise JobError(f"--priority must be from 0 to 100, got {req.priority!r}")
-    if req.max_retries is not None and (isinstance(req.max_retries, bool) or not isinstance(req.max_retries, int) or req.max_retries < 0):
+    if req.max_retries is not None and (
+        isinstance(req.max_retries, bool) or not isinstance(req.max_retries, int) or req.max_retries < 0
+    ):
         raise JobError(f"--max-retries must be a whole number >= 0, got {req.max_retries!r}")
     if not _SUFFIX_RE.match(req.tile_suffix):
-        raise JobError(f"--tile-suffix {req.tile_suffix!r} must hold one %d (e.g. _tile%02d) and only letters, digits, _ . -")
+        raise JobError(
+            f"--tile-suffix {req.tile_suffix!r} must hold one %d (e.g. _tile%02d) and only letters, digits, _ . -"
+        )
     if not re.fullmatch(r"\.[A-Za-z0-9]+", req.image_ext):
         raise JobError(f"image extension {req.image_ext!r} must look like .exr")
     for item in req.extra_args:
