@@ -128,7 +128,7 @@ def load_json_bounded(data: bytes, where: str, max_depth: int = MAX_DEPTH) -> An
         raise ShareFileError(f"{where}: not valid JSON ({reason})") from None
     depth = nesting_depth(value, max_depth)
     if depth > max_depth:
-        raise ShareFileError(f"{where}: nested deeper than {max_depth} levels")
+        raise ShareFileError(f"{where}: nested too deeply (more than {max_depth} levels)")
     return value
 
 
@@ -159,7 +159,7 @@ def check_yaml_shape(text: str, where: str, max_depth: int = MAX_DEPTH, max_node
             if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
                 depth += 1
                 if depth > max_depth:
-                    raise ShareFileError(f"{where}: nested deeper than {max_depth} levels")
+                    raise ShareFileError(f"{where}: nested too deeply (more than {max_depth} levels)")
             elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
                 depth -= 1
             if isinstance(event, yaml.NodeEvent):
