@@ -52,7 +52,7 @@ def test_each_agent_on_its_own_mount_runs_commands_sent_through_another_mount(tm
             wait_for(lambda: all(printed(h, "over sshfs") for h in hosts), 45, "every agent to run the command")
             wait_for(lambda: printed("lab5-02", "only two"), 45, "lab5-02 to run its command")
             # Every agent has now seen both lines: one on the wrong host would have run it.
-            send_marker(InstructionSender(shell_view, 600), lambda h: read_log(logs, h), hosts, timeout=45)
+            send_marker(InstructionSender(shell_view, 600, fs=REAL_FS), lambda h: read_log(logs, h), hosts, timeout=45)
             assert [printed(h, "over sshfs") for h in hosts] == [1, 1, 1]
             assert [printed(h, "only two") for h in hosts] == [0, 1, 0]
         finally:

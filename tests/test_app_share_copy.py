@@ -47,7 +47,7 @@ def builds(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]
     first = build_pex(out / "b1.pyz", "0.1.0.b1", _wheel_cache())
     here = f"{sys.version_info.major}{sys.version_info.minor}"
     second = build_pex(
-        out / "b2.pyz", "0.1.0.b2", _wheel_cache(), BuildTargets(pythons=(here,), platforms=("manylinux_2_28_x86_64",))
+        out / "b2.pyz", "0.1.0.b2", _wheel_cache(), BuildTargets(pythons=(here,), platforms=("manylinux2014_x86_64",))
     )
     yield {"0.1.0.b1": first, "0.1.0.b2": second}
 
@@ -101,9 +101,6 @@ def test_the_copy_holds_binary_wheels_for_windows_macos_and_linux(builds: dict[s
             "manylinux2014_aarch64",
         ):
             assert any(w.startswith("pyyaml-") and f"{py}-{py}" in w and tag in w for w in wheels), (py, tag)
-    for py in ("cp310", "cp311", "cp312", "cp313"):  # the linear-time regex engine of selectors, compiled
-        for tag in ("win_amd64", "macosx", "x86_64", "aarch64"):
-            assert any(w.startswith("google_re2-") and f"{py}-{py}" in w and tag in w for w in wheels), (py, tag)
     assert any(w.startswith("watchdog-") and "win_amd64" in w for w in wheels)
     assert any(w.startswith("prompt_toolkit-") for w in wheels)
 
@@ -150,9 +147,9 @@ def test_agent_from_the_share_copy_renders_then_moves_to_a_new_version_when_idle
         wait_for(lambda: len(sort_listing([p.name for p in more.iterdir()], pattern).done) == 2, 120, "2 more frames")
         log = farm.log("lab9-01")
         for i in range(1, 5):  # every frame of the first job exactly once, across both versions
-            assert log.count(f"completed shot010.{i:04d} of shot/frames") == 1, i
+            assert log.count(f"completed shot010.{i:04d} of shot in ") == 1, i
         for i in range(1, 3):  # and the job after the move, by the new version
-            assert log.count(f"completed shot010.{i:04d} of shot2/frames") == 1, i
+            assert log.count(f"completed shot010.{i:04d} of shot2 in ") == 1, i
         done = sorted(p.name for p in frames.iterdir() if p.suffix == ".png")
         assert len(done) == 4
         assert "moving the idle agent to it" in (farm.root / "lab9-01.out").read_text(errors="replace")

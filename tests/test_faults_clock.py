@@ -120,6 +120,11 @@ def kill_standins(standin: StandIn) -> None:
                 proc.kill()
 
 
+def holding_now(shot: Path) -> set[str]:
+    """The hosts that hold a frame of ``shot`` now."""
+    return {i.host for i in sort_listing(os.listdir(shot), ItemPattern([EXTENSION])).working}
+
+
 def test_ten_minutes_of_skew_makes_nobody_dead_or_alive_wrongly(tmp_path: Path) -> None:
     libfaketime()
     standin = StandIn(tmp_path / "standin").install()
@@ -132,7 +137,9 @@ def test_ten_minutes_of_skew_makes_nobody_dead_or_alive_wrongly(tmp_path: Path) 
         cleanup.callback(kill_standins, standin)
         cleanup.callback(farm.stop_all)
         common = standin.settings()
-        normal = farm.start_agent("lab1-01", **common)
+        # Spare workers on the normal agent: a reclaimer takes only as many stale frames as
+        # it has idle workers (issue 14), and this test times the reclaim, not a queue.
+        normal = farm.start_agent("lab1-01", workers=3, **common)
         ahead = start_skewed(farm, "lab1-02", "+10m", **common)
         behind = start_skewed(farm, "lab1-03", "-10m", **common)
         agents = [normal, ahead, behind]
@@ -143,14 +150,17 @@ def test_ten_minutes_of_skew_makes_nobody_dead_or_alive_wrongly(tmp_path: Path) 
         assert envy_io_status(farm) == {"lab1-01": True, "lab1-02": True, "lab1-03": True}
 
         shot = tmp_path / "shot"
-        standin.make_frames(shot, 12, 4.0)
+        standin.make_frames(shot, 3, 4.0)
         submit(
             farm.layout,
             SubmitRequest(str(shot), output=str(tmp_path / "out")),
             load_profiles([standin.profile]),
             fs=REAL_FS,
         )
-        farm.send("* render()")
+        # The skewed agents take a frame each first; the normal one takes the last and keeps two idle workers.
+        farm.send("lab1 02 render()", "lab1 03 render()")
+        wait_for(lambda: {"lab1-02", "lab1-03"} <= holding_now(shot), 20, "the skewed agents to hold a frame")
+        farm.send("lab1 01 render()")
 
         def owners() -> dict[str, str]:
             """Frame base -> the host that holds it or completed it."""

@@ -24,14 +24,8 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 PYTHONS = ("310", "311", "312", "313")  # hython: Houdini 20 is 3.10/3.11, 20.5 and 21 are 3.11
-# macOS 14 and glibc 2.28 (Debian 10, RHEL 8, Ubuntu 20.04) are the oldest systems the
-# agent's compiled dependencies all ship wheels for on every Python above (google-re2's
-# newest wheels need them); older wheels of psutil and PyYAML still match these tags.
-PLATFORMS = ("win_amd64", "macosx_14_0_x86_64", "macosx_14_0_arm64", "manylinux_2_28_x86_64", "manylinux_2_28_aarch64")
-# What an agent imports. The thumbnail libraries (Pillow, OpenEXR, numpy) stay out: they
-# would triple the copy for every platform, and an agent without them writes no previews
-# (a thumbnail failure never fails a frame; envy/render/thumbnails.py).
-REQUIREMENTS = ("psutil>=5.9", "watchdog>=3.0", "prompt_toolkit>=3.0", "pyyaml>=6.0", "google-re2>=1.1")
+PLATFORMS = ("win_amd64", "macosx_11_0_x86_64", "macosx_11_0_arm64", "manylinux2014_x86_64", "manylinux2014_aarch64")
+REQUIREMENTS = ("psutil>=5.9", "watchdog>=3.0", "prompt_toolkit>=3.0", "pyyaml>=6.0")
 PACKAGES = ("envy", "envy_io", "user_template")
 
 

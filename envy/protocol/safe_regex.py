@@ -49,6 +49,19 @@ class SafePattern:
         return self._compiled.fullmatch(text)  # type: ignore[no-any-return,unused-ignore]
 
 
+def compile_builtin(source: str) -> SafePattern:
+    """A pattern Envy itself ships (the default host pattern), never one from the share.
+
+    RE2 when it is installed; otherwise Python's ``re``, which is safe here because the
+    pattern is ours and the text it meets is a host name (at most 255 characters). An
+    agent run from the share copy (envy/app/build.py) has no RE2 on some platforms:
+    it still names hosts, and only refuses ``re:`` selectors and custom host patterns.
+    """
+    if _re2 is not None:
+        return compile_safe(source)
+    return SafePattern(source, re.compile(source, re.IGNORECASE))
+
+
 def compile_safe(source: str) -> SafePattern:
     """Compile ``source`` case-insensitively with RE2; UnsafePattern says why it is refused."""
     if not isinstance(source, str):

@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from envy.protocol.safe_regex import SafePattern, UnsafePattern, compile_safe
+from envy.protocol.safe_regex import SafePattern, UnsafePattern, compile_builtin, compile_safe
 
 __all__ = [
     "DEFAULT_HOST_PATTERN",
@@ -89,7 +89,7 @@ class HostNamePattern:
     def __post_init__(self) -> None:
         # The pattern comes from config.yaml on the share: matched by RE2, never by a backtracking engine.
         try:
-            compiled = compile_safe(self.regex)
+            compiled = compile_builtin(self.regex) if self.regex == DEFAULT_HOST_PATTERN else compile_safe(self.regex)
         except UnsafePattern as exc:
             raise SelectorError(f"invalid host name pattern {_excerpt(self.regex)}: {exc}") from None
         if not {"lab", "num"} <= set(compiled.groupindex):
