@@ -19,7 +19,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import psutil
 
@@ -254,29 +254,25 @@ def suspend_procs(procs: Iterable[psutil.Process]) -> list[int]:
     Used to pause a render while someone uses the machine: it keeps its memory
     and resumes where it was. Processes that are gone or not ours are skipped.
     """
-    done = []
-    for proc in procs:
-        try:
-            proc.suspend()
-            done.append(proc.pid)
-        except psutil.NoSuchProcess:
-            continue
-        except psutil.AccessDenied as exc:
-            log.warning("not allowed to pause pid %s: %s", proc.pid, exc)
-    return done
+    return _for_each(procs, psutil.Process.suspend, "pause")
 
 
 def resume_procs(procs: Iterable[psutil.Process]) -> list[int]:
     """Resume processes paused by ``suspend_procs``; return the pids resumed."""
+    return _for_each(procs, psutil.Process.resume, "resume")
+
+
+def _for_each(procs: Iterable[psutil.Process], action: Callable[[psutil.Process], None], verb: str) -> list[int]:
+    """``action`` on each process still there; the pids it worked on (refusals logged, not raised)."""
     done = []
     for proc in procs:
         try:
-            proc.resume()
+            action(proc)
             done.append(proc.pid)
         except psutil.NoSuchProcess:
             continue
         except psutil.AccessDenied as exc:
-            log.warning("not allowed to resume pid %s: %s", proc.pid, exc)
+            log.warning("not allowed to %s pid %s: %s", verb, proc.pid, exc)
     return done
 
 
