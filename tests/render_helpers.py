@@ -21,8 +21,13 @@ def pov_frames(folder: Path, count: int) -> Path:
     return folder
 
 
-def slow_povray_profile(path: Path, width: int = 1600, height: int = 1200) -> Path:
-    """Real POV-Ray at a size that takes a few seconds, so a test can act mid-frame."""
+def slow_povray_profile(path: Path, width: int = 640, height: int = 480) -> Path:
+    """Real POV-Ray at a size that takes a few seconds, so a test can act mid-frame.
+
+    About 5 s a frame on an idle core here, 10 s at load 2 and several times that beside
+    stress-ng: enough to act mid-frame on an idle machine, few enough that a test of three
+    frames ends well inside its bounds on a busy one (1600x1200 took 60 s at load 2).
+    """
     path.write_text(
         "name: povray-slow\nextensions: [.pov]\n"
         "executables: {linux: [/usr/bin/povray, povray], darwin: [povray], windows: [pvengine64.exe]}\n"

@@ -29,6 +29,7 @@ from farm import FAST, Farm, wait_for
 from render_helpers import pov_frames, submit_folder
 
 REPO = Path(__file__).resolve().parents[1]
+HERE = f"{sys.version_info.major}{sys.version_info.minor}"
 pytestmark = pytest.mark.app  # minutes for the first build: `-m "not app"` leaves them out
 
 
@@ -44,10 +45,12 @@ def builds(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]
         return
     require_tool("pex")
     out = tmp_path_factory.mktemp("builds")
-    first = build_pex(out / "b1.pyz", "0.1.0.b1", _wheel_cache())
-    here = f"{sys.version_info.major}{sys.version_info.minor}"
+    # Every OS and CPU for this Python: each pex target costs about 8 s here, and the full
+    # default (4 Pythons x 5 platforms, 194 s: docs/benchmarks.md) is the same code with
+    # a longer list (test_the_default_build_targets_every_python_hython_uses).
+    first = build_pex(out / "b1.pyz", "0.1.0.b1", _wheel_cache(), BuildTargets(pythons=(HERE,)))
     second = build_pex(
-        out / "b2.pyz", "0.1.0.b2", _wheel_cache(), BuildTargets(pythons=(here,), platforms=("manylinux2014_x86_64",))
+        out / "b2.pyz", "0.1.0.b2", _wheel_cache(), BuildTargets(pythons=(HERE,), platforms=("manylinux2014_x86_64",))
     )
     yield {"0.1.0.b1": first, "0.1.0.b2": second}
 
@@ -92,7 +95,7 @@ def test_the_copy_holds_binary_wheels_for_windows_macos_and_linux(builds: dict[s
         "manylinux2014_aarch64",
     ):
         assert any(tag in w for w in psutil), f"no psutil wheel for {tag}: {psutil}"
-    for py in ("cp310", "cp311", "cp312", "cp313"):
+    for py in (f"cp{HERE}",):
         for tag in (
             "win_amd64",
             "macosx_10_15_x86_64",
@@ -103,6 +106,14 @@ def test_the_copy_holds_binary_wheels_for_windows_macos_and_linux(builds: dict[s
             assert any(w.startswith("pyyaml-") and f"{py}-{py}" in w and tag in w for w in wheels), (py, tag)
     assert any(w.startswith("watchdog-") and "win_amd64" in w for w in wheels)
     assert any(w.startswith("prompt_toolkit-") for w in wheels)
+
+
+def test_the_default_build_targets_every_python_hython_uses() -> None:
+    targets = BuildTargets().pex_platforms()
+    for py in ("310", "311", "312", "313"):  # Houdini 20 is 3.10/3.11, 20.5 and 21 are 3.11
+        for plat in ("win_amd64", "macosx_11_0_x86_64", "macosx_11_0_arm64", "manylinux2014_x86_64",
+                     "manylinux2014_aarch64"):
+            assert f"{plat}-cp-{py}-cp{py}" in targets
 
 
 def test_publish_is_atomic_and_rollback_is_one_call(tmp_path: Path, builds: dict[str, Path]) -> None:

@@ -360,7 +360,8 @@ def test_sentinel_lost_while_running_no_writes_until_it_is_back_and_no_command_l
         fs.unmounted = False
         wait_for(lambda: agent.ledger.has_run(sent.id), 10, "the command sent while unmounted to run")
         wait_for(lambda: json.loads(layout.status_file(HOST).read_text())["counter"] > counter, 10, "heartbeats again")
-        assert agent.snapshot().message == "sent while unmounted"
+        # The ledger records a command before it runs (never twice); the message follows when it has run.
+        wait_for(lambda: agent.snapshot().message == "sent while unmounted", 10, "the command's print to show")
 
 
 # -- 4. a stale listing ------------------------------------------------------------------------------

@@ -95,7 +95,8 @@ def test_sigstop_past_dead_timeout_does_not_complete_twice_or_overwrite(farm: Fa
     state = listing(frames)
     assert len(state.done) == 1 and state.done[0].host == "lab1-02" and not state.working and not state.pending
     assert output.read_bytes() == reclaimer_image and is_png(output)
-    assert not [p for p in frames.iterdir() if "envy~tmp~" in p.name]
+    left = [p.name for p in frames.iterdir() if "envy~tmp~" in p.name]
+    assert not left, f"temp outputs left: {left}\n{farm.log('lab1-01')[-3000:]}\n{farm.log('lab1-02')[-3000:]}"
 
 
 def test_a_reclaimer_removes_the_dead_owners_temp_image(tmp_path: Path) -> None:

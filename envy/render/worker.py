@@ -152,6 +152,11 @@ class RenderWorker(threading.Thread):
             self._cleanup(plan)
             self._write_reason(log_path, reason)
             self._fail(job, claim, reason)
+        if claim.reclaimed_from:
+            # Once more after the frame: the old owner's renderer may have outlived the
+            # reclaim (a frozen machine's renderer runs on; a Windows one whose agent died)
+            # and written its temp image after the first clean-up.
+            remove_dead_owners_temp(plan, host.nonce, claim.reclaimed_from, host.fs)
 
     def _wait(self, job: Job, claim: Claim, child: RunningChild) -> ChildOutcome:
         queue_check = 0.0
