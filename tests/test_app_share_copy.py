@@ -30,7 +30,8 @@ from render_helpers import pov_frames, submit_folder
 
 REPO = Path(__file__).resolve().parents[1]
 HERE = f"{sys.version_info.major}{sys.version_info.minor}"
-pytestmark = pytest.mark.app  # minutes for the first build: `-m "not app"` leaves them out
+# Minutes for the first build (`-m "not app"` leaves them out); one worker builds and runs them all.
+pytestmark = [pytest.mark.app, pytest.mark.xdist_group("app")]
 
 
 def _wheel_cache() -> Path:

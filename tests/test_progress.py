@@ -336,3 +336,13 @@ def test_real_povray_parse_error_is_caught(tmp_path: Path) -> None:
     parser = ProgressParser(profile)
     assert _render(argv, parser, cwd=tmp_path) not in profile.ok_exit_codes
     assert parser.error is not None and "Parse Error" in parser.error
+
+
+def test_the_more_telling_error_wins_whichever_stream_arrives_first() -> None:
+    # POV-Ray prints its parse error and "Fatal error in parser" on two streams: their order
+    # through the pipes varies, the reason given to the student must not.
+    for lines in (["Fatal error in parser: Cannot parse input.", "Parse Error: No matching } in 'sphere'"],
+                  ["Parse Error: No matching } in 'sphere'", "Fatal error in parser: Cannot parse input."]):
+        parser = ProgressParser(PROFILES["povray"])
+        parser.feed("".join(f"{line}\n" for line in lines))
+        assert parser.error == "Parse Error: No matching } in 'sphere'", lines

@@ -11,9 +11,9 @@ from farm import Farm, wait_for
 from render_helpers import completions, is_png, pov_frames, submit_folder
 
 
-def test_three_agents_render_24_frames_each_exactly_once(farm: Farm, tmp_path: Path) -> None:
+def test_three_agents_render_12_frames_each_exactly_once(farm: Farm, tmp_path: Path) -> None:
     require_tool("povray")
-    frames = pov_frames(tmp_path / "shot010" / "frames", 24)
+    frames = pov_frames(tmp_path / "shot010" / "frames", 12)
     job = submit_folder(farm.share, frames)
     assert job.renderer == "povray" and job.kind == "frames"
     agents = [farm.start_agent(f"lab1-0{i}") for i in (1, 2, 3)]
@@ -21,9 +21,9 @@ def test_three_agents_render_24_frames_each_exactly_once(farm: Farm, tmp_path: P
         farm.wait_heartbeat(a)
     farm.send("lab1 * render()")
     pattern = ItemPattern([".pov"])
-    wait_for(lambda: len(sort_listing([p.name for p in frames.iterdir()], pattern).done) == 24, 150, "24 frames done")
+    wait_for(lambda: len(sort_listing([p.name for p in frames.iterdir()], pattern).done) == 12, 150, "12 frames done")
     logs = [farm.log(a.host) for a in agents]
-    for i in range(1, 25):
+    for i in range(1, 13):
         base = f"shot010.{i:04d}"
         png = frames / f"{base}.png"
         assert png.exists() and is_png(png), f"{png.name} is not a valid PNG"
@@ -32,7 +32,7 @@ def test_three_agents_render_24_frames_each_exactly_once(farm: Farm, tmp_path: P
         frame_logs = list((farm.layout.jobs_dir / job.id / "logs").glob(f"{base}.*.log"))
         assert len(frame_logs) == 1
         assert "Parse Error" not in frame_logs[0].read_text(errors="replace")
-    assert all(sum(completions([log], f"shot010.{i:04d}") for i in range(1, 25)) > 0 for log in logs), (
+    assert all(sum(completions([log], f"shot010.{i:04d}") for i in range(1, 13)) > 0 for log in logs), (
         "every agent worked"
     )
     assert not [p for p in frames.iterdir() if "envy~tmp~" in p.name], "no temp outputs left"

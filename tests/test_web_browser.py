@@ -26,6 +26,9 @@ from web_helpers import (
     screenshot_not_blank,
 )
 
+# One farm, monitor and browser for the module: one worker runs it all.
+pytestmark = pytest.mark.xdist_group("browser")
+
 FRAMES = 6
 MIN_PIXEL_STD = 8.0
 

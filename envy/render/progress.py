@@ -41,6 +41,10 @@ class ProgressParser:
         self._previous = ""  # the line before, in case an error line began on it
         self._error_parts: list[str] = []
         self._error_open = False  # the error message may continue on the next line
+        # Which pattern the kept error matched: an earlier pattern in the profile is the more
+        # telling one (POV-Ray's "Parse Error: ..." over its "Fatal error in parser"), and the
+        # renderer's stdout and stderr may reach us in either order.
+        self._error_rank = len(self._errors)
 
     def feed(self, chunk: str) -> list[str]:
         """Add output; return the lines it completed (without line ends or colour codes)."""
@@ -73,7 +77,7 @@ class ProgressParser:
 
     @property
     def error(self) -> str | None:
-        """The first line that matched an error pattern (with its wrapped parts joined), or None."""
+        """The first line matching the profile's first matching error pattern (wrapped parts joined), or None."""
         return "".join(self._error_parts).strip() if self._error_parts else None
 
     @property
@@ -107,8 +111,11 @@ class ProgressParser:
                 self._error_parts.append(line)
                 return
             self._error_open = False
-        if self._error_parts or not any(pattern.search(line) for pattern in self._errors):
-            return
+        rank = next((i for i, pattern in enumerate(self._errors) if pattern.search(line)), len(self._errors))
+        if rank >= self._error_rank:
+            return  # no error here, or not a more telling one than the error kept
+        self._error_parts = []
+        self._error_rank = rank
         if len(self._previous) in WRAP_WIDTHS and not any(p.search(self._previous) for p in self._errors):
             self._error_parts.append(self._previous)  # the message began on the wrapped line before
         self._error_parts.append(line)
