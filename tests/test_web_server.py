@@ -204,3 +204,50 @@ def test_hostile_logs_and_thumbnails_on_the_share(farm: Farm, tmp_path: Path) ->
         assert httpx.get(f"{url}/thumbs/{job.id}/shot010.0002.jpg", timeout=10).status_code == 404  # a link out
         assert time.monotonic() - started < 8
         assert httpx.get(f"{url}/api/jobs/{job.id}/logs/shot010.0002.lab1-01.1.log").text.endswith("after 2.5 s\n")
+
+
+def test_render_times_come_from_the_status_files_and_logs_only_for_frames_done_before(
+    farm: Farm, tmp_path: Path
+) -> None:
+    """The job page's render times cost no share reads beyond the monitor's: agents list their
+    last frames and times in the status file. Only frames done before the page looked (no status
+    names them any more) are looked up in the job's logs, once."""
+    frames = pov_frames(tmp_path / "shot" / "frames", 3)
+    job = submit_folder(farm.share, frames)
+    fs = CountingFS()
+    with running_monitor(io_farm(farm, fs), interval=0.5) as monitor:
+        monitor.poller.watch(job.id)  # a job page is open
+        agent = farm.start_agent("lab1-01")
+        farm.wait_heartbeat(agent)
+        farm.send("lab1-01 render()")
+
+        def times() -> list:
+            snap = monitor.hub.latest()
+            view = snap.job(job.id) if snap else None
+            return [i["seconds"] for i in view.items] if view else []
+
+        monitor.poller.watch(job.id)
+        wait_for(lambda: len(times()) == 3 and all(s is not None for s in times()), 120, "three render times")
+        assert fs.listings.get("logs", 0) == 0, "render times read from the logs, not the status files"
+        status = json.loads((farm.layout.status_dir / "lab1-01.json").read_text())
+        assert {r["frame"] for r in status["recent"]} == {n.split(".envy~")[0].removesuffix(".pov")
+                                                          for n in (p.name for p in frames.iterdir())
+                                                          if ".envy~done~" in n}
+    # A web monitor opened after the agent has gone (no status names the frames any more)
+    # reads the job's logs once for them, and not again at each poll.
+    agent.kill9()
+    (farm.layout.status_dir / "lab1-01.json").unlink()
+    fs2 = CountingFS()
+    with running_monitor(io_farm(farm, fs2), interval=0.5) as monitor:
+        monitor.poller.watch(job.id)
+
+        def later_times() -> list:
+            snap = monitor.hub.latest()
+            view = snap.job(job.id) if snap else None
+            return [i["seconds"] for i in view.items] if view else []
+
+        wait_for(lambda: len(later_times()) == 3 and all(s is not None for s in later_times()), 30,
+                 "render times from the logs")
+        polls = monitor.poller.polls
+        wait_for(lambda: monitor.poller.polls >= polls + 4, 30, "four more polls")
+        assert fs2.listings.get("logs", 0) == 1, fs2.listings

@@ -188,6 +188,7 @@ class Agent:
             status.workers = render.worker_statuses()
             status.render_jobs = render.job_names()
             status.done_frames = render.done_count
+            status.recent = render.recent_done()
             if render.active and status.state in ("idle", "rendering"):
                 status.state = "rendering"
             status.work = render.describe()

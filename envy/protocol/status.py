@@ -49,6 +49,16 @@ class WorkerStatus:
 
 
 @dataclass
+class RecentFrame:
+    """A frame this agent finished lately and how long it took: the web monitor's render time
+    without reading the frame's log (issue 12: no more share reads than the monitor)."""
+
+    job: str
+    frame: str
+    seconds: float
+
+
+@dataclass
 class AgentStatus:
     host: str
     nonce: str
@@ -68,6 +78,7 @@ class AgentStatus:
     render_jobs: list[str] = field(default_factory=list)
     done_frames: int = 0
     started: str = ""  # ISO time of the agent's start, by its own clock, for people to read
+    recent: list[RecentFrame] = field(default_factory=list)  # the last frames done, newest last
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -89,8 +100,19 @@ class AgentStatus:
         workers = data.get("workers") or []
         if len(workers) > MAX_WORKERS:
             raise ValueError(f"{where}: more than {MAX_WORKERS} workers")
-        values = {k: v for k, v in data.items() if k in _STATUS_FIELDS and k != "workers"}
+        recent = data.get("recent") or []
+        if len(recent) > MAX_RECENT:
+            raise ValueError(f"{where}: more than {MAX_RECENT} recent frames")
+        values = {k: v for k, v in data.items() if k in _STATUS_FIELDS and k not in ("workers", "recent")}
         status = cls(host=data["host"], nonce=data["nonce"], **values)
+        status.recent = []
+        for r in recent:
+            if not isinstance(r, dict) or set(r) != set(_RECENT_FIELDS):
+                raise ValueError(f"{where}: each recent frame must be an object of {', '.join(_RECENT_FIELDS)}")
+            check_fields(r, _RECENT_FIELDS, f"{where} (recent)")
+            if len(r["job"]) > 255 or len(r["frame"]) > 255 or not 0 <= r["seconds"] < 1e9:
+                raise ValueError(f"{where}: a recent frame's names are at most 255 characters, its seconds 0 or more")
+            status.recent.append(RecentFrame(r["job"], r["frame"], float(r["seconds"])))
         status.workers = []
         for w in workers:
             if isinstance(w, dict) and isinstance(w.get("index"), int):
@@ -100,11 +122,13 @@ class AgentStatus:
 
 
 MAX_WORKERS = 256
+MAX_RECENT = 64
 _STATUS_FIELDS = {
     "counter": INT, "ip": TEXT, "user": TEXT, "pid": INT, "version": TEXT, "os": TEXT, "state": TEXT,
     "work": TEXT, "message": TEXT, "heartbeat": NUMBER, "poll_interval": NUMBER, "workers": LIST,
-    "locked_reason": TEXT, "render_jobs": TEXT_LIST, "done_frames": INT, "started": TEXT,
+    "locked_reason": TEXT, "render_jobs": TEXT_LIST, "done_frames": INT, "started": TEXT, "recent": LIST,
 }
+_RECENT_FIELDS = {"job": TEXT, "frame": TEXT, "seconds": NUMBER}
 _WORKER_FIELDS = {
     "index": INT, "job": OPT_TEXT, "frame": OPT_TEXT, "percent": OPT_NUMBER, "started": OPT_NUMBER,
     "elapsed_s": OPT_NUMBER,

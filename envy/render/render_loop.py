@@ -17,13 +17,14 @@ import logging
 import os
 import threading
 import time
+from collections import deque
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from envy.local_state import share_id
 from envy.platform.host import os_name
-from envy.protocol.status import WorkerStatus
+from envy.protocol.status import RecentFrame, WorkerStatus
 from envy.render.claims import Claim, FolderQueue, Identity, ItemName, ItemPattern
 from envy.render.host import RenderHost
 from envy.render.jobs import Job, list_jobs, select_active
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 QUEUE_EMPTY = "queue empty"  # the status file's ``work`` when render mode has nothing to do
 
 RENDER_MODE_FILE = "render-mode.json"
+RECENT_DONE = 16
 
 
 def remembered_targets(state_dir: Path, share: str | None = None) -> list[str] | None:
@@ -65,7 +67,7 @@ class RenderLoop:
     * ``_jobs``, ``_queues``, ``_failed_here``: shared by the workers and the
       reclaimer, behind ``_lock``.
     * the done count and the hold reason: changed only through
-      ``count_done()`` and ``hold()``, behind ``_lock``.
+      ``count_done()`` and ``hold()``, behind ``_lock`` (the recent frames too).
     * what each worker is doing: published by that worker (worker.py).
     """
 
@@ -76,6 +78,9 @@ class RenderLoop:
         self.active = False
         self.targets: tuple[str, ...] = ()
         self._done_count = 0
+        # The last frames done and their render times, for the status file: a monitor learns a
+        # frame's time from the file it reads anyway. Enough for one heartbeat of a busy agent.
+        self._recent: deque[RecentFrame] = deque(maxlen=RECENT_DONE)
         # Holds by source (the lockdown policy, NIMBY): finish the frame in hand, take no new one.
         self._holds: dict[str, str] = {"policy": "", "nimby": ""}
         self._stop = threading.Event()
@@ -93,9 +98,15 @@ class RenderLoop:
         self.reclaimer = Reclaimer(self)
 
     # -- counters and holds (any thread) --------------------------------------------------
-    def count_done(self) -> None:
+    def count_done(self, job_id: str, frame: str, seconds: float) -> None:
         with self._lock:
             self._done_count += 1
+            self._recent.append(RecentFrame(job_id, frame, round(seconds, 1)))
+
+    def recent_done(self) -> list[RecentFrame]:
+        """The last frames done here, newest last (for the status file)."""
+        with self._lock:
+            return list(self._recent)
 
     @property
     def done_count(self) -> int:

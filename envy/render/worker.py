@@ -200,8 +200,8 @@ class RenderWorker(threading.Thread):
                     log.warning("worker %d: cannot complete %s yet (%s)", self.index, claim.item.original, exc)
                     state = UNKNOWN
                 if state == DONE:
-                    self.loop.count_done()
                     took = time.monotonic() - started
+                    self.loop.count_done(job.id, claim.item.base, took)
                     log.info("worker %d: completed %s of %s in %.1f s", self.index, plan.label, job.name, took)
                     self._thumbnail(job, claim, plan)
                     return

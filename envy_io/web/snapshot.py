@@ -6,10 +6,13 @@ every job file, one listing per job folder) and publishes the result as an
 immutable :class:`Snapshot`. Pages never touch the share for what a
 snapshot holds; they are told about each new one by server-sent events.
 
-Two extras are read only for jobs someone has open on a job page
-("watched"), and only when the job's finished items changed: one listing of
-its thumbs/ and one of its logs/ folder, plus the end of each finished
-frame's log once (its render time, which never changes afterwards).
+Extras are read only for jobs someone has open on a job page ("watched"):
+a listing of its thumbs/ when finished frames still lack a thumbnail. A
+frame's render time comes from the status files read anyway (each agent lists
+its last frames done and their times); only for a frame no status names (done
+before this process looked) is the job's logs/ listed, at most every
+``LOGS_RELIST_S``, and the end of that frame's log read once (it never
+changes afterwards).
 """
 
 from __future__ import annotations
@@ -44,6 +47,10 @@ WATCH_FOR_S = 30.0  # a job page counts as open this long after its last request
 SETTLED_RELIST_S = 10.0
 THUMB_RETRIES = 6  # polls that re-list thumbs/ while finished frames still lack one
 LOG_TAIL_BYTES = 2048
+# A frame just done is in its agent's next status (one heartbeat, 5 s by default): only a frame
+# done longer than this without a time in any status is looked up in the logs.
+RECENT_GRACE_S = 15.0
+LOGS_RELIST_S = 10.0
 _FOOTER_RE = re.compile(rb"=== envy: exit code (-?\d+) after ([0-9.]+) s")
 _LOG_RE = re.compile(r"^(?P<base>.+)\.(?P<host>[^.]+)\.(?P<attempt>\d{1,4})\.log$")
 
@@ -180,8 +187,10 @@ class _JobMemory:
     thumbs: frozenset[str] = frozenset()
     thumbs_for: frozenset[str] | None = None  # the done set thumbs/ was last listed for
     thumb_retries: int = 0
-    logs_for: frozenset[str] = frozenset()  # the done set the logs were last listed for
-    attempts: dict[str, list[Attempt]] = field(default_factory=dict)  # base (case-folded) -> attempts
+    seconds: dict[str, float] = field(default_factory=dict)  # base (case-folded) -> render time
+    first_done: dict[str, float] = field(default_factory=dict)  # base -> clock when first seen done
+    looked: bool = False  # the job page's extras were read at least once
+    logs_listed_at: float | None = None
     finished_at: float | None = None
     items_key: tuple[Any, ...] = ()
     items_version: int = 0
@@ -259,14 +268,25 @@ class FarmPoller(threading.Thread):
             now = self.clock()
             self._watched = {k: t for k, t in self._watched.items() if now - t < WATCH_FOR_S}
             watched = set(self._watched)
-        views = tuple(self._job_view(job, job.id in watched, fresh) for job in sorted(jobs, key=lambda j: j.id))
+        agents = self.board.views()
+        recent: dict[str, dict[str, float]] = {}  # job id -> base (case-folded) -> seconds
+        for view in agents:
+            for r in view.status.recent:
+                recent.setdefault(r.job, {})[r.frame.casefold()] = r.seconds
+        views = tuple(
+            self._job_view(job, job.id in watched, fresh, recent.get(job.id, {}))
+            for job in sorted(jobs, key=lambda j: j.id)
+        )
         self._memory = {k: m for k, m in self._memory.items() if any(v.job.id == k for v in views)}
-        hosts = tuple(host_json(v, self.board.tracker.dead_after) for v in self.board.views())
+        hosts = tuple(host_json(v, self.board.tracker.dead_after) for v in agents)
         self._version += 1
         return Snapshot(self._version, time.time(), str(self.layout.root), views, hosts, tuple(dict.fromkeys(warnings)))
 
-    def _job_view(self, job: Job, watched: bool, fresh: bool = False) -> JobView:
+    def _job_view(
+        self, job: Job, watched: bool, fresh: bool = False, recent: dict[str, float] | None = None
+    ) -> JobView:
         memory = self._memory.setdefault(job.id, _JobMemory())
+        memory.seconds.update(recent or {})
         try:
             remap = self.remap(job)
         except RemapError as exc:
@@ -325,9 +345,21 @@ class FarmPoller(threading.Thread):
                 )
             except OSError:
                 pass  # no thumbnails yet
-        if done_keys != memory.logs_for:
-            memory.logs_for = done_keys
-            memory.attempts = self._attempts(job, done_keys)
+        now = self.clock()
+        first_look, memory.looked = not memory.looked, True
+        for key in done_keys:
+            # Done before the page first looked: no status will name it any more.
+            memory.first_done.setdefault(key, now - (RECENT_GRACE_S if first_look else 0.0))
+        unknown = frozenset(
+            k for k in done_keys - memory.seconds.keys() if now - memory.first_done[k] >= RECENT_GRACE_S
+        )
+        listed_at = memory.logs_listed_at
+        if unknown and (listed_at is None or now - listed_at >= LOGS_RELIST_S):
+            memory.logs_listed_at = now
+            for key, attempts in self._attempts(job, unknown).items():
+                ok = [a.seconds for a in attempts if a.seconds is not None and a.exit_code == 0]
+                if ok:
+                    memory.seconds[key] = ok[-1]
 
     def _attempts(self, job: Job, done_keys: frozenset[str]) -> dict[str, list[Attempt]]:
         try:
@@ -367,9 +399,7 @@ class FarmPoller(threading.Thread):
     def _seconds(self, memory: _JobMemory, item: ItemName) -> float | None:
         if item.state != "done":
             return None
-        attempts = memory.attempts.get(item.base.casefold(), [])
-        ok = [a.seconds for a in attempts if a.seconds is not None and a.exit_code == 0]
-        return ok[-1] if ok else None
+        return memory.seconds.get(item.base.casefold())
 
 
 def read_tail(path: Path, limit: int) -> bytes:

@@ -33,7 +33,7 @@ JSON = st.recursive(
     max_leaves=30,
 )
 STATUS_KEYS = ["host", "nonce", "counter", "ip", "user", "pid", "state", "heartbeat", "workers", "render_jobs",
-               "done_frames", "message"]
+               "done_frames", "message", "recent"]
 JOB_KEYS = ["id", "name", "kind", "renderer", "source", "extensions", "priority", "state", "output", "frames",
             "chunk", "max_retries", "remap", "settings"]
 FEW = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -150,6 +150,17 @@ def test_a_status_of_wrong_types_raises_only_value_error(data: object) -> None:
     # What was accepted has the types the reclaimer and envy-io compute with.
     assert isinstance(status.counter, int) and isinstance(status.heartbeat, (int, float))
     assert all(isinstance(w.index, int) for w in status.workers)
+    assert all(isinstance(r.frame, str) and isinstance(r.seconds, float) for r in status.recent)
+
+
+@pytest.mark.parametrize("recent", [
+    "x", [1], [{"job": "j", "frame": "f"}], [{"job": "j", "frame": "f", "seconds": "9"}],
+    [{"job": "j", "frame": "f", "seconds": -1}], [{"job": "j" * 300, "frame": "f", "seconds": 1}],
+    [{"job": "j", "frame": "f", "seconds": 1, "extra": 1}], [{"job": "j", "frame": "f", "seconds": 1}] * 65,
+])
+def test_a_status_with_bad_recent_frames_is_refused_with_the_field(recent: object) -> None:
+    with pytest.raises(ValueError, match="recent"):
+        AgentStatus.from_json({"host": "lab1-01", "nonce": "ab", "recent": recent})
 
 
 @given(st.lists(st.binary(max_size=300) | keyed(STATUS_KEYS).map(lambda d: json.dumps(d).encode()), max_size=4))
