@@ -29,6 +29,7 @@ from envy.protocol.signing import default_key_path, signing_check
 from envy.render.host import RenderHost
 from envy.render.plans import Planners, plan_frame_file, plan_range_task
 from envy.render.render_loop import RenderLoop
+from envy.render.still_task import plan_still_task
 from envy.security import InstructionCheck, all_checks
 from envy.share.fs import ShareFS
 from envy.share.layout import ShareLayout
@@ -44,6 +45,7 @@ def standard_planners() -> Planners:
     planners = Planners()
     planners.register_frames(plan_frame_file)
     planners.register_task("range", plan_range_task)
+    planners.register_task("still", plan_still_task)  # a still .pov: one image, no --frames
     planners.register_task("husk", plan_husk_task)  # envy/usd
     planners.register_task("hython", plan_cache_task)  # envy/houdini
     return planners

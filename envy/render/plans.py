@@ -29,6 +29,7 @@ from envy.render.confine import RangeRefused, check_frame_range
 from envy.render.jobs import Job
 from envy.render.profiles import ProfileError, RendererProfile
 from envy.render.remap import PathRemap
+from envy.render.scene_range import frame_step, own_frame_files
 from envy.share.bounded import read_share_json
 from envy.share.fs import ShareFS
 
@@ -97,6 +98,10 @@ class PlanInput:
 
     def local_path(self, path: str) -> Path:
         return Path(self.remap().apply(path, os_name()))
+
+    def remap_text(self, path: str) -> str:
+        """``path`` for this machine, as text (a trailing separator kept)."""
+        return self.remap().apply(path, os_name())
 
     def profile(self, name: str | None = None) -> RendererProfile:
         key = (name or self.job.renderer).lower()
@@ -185,18 +190,25 @@ def plan_range_task(inp: PlanInput, task: Mapping[str, Any]) -> WorkPlan:
     except RangeRefused as exc:
         raise PlanError(str(exc)) from None
     scene = inp.local_path(inp.job.source)
+    try:
+        frames = list(range(start, end + 1, frame_step(task)))
+        # The scene's own output path and format, recorded at submit, win when the job sets no output.
+        own = None if inp.job.output else own_frame_files(inp.job.settings, frames, scene.parent, inp.remap_text)
+    except ValueError as exc:
+        raise PlanError(str(exc)) from None
     out_dir = inp.local_path(inp.job.output) if inp.job.output else scene.parent
-    inp.fs.makedirs(out_dir)
     stem = scene.name.split(".")[0]
+    if own is None:
+        inp.fs.makedirs(out_dir)
     try:
         argv = profile.command(
-            executable=inp.executable(profile), scene=str(scene), output=str(out_dir / f"{stem}_"),
-            threads=inp.threads(), start=start, end=end,
+            executable=inp.executable(profile), scene=str(scene),
+            output=str(out_dir / f"{stem}_") if own is None else None, threads=inp.threads(), start=start, end=end,
         )
     except ProfileError as exc:
         raise PlanError(str(exc)) from None
-    outputs = [Output(None, out_dir / f"{stem}_{f:04d}{profile.output_ext}") for f in range(start, end + 1)]
-    return WorkPlan(argv, scene.parent, f"frames {start}-{end}", profile, outputs, list(range(start, end + 1)))
+    files = own if own is not None else [out_dir / f"{stem}_{f:04d}{profile.output_ext}" for f in frames]
+    return WorkPlan(argv, scene.parent, f"frames {start}-{end}", profile, [Output(None, p) for p in files], frames)
 
 
 FramePlanner = Callable[[PlanInput], WorkPlan]

@@ -2,9 +2,11 @@
 
 A folder of per-frame scene files becomes a ``frames`` job: agents claim the
 files in place. A scene that holds every frame (``.blend``, an animated
-``.pov``) plus ``--frames A-B --chunk N`` becomes a ``tasks`` job: one JSON
-task file per chunk in ``jobs/<id>/tasks/``. Task files are written before
-the job file, so agents never see a job whose tasks are half there.
+``.pov``) becomes a ``tasks`` job: one JSON task file per ``--chunk N``
+frames in ``jobs/<id>/tasks/``, over ``--frames A-B`` or the range the scene
+itself says (envy/render/scene_range.py); a still ``.pov`` is one task.
+Task files are written before the job file, so agents never see a job whose
+tasks are half there.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from envy.platform.host import host_name, user_name
 from envy.render.claims import ItemPattern, sort_listing
@@ -22,12 +25,14 @@ from envy.render.confine import MAX_TASK_FRAMES
 from envy.render.jobs import Job, JobError, list_jobs, new_job_id, save_job
 from envy.render.profiles import RendererProfile, profile_for_file
 from envy.render.remap import PathRemap
+from envy.render.scene_range import scene_frames
 from envy.share.atomic import atomic_write_json
 from envy.share.fs import ShareFS
 from envy.share.layout import ShareLayout
 from envy.share.names import is_junk
 
 TASK_EXT = ".json"
+STILL_TASK = "still"  # one image of a scene file (a .pov without clock): envy/render/still_task.py
 
 
 @dataclass
@@ -44,6 +49,7 @@ class SubmitRequest:
     paused: bool = False
     settings: dict = field(default_factory=dict)
     again: bool = False  # submit a source that is already a job as a second job
+    renderers: Mapping[str, Any] = field(default_factory=dict)  # config `renderers`: Blender to ask about a .blend
 
 
 # Folder names that say nothing about the shot: the job is named after the folder above.
@@ -156,27 +162,37 @@ def submit(layout: ShareLayout, req: SubmitRequest, profiles: Mapping[str, Rende
                 f"{req.source}: renderer {file_profile.name} renders one file per frame; "
                 "submit the folder of frame files"
             )
-        if not req.frames:
-            raise JobError(f"{req.source} holds every frame: give --frames A-B (and --chunk N)")
-        start, end = parse_frames(req.frames)
+        # The scene's own range, step and output win unless the job sets them (issue 11 §4).
+        scene = scene_frames(local, req.source, file_profile, parse_frames(req.frames) if req.frames else None,
+                             req.output, req.renderers)
+        common["settings"] = {**scene.settings, **req.settings}
         name = _named(req, local, list_jobs(layout, fs)[0])
         job = Job(id=new_job_id(local.stem, now), name=name, kind="tasks", renderer=file_profile.name,
-                  source=req.source, extensions=[TASK_EXT], frames=f"{start}-{end}", chunk=req.chunk, **common)  # type: ignore[arg-type]
+                  source=req.source, extensions=[TASK_EXT], frames=scene.text, chunk=req.chunk, **common)  # type: ignore[arg-type]
         job.validate()
-        write_range_tasks(layout, job, local.stem.split(".")[0], start, end, req.chunk, fs)
+        stem = local.stem.split(".")[0]
+        if scene.still:
+            write_tasks(layout, job, [(f"{stem}{TASK_EXT}", {"type": STILL_TASK})], fs)
+            return job
+        write_range_tasks(layout, job, stem, scene.start, scene.end, req.chunk, fs, scene.step)
         save_job(layout, job, fs)
         return job
     raise JobError(f"{req.source}: no such file or folder (for another OS's path, add --remap FROM,TO)")
 
 
-def write_range_tasks(layout: ShareLayout, job: Job, stem: str, start: int, end: int, chunk: int, fs: ShareFS) -> int:
+def write_range_tasks(layout: ShareLayout, job: Job, stem: str, start: int, end: int, chunk: int, fs: ShareFS,
+                      step: int = 1) -> int:
+    """One task per ``chunk`` frames of start..end every ``step`` (a chunk starts on a frame the scene renders)."""
     folder = job.tasks_dir(layout)
     fs.makedirs(folder)
     width = max(4, len(str(end)))
+    frames = range(start, end + 1, step)
     count = 0
-    for first in range(start, end + 1, chunk):
-        last = min(first + chunk - 1, end)
-        task = {"type": "range", "start": first, "end": last}
+    for i in range(0, len(frames), chunk):
+        first, last = frames[i], frames[min(i + chunk, len(frames)) - 1]
+        task: dict[str, object] = {"type": "range", "start": first, "end": last}
+        if step != 1:
+            task["step"] = step
         atomic_write_json(folder / f"{stem}.{first:0{width}d}-{last:0{width}d}{TASK_EXT}", task, fs)
         count += 1
     return count

@@ -43,11 +43,13 @@ def _remap(env: CommandEnv, extra: list[str] | None = None) -> PathRemap:
 # -- submit --------------------------------------------------------------------------------
 def add_submit(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("source", help="a folder of per-frame scene files, or a scene holding every frame")
-    parser.add_argument("--frames", help="frame range A-B for a scene that holds every frame (.blend, animated .pov)")
+    parser.add_argument("--frames", help="frame range A-B for a scene that holds every frame (default: a .blend's "
+                        "own range; a still .pov needs none)")
     parser.add_argument("--chunk", type=count(1, 100_000), default=1, help="frames per task for --frames (default 1)")
     parser.add_argument("--renderer", help="renderer profile (default: by file extension)")
     parser.add_argument("--priority", type=count(0, 100), default=50, help="0-100, higher first (default 50)")
-    parser.add_argument("--output", help="output folder (default: the renderer's or the scene's own)")
+    parser.add_argument("--output", help="output folder (default: the scene's own, e.g. a .blend's output path "
+                        "and format)")
     parser.add_argument("--name", help="a name for the job (default: from the folder)")
     parser.add_argument(
         "--retries", type=count(0, 100), default=None, help="retries before a frame fails (default: config)"
@@ -100,6 +102,7 @@ def run_submit(args: argparse.Namespace, env: CommandEnv) -> int:
             remap=args.remap,
             paused=args.paused,
             again=args.again,
+            renderers=env.config.renderers,
         )
         try:
             job = submit(farm.layout, request, _profiles(env), farm.fs, local_os=os_name() if args.remap else None)
@@ -116,6 +119,9 @@ def run_submit(args: argparse.Namespace, env: CommandEnv) -> int:
         f"{'tasks' if job.kind == 'tasks' else 'frames'}, "
         f"priority {job.priority}{', paused' if job.state == 'paused' else ''})"
     )
+    if isinstance(job.settings.get("scene_output"), str):  # the .blend's own output is kept (issue 11 §4)
+        env.print(f"frames {job.frames}, written as the scene says: {job.settings['scene_output']} "
+                  f"({job.settings.get('scene_format')})")
     env.print("agents render it after:  SELECTOR render()   e.g.  lab3 * render()")
     return 0
 
