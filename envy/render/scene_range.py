@@ -15,6 +15,7 @@ Renderers' own settings win (issue 11 Must-hold 4):
 from __future__ import annotations
 
 import re
+import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,7 +75,9 @@ def scene_frames(local: Path, source: str, profile: RendererProfile, frames: tup
 
 def _blend_frames(local: Path, source: str, profile: RendererProfile, frames: tuple[int, int] | None,
                   output: str | None, renderers: Mapping[str, Any], ask: Asker) -> SceneFrames:
-    blender = profile.find_executable(renderers)
+    configured = renderers.get(profile.name)
+    configured = configured.get("executable") if isinstance(configured, Mapping) else configured
+    blender = profile.find_executable(renderers) if not configured or shutil.which(str(configured)) else None
     if blender is None:
         if frames is not None and output:  # nothing left to ask: the job sets range and output
             return SceneFrames(frames[0], frames[1])
