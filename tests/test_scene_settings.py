@@ -12,16 +12,22 @@ import contextlib
 import io
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from conftest import require_tool
+from envy.config import Config
 from envy.render.blend_scene import BlendSceneError, ask_blender, frame_file
-from envy.render.jobs import JobError
+from envy.render.claims import Claim, ItemName
+from envy.render.jobs import Job, JobError
+from envy.render.plans import PlanError, PlanInput, WorkPlan, plan_range_task
 from envy.render.profiles import load_profiles
 from envy.render.scene_range import scene_frames
 from envy.render.submit import write_range_tasks
+from envy.share.fs import REAL_FS
+from envy.share.layout import ShareLayout
 from envy_io.cli import main
 from farm import Farm, wait_for
 from render_helpers import is_png
@@ -191,10 +197,6 @@ def test_animated_pov_without_frames_is_refused_with_the_fix(tmp_path: Path) -> 
 
 
 def test_range_chunks_start_on_frames_the_scene_renders(tmp_path: Path) -> None:
-    from envy.render.jobs import Job
-    from envy.share.fs import REAL_FS
-    from envy.share.layout import ShareLayout
-
     layout = ShareLayout(tmp_path)
     job = Job(id="20260101-000000-a-0000", name="a", kind="tasks", renderer="blender", source="a.blend",
               extensions=[".json"])
@@ -202,3 +204,40 @@ def test_range_chunks_start_on_frames_the_scene_renders(tmp_path: Path) -> None:
     found = sorted((p.name, json.loads(p.read_text())) for p in job.tasks_dir(layout).iterdir())
     assert found == [("a.0001-0004.json", {"type": "range", "start": 1, "end": 4, "step": 3}),
                      ("a.0007-0010.json", {"type": "range", "start": 7, "end": 10, "step": 3})]
+
+
+def plan_range(tmp_path: Path, settings: object, task: dict, **job: object) -> WorkPlan:
+    """The agent's plan for a range task of a .blend job whose job file says ``settings`` (anyone can write it)."""
+    scene = tmp_path / "proj" / "a.blend"
+    job_file = Job(id="20260101-000000-a-0000", name="a", kind="tasks", renderer="blender", source=str(scene),
+                   extensions=[".json"], **job)  # type: ignore[arg-type]
+    job_file.settings = settings  # type: ignore[assignment]
+    claim = Claim(tmp_path / "tasks", ItemName("a.0003-0007", ".json", "pending"))
+    config = Config(renderers={"blender": {"executable": sys.executable}})
+    return plan_range_task(PlanInput(job_file, claim, load_profiles(), config, "n0nce", tmp_path, REAL_FS), task)
+
+
+def test_the_agent_expects_frames_where_the_blend_writes_them_and_forces_no_output(tmp_path: Path) -> None:
+    own = {"scene_output": "P:/renders/", "scene_output_ext": ".exr", "scene_format": "OPEN_EXR"}
+    plan = plan_range(tmp_path, own, {"type": "range", "start": 3, "end": 7, "step": 2},
+                      remap=[f"P:/,{tmp_path}/mnt/"])
+    assert [str(o.final) for o in plan.outputs] == [f"{tmp_path}/mnt/renders/{f:04d}.exr" for f in (3, 5, 7)]
+    assert plan.frames == [3, 5, 7] and "-o" not in plan.argv and "-F" not in plan.argv
+    forced = plan_range(tmp_path, own, {"type": "range", "start": 3, "end": 4}, output=str(tmp_path / "out"))
+    assert forced.argv[forced.argv.index("-F") + 1] == "PNG"  # the job's --output wins
+    assert [o.final.name for o in forced.outputs] == ["a_0003.png", "a_0004.png"]
+
+
+@pytest.mark.parametrize(("settings", "task", "message"), [
+    ({"scene_output": 5}, {"type": "range", "start": 1, "end": 2}, "'scene_output' must be a path"),
+    ({"scene_output": "//x", "scene_output_ext": ["x"]}, {"type": "range", "start": 1, "end": 2}, "an extension"),
+    ({"scene_output": "x" * 5000}, {"type": "range", "start": 1, "end": 2}, "must be a path"),
+    ({}, {"type": "range", "start": 1, "end": 2, "step": "2"}, "step must be a whole number from 1"),
+    ({}, {"type": "range", "start": 1, "end": 2, "step": 0}, "step must be a whole number from 1"),
+    ({}, {"type": "range", "start": 1, "end": 2, "step": True}, "step must be a whole number from 1"),
+])
+def test_hostile_scene_settings_and_steps_fail_the_item_with_one_line(
+    tmp_path: Path, settings: dict, task: dict, message: str
+) -> None:
+    with pytest.raises(PlanError, match=message):
+        plan_range(tmp_path, settings, task)
