@@ -162,11 +162,11 @@ def submit(layout: ShareLayout, req: SubmitRequest, profiles: Mapping[str, Rende
                 f"{req.source}: renderer {file_profile.name} renders one file per frame; "
                 "submit the folder of frame files"
             )
+        name = _named(req, local, list_jobs(layout, fs)[0])  # before asking Blender: a resubmit is refused at once
         # The scene's own range, step and output win unless the job sets them (issue 11 §4).
         scene = scene_frames(local, req.source, file_profile, parse_frames(req.frames) if req.frames else None,
                              req.output, req.renderers)
         common["settings"] = {**scene.settings, **req.settings}
-        name = _named(req, local, list_jobs(layout, fs)[0])
         job = Job(id=new_job_id(local.stem, now), name=name, kind="tasks", renderer=file_profile.name,
                   source=req.source, extensions=[TASK_EXT], frames=scene.text, chunk=req.chunk, **common)  # type: ignore[arg-type]
         job.validate()
