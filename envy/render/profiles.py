@@ -374,3 +374,8 @@ def _resolve(candidate: str) -> str | None:
 
 def _is_executable(path: str) -> bool:
     return os.path.isfile(path) and (sys.platform.startswith("win") or os.access(path, os.X_OK))
+
+
+def resolve_executable(candidate: str) -> str | None:
+    """An existing executable for a configured path, glob or command name (None: not on this machine)."""
+    return _resolve(candidate)

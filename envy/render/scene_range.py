@@ -15,7 +15,6 @@ Renderers' own settings win (issue 11 Must-hold 4):
 from __future__ import annotations
 
 import re
-import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +23,7 @@ from typing import Any
 from envy.render.blend_scene import BlendScene, BlendSceneError, ask_blender, check_rules, frame_file
 from envy.render.confine import MAX_TASK_FRAMES
 from envy.render.jobs import JobError
-from envy.render.profiles import RendererProfile
+from envy.render.profiles import RendererProfile, resolve_executable
 
 # Settings keys a job carries for the agents (docs/share-layout.md).
 SCENE_OUTPUT = "scene_output"
@@ -77,7 +76,8 @@ def _blend_frames(local: Path, source: str, profile: RendererProfile, frames: tu
                   output: str | None, renderers: Mapping[str, Any], ask: Asker) -> SceneFrames:
     configured = renderers.get(profile.name)
     configured = configured.get("executable") if isinstance(configured, Mapping) else configured
-    blender = profile.find_executable(renderers) if not configured or shutil.which(str(configured)) else None
+    # A configured Blender that is not there is "not found", said once here (find_executable would warn too).
+    blender = profile.find_executable(renderers) if not configured or resolve_executable(str(configured)) else None
     if blender is None:
         if frames is not None and output:  # nothing left to ask: the job sets range and output
             return SceneFrames(frames[0], frames[1])
