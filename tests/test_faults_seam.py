@@ -185,6 +185,21 @@ def test_a_rename_that_really_failed_is_not_won_and_the_item_stays_pending(tmp_p
     assert sorted(os.listdir(folder)) == names
 
 
+class RenameSaysDoneFS(ShareFS):
+    """An SMB client that reports a rename it lost as a success (smbnetfs does, now and then)."""
+
+    def rename(self, src, dst) -> None:  # type: ignore[no-untyped-def]
+        return None
+
+
+def test_a_rename_reported_done_that_the_server_did_not_do_is_not_won(tmp_path: Path) -> None:
+    folder = tmp_path / "shot"
+    names = frames(folder, 2)
+    queue = FolderQueue(folder, PATTERN, ME, RenameSaysDoneFS())
+    assert queue.claim_next() is None
+    assert sorted(os.listdir(folder)) == names
+
+
 def test_claimers_racing_with_lying_renames_claim_every_item_once(tmp_path: Path) -> None:
     folder = tmp_path / "shot"
     frames(folder, 60)

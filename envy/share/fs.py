@@ -44,6 +44,22 @@ class ShareFS:
             return False
         return True
 
+    def on_server(self, path: PathLike) -> bool:
+        """Whether the file server has ``path`` now, asked so that no client cache can answer.
+
+        An open: an SMB client opens a handle on the server, NFS revalidates at open,
+        where ``stat`` may be answered from the attribute cache. A folder (which Windows
+        cannot open this way) or an unreadable file falls back to ``stat``.
+        """
+        try:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+        except FileNotFoundError:
+            return False
+        except OSError:
+            return self.exists(path)
+        os.close(fd)
+        return True
+
     def listdir(self, path: PathLike) -> list[str]:
         return os.listdir(path)
 
