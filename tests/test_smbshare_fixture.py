@@ -48,6 +48,21 @@ def test_a_login_is_needed_no_guest(smbshare) -> None:  # noqa: F811 (the import
     assert (share.export / "private-check").stat().st_uid == os.getuid()
 
 
+class Recording(ShareFS):
+    """The real filesystem, noting what the client said of the rename itself."""
+
+    def __init__(self, i: int, said: dict[int, bool]) -> None:
+        self.i, self.said = i, said
+
+    def rename(self, src, dst) -> None:  # type: ignore[no-untyped-def]
+        try:
+            super().rename(src, dst)
+            self.said[self.i] = True
+        except OSError:
+            self.said[self.i] = False
+            raise
+
+
 def test_claims_over_two_mounts_have_exactly_one_winner_though_the_client_says_two(smbshare) -> None:  # noqa: F811 (the imported fixture)
     """smbnetfs reports success to both of two mounts renaming the same file now and then (12 of
     300 contested rounds here, at load 5): the server did one rename, the loser's client lied.
@@ -66,25 +81,12 @@ def test_claims_over_two_mounts_have_exactly_one_winner_though_the_client_says_t
         raw: dict[int, bool] = {}
         go = threading.Barrier(2)
 
-        class Recording(ShareFS):
-            """The real filesystem, noting what the client said of the rename itself."""
-
-            def __init__(self, i: int) -> None:
-                self.i = i
-
-            def rename(self, src, dst) -> None:  # type: ignore[no-untyped-def]
-                try:
-                    super().rename(src, dst)
-                    raw[self.i] = True
-                except OSError:
-                    raw[self.i] = False
-                    raise
-
         # name, go and the dicts are bound now: each round's threads are joined before the next round.
-        def claim(i: int, name: str = name, go: threading.Barrier = go) -> None:
+        def claim(i: int, name: str = name, go: threading.Barrier = go, won: dict[int, bool] = won,
+                  raw: dict[int, bool] = raw) -> None:
             go.wait()
             src, dst = share.mounts[i] / "queue" / name, share.mounts[i] / "claimed" / f"{name}.host{i}"
-            won[i] = rename_attempt(src, dst, Recording(i))
+            won[i] = rename_attempt(src, dst, Recording(i, raw))
 
         threads = [threading.Thread(target=claim, args=(i,)) for i in (0, 1)]
         for t in threads:
