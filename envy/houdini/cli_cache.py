@@ -30,6 +30,7 @@ def run_cache(
     check_only: bool = False,
     say: Callable[[str], None] = print,
     fs: ShareFS,
+    after: Sequence[str] = (),
 ) -> int:
     """Submit (or with ``check_only``, only check) the cache job in ``job_json``; returns the exit code.
 
@@ -49,7 +50,8 @@ def run_cache(
         raise CacheJobError("no Envy share given")
     layout = share if isinstance(share, ShareLayout) else ShareLayout(Path(share))
     record = submit_cache(layout, job, wedges=wedges, priority=priority, name=name, paused=paused, remap=remap,
-                          job_file=str(job_json), fs=fs, local_os=os_name(), local_remap=local_remap)
+                          job_file=str(job_json), fs=fs, local_os=os_name(), local_remap=local_remap,
+                          after=after)
     count = record.settings["wedges"]
     version = f" into {record.output}" if record.output else ""
     say(f"submitted {record.id}: {count} cache job{'s' if count != 1 else ''} of {job.node} "

@@ -27,9 +27,9 @@ from typing import Any
 from envy.houdini.schema import MAX_WEDGES, CacheJob, CacheJobError, job_parms, version_roots
 from envy.houdini.versions import reserve_version_folder
 from envy.platform.host import host_name, user_name
-from envy.render.jobs import Job, new_job_id
+from envy.render.jobs import Job, list_jobs, new_job_id
 from envy.render.remap import PathRemap, RemapError
-from envy.render.submit import TASK_EXT, write_tasks
+from envy.render.submit import TASK_EXT, waits_for, write_tasks
 from envy.share.fs import ShareFS
 from envy.share.layout import ShareLayout
 
@@ -137,6 +137,7 @@ def submit_cache(
     fs: ShareFS,
     local_os: str | None = None,
     local_remap: Sequence[str] = (),
+    after: Sequence[str] = (),
 ) -> Job:
     """Check ``job`` and write its wedges as one Envy job. ``CacheJobError`` (one line) before writing anything."""
     layout.require(fs)
@@ -165,6 +166,7 @@ def submit_cache(
         created_by=record.created_by, created_host=record.created_host, job_file=job_file,
     )
     try:
+        waits_for(record, after, list_jobs(layout, fs)[0])
         record.validate()
         write_tasks(layout, record, tasks, fs)
     except BaseException:

@@ -69,6 +69,7 @@ class Job:
     created_at: str = ""
     settings: dict[str, Any] = field(default_factory=dict)  # renderer-specific extras (e.g. husk delegate)
     archived: bool = False  # hidden from job lists; its files are kept (envy-io archive)
+    after: list[str] = field(default_factory=list)  # ids of the jobs this one waits for (dependencies.py)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -106,6 +107,8 @@ class Job:
             raise JobError(f"chunk must be a whole number from 1 to {MAX_CHUNK}, got {self.chunk!r}")
         if self.max_retries is not None and not 0 <= self.max_retries <= 1000:
             raise JobError(f"max_retries must be from 0 to 1000, got {self.max_retries!r}")
+        if len(self.after) > MAX_AFTER or not all(_ID_RE.match(a) for a in self.after) or self.id in self.after:
+            raise JobError(f"after must be a list of at most {MAX_AFTER} other jobs' ids, got {self.after!r}")
 
     def sort_key(self) -> tuple[int, str]:
         """Higher priority first, then older first (ids start with the creation time)."""
@@ -119,11 +122,12 @@ class Job:
 
 
 MAX_CHUNK = 100_000
+MAX_AFTER = 32  # jobs one job may wait for: a cache and its sims, not a whole show
 _JOB_FIELDS = {
     "id": TEXT, "name": TEXT, "kind": TEXT, "renderer": TEXT, "source": TEXT, "extensions": TEXT_LIST,
     "priority": INT, "state": TEXT, "output": OPT_TEXT, "frames": OPT_TEXT, "chunk": INT,
     "max_retries": OPT_INT, "remap": TEXT_LIST, "created_by": TEXT, "created_host": TEXT, "created_at": TEXT,
-    "settings": DICT, "archived": BOOL,
+    "settings": DICT, "archived": BOOL, "after": TEXT_LIST,
 }
 
 
@@ -188,6 +192,11 @@ def list_jobs(layout: ShareLayout, fs: ShareFS, strict: bool = False) -> tuple[l
 def find_jobs(layout: ShareLayout, target: str, fs: ShareFS) -> list[Job]:
     """Jobs named by id, id prefix, name, or source folder (as given to submit)."""
     jobs, _ = list_jobs(layout, fs)
+    return match_jobs(jobs, target)
+
+
+def match_jobs(jobs: Sequence[Job], target: str) -> list[Job]:
+    """``find_jobs`` on jobs already read."""
     norm = _norm(target)
     exact = [j for j in jobs if j.id == target or j.name == target or _norm(j.source) == norm]
     if exact:

@@ -26,6 +26,7 @@ from envy.local_state import share_id
 from envy.platform.host import os_name
 from envy.protocol.status import RecentFrame, WorkerStatus
 from envy.render.claims import Claim, FolderQueue, Identity, ItemName, ItemPattern
+from envy.render.dependencies import DependencyGate, DependencyState, read_state
 from envy.render.host import RenderHost
 from envy.render.jobs import Job, list_jobs, select_active
 from envy.render.plans import PlanInput, Planners
@@ -96,6 +97,8 @@ class RenderLoop:
         self._failed_here: dict[str, float] = {}  # item key -> when this host failed it (monotonic)
         self.jobs_readable = True  # False while the jobs folder cannot be listed
         self.reclaimer = Reclaimer(self)
+        # Jobs that wait for others (--after): decided here, where every kind of job is claimed.
+        self.dependencies = DependencyGate(self._dependency_state, lambda: max(3.0, self.host.config.poll_interval))
 
     # -- counters and holds (any thread) --------------------------------------------------
     def count_done(self, job_id: str, frame: str, seconds: float) -> None:
@@ -243,6 +246,8 @@ class RenderLoop:
         if taken is not None:
             return taken
         for job in self.jobs():
+            if self.dependencies.blocked(job):
+                continue
             try:
                 claim = self.queue_for(job).claim_next(avoid=self._failed_here_recently)
             except OSError as exc:
@@ -251,6 +256,9 @@ class RenderLoop:
             if claim is not None:
                 return job, claim
         return None
+
+    def _dependency_state(self, job_id: str) -> DependencyState:
+        return read_state(self.host.layout, self.host.fs, job_id, self.work_folder)
 
     def retry_elsewhere_s(self) -> float:
         """How long a host leaves a frame it just failed to the others: long

@@ -22,6 +22,7 @@ from typing import Any
 from envy.platform.host import host_name, user_name
 from envy.render.claims import ItemPattern, sort_listing
 from envy.render.confine import MAX_TASK_FRAMES
+from envy.render.dependencies import check_no_cycle, resolve_after
 from envy.render.jobs import Job, JobError, list_jobs, new_job_id, save_job
 from envy.render.profiles import RendererProfile, profile_for_file
 from envy.render.remap import PathRemap
@@ -50,6 +51,7 @@ class SubmitRequest:
     settings: dict = field(default_factory=dict)
     again: bool = False  # submit a source that is already a job as a second job
     renderers: Mapping[str, Any] = field(default_factory=dict)  # config `renderers`: Blender to ask about a .blend
+    after: Sequence[str] = ()  # jobs (names or ids) this one waits for (dependencies.py)
 
 
 # Folder names that say nothing about the shot: the job is named after the folder above.
@@ -148,9 +150,11 @@ def submit(layout: ShareLayout, req: SubmitRequest, profiles: Mapping[str, Rende
         listing = sort_listing(names, ItemPattern(profile.extensions))
         if not (listing.pending or listing.working or listing.done or listing.failed):
             raise JobError(f"{req.source}: no {'/'.join(profile.extensions)} files for renderer {profile.name}")
-        name = _named(req, local, list_jobs(layout, fs)[0])
+        existing = list_jobs(layout, fs)[0]
+        name = _named(req, local, existing)
         job = Job(id=new_job_id(local.name, now), name=name, kind="frames", renderer=profile.name,
                   source=req.source, extensions=list(profile.extensions), **common)  # type: ignore[arg-type]
+        waits_for(job, req.after, existing)
         save_job(layout, job, fs)
         return job
     if local.is_file():
@@ -162,13 +166,16 @@ def submit(layout: ShareLayout, req: SubmitRequest, profiles: Mapping[str, Rende
                 f"{req.source}: renderer {file_profile.name} renders one file per frame; "
                 "submit the folder of frame files"
             )
-        name = _named(req, local, list_jobs(layout, fs)[0])  # before asking Blender: a resubmit is refused at once
+        existing = list_jobs(layout, fs)[0]
+        name = _named(req, local, existing)  # before asking Blender: a resubmit is refused at once
+        resolve_after(existing, req.after, own_name=name)  # likewise a bad --after
         # The scene's own range, step and output win unless the job sets them (issue 11 §4).
         scene = scene_frames(local, req.source, file_profile, parse_frames(req.frames) if req.frames else None,
                              req.output, req.renderers)
         common["settings"] = {**scene.settings, **req.settings}
         job = Job(id=new_job_id(local.stem, now), name=name, kind="tasks", renderer=file_profile.name,
                   source=req.source, extensions=[TASK_EXT], frames=scene.text, chunk=req.chunk, **common)  # type: ignore[arg-type]
+        waits_for(job, req.after, existing)
         job.validate()
         stem = local.stem.split(".")[0]
         if scene.still:
@@ -178,6 +185,12 @@ def submit(layout: ShareLayout, req: SubmitRequest, profiles: Mapping[str, Rende
         save_job(layout, job, fs)
         return job
     raise JobError(f"{req.source}: no such file or folder (for another OS's path, add --remap FROM,TO)")
+
+
+def waits_for(job: Job, after: Sequence[str], existing: Sequence[Job]) -> None:
+    """Record the jobs ``job`` waits for (``--after``), refusing unknown ones and loops, before anything is written."""
+    job.after = resolve_after(existing, after, own_name=job.name)
+    check_no_cycle(job.id, job.after, existing)
 
 
 def write_range_tasks(layout: ShareLayout, job: Job, stem: str, start: int, end: int, chunk: int, fs: ShareFS,

@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from envy.platform.host import host_name, os_name, user_name
-from envy.render.jobs import Job, JobError, new_job_id
+from envy.render.jobs import Job, JobError, list_jobs, new_job_id
 from envy.render.remap import PathRemap, RemapError
-from envy.render.submit import TASK_EXT, write_tasks
+from envy.render.submit import TASK_EXT, waits_for, write_tasks
 from envy.share.fs import ShareFS
 from envy.share.layout import ShareLayout
 from envy.usd.check import SETTINGS_PRIM, USD_EXTENSIONS, UsdFrame, check_usd_folder
@@ -58,6 +58,7 @@ class UsdSubmitRequest:
     extra_args: Sequence[str] = ()  # more husk options, e.g. ["--res", "1920", "1080"]
     use_usd_core: bool | None = None  # None: when installed
     settings: dict[str, Any] = field(default_factory=dict)
+    after: Sequence[str] = ()  # jobs (names or ids) this one waits for (envy/render/dependencies.py)
 
 
 def parse_tiles(text: str) -> tuple[int, int]:
@@ -208,6 +209,7 @@ def submit_usd_request(
         settings={**req.settings, "delegate": req.delegate, "tiles": list(req.tiles) if req.tiles else None,
                   "tile_suffix": req.tile_suffix if req.tiles else None, "frame_count": len(frames)},
     )
+    waits_for(job, req.after, list_jobs(layout, fs)[0])
     job.validate()
     write_tasks(layout, job, tasks, fs)
     return job
@@ -236,6 +238,7 @@ def submit_usd_from_cli(layout: ShareLayout, args: Any, remap: PathRemap, fs: Sh
         pattern=getattr(args, "pattern", None), max_retries=getattr(args, "retries", None),
         remap=list(getattr(args, "remap", None) or []), paused=bool(getattr(args, "paused", False)),
         tile_suffix=getattr(args, "tile_suffix", None) or DEFAULT_TILE_SUFFIX,
+        after=list(getattr(args, "after", None) or []),
     )
     return submit_usd_request(layout, req, fs, local_os=os_name(), local_remap=remap)
 

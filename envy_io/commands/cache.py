@@ -20,6 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--paused", action="store_true", help="submit paused; start with: envy-io resume JOB")
     parser.add_argument("--check", action="store_true", help="check the job and its HIP file; submit nothing")
+    parser.add_argument("--after", action="append", default=[], metavar="JOB[,JOB]",
+                        help="start only when these jobs are complete (names or ids)")
 
 
 def run(args: argparse.Namespace, env: CommandEnv) -> int:
@@ -27,7 +29,7 @@ def run(args: argparse.Namespace, env: CommandEnv) -> int:
         return run_cache(
             None if args.check else env.farm.layout, args.job, args.wedges, priority=args.priority, name=args.name,
             paused=args.paused, remap=args.remap, local_remap=env.config.remap, check_only=args.check,
-            say=env.print, fs=env.fs,
+            say=env.print, fs=env.fs, after=args.after,
         )
     except JobError as exc:
         raise UsageError(str(exc)) from None

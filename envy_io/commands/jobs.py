@@ -9,12 +9,14 @@ everything before it writes, so bad input changes nothing.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
 from envy.platform.host import os_name
+from envy.render.dependencies import DependencyState, note_from_states
 from envy.render.frame_report import frame_rows
-from envy.render.job_state import JobProgress, progress
+from envy.render.job_state import ACTIVE, JobProgress, progress, summary_state
 from envy.render.jobs import Job, JobError, list_jobs
 from envy.render.overview import JobSummary, summarize
 from envy.render.profiles import ProfileError, load_profiles
@@ -67,6 +69,8 @@ def add_submit(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pattern", help="USD: only the files matching this name pattern, e.g. 'shot.*.usd'")
     parser.add_argument("--tile-suffix", help="USD: husk's tile suffix (default _tile%%02d)")
     parser.add_argument("--json", action="store_true", help="print the job as JSON")
+    parser.add_argument("--after", action="append", default=[], metavar="JOB[,JOB]",
+                        help="start only when these jobs are complete (names or ids), e.g. --after shot010-cache")
     parser.add_argument("--again", action="store_true",
                         help="submit a source that is already a job as a second job (otherwise refused)")
 
@@ -103,6 +107,7 @@ def run_submit(args: argparse.Namespace, env: CommandEnv) -> int:
             paused=args.paused,
             again=args.again,
             renderers=env.config.renderers,
+            after=args.after,
         )
         try:
             job = submit(farm.layout, request, _profiles(env), farm.fs, local_os=os_name() if args.remap else None)
@@ -147,7 +152,29 @@ def job_rows(env: CommandEnv, include_hidden: bool = False) -> list[tuple[JobSum
             continue
         summary = summarize(farm.layout, job, job_actions.job_remap(farm, job), farm.fs)
         rows.append((summary, progress(summary)))
-    return rows
+    return with_dependencies(env, jobs, rows)
+
+
+def with_dependencies(
+    env: CommandEnv, jobs: list[Job], rows: list[tuple[JobSummary, JobProgress]]
+) -> list[tuple[JobSummary, JobProgress]]:
+    """An active job that waits for others shows why instead (``waiting for X``, ``held: X failed``)."""
+    if not any(s.job.after for s, _ in rows):
+        return rows
+    farm = env.farm
+    states: dict[str, DependencyState] = {s.job.id: (s.job.name, p.state) for s, p in rows}
+    by_id = {j.id: j for j in jobs}
+    for s, _ in rows:
+        for dep_id in s.job.after:
+            if dep_id not in states and dep_id in by_id:  # a hidden (archived) dependency
+                dep = by_id[dep_id]
+                states[dep_id] = (dep.name, summary_state(summarize(farm.layout, dep, job_actions.job_remap(farm, dep),
+                                                                    farm.fs, reasons=False)))
+    shown = []
+    for s, p in rows:
+        note = note_from_states(s.job, states) if s.job.after and p.state == ACTIVE else ""
+        shown.append((s, dataclasses.replace(p, state=note) if note else p))
+    return shown
 
 
 def run_frames(job: Job, args: argparse.Namespace, env: CommandEnv) -> int:
@@ -190,6 +217,7 @@ def run_jobs(args: argparse.Namespace, env: CommandEnv) -> int:
                         "job_state": s.job.state,
                         "user": s.job.created_by,
                         "archived": s.job.archived,
+                        "after": s.job.after,
                     }
                     for s, p in rows
                 ],
