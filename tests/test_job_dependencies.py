@@ -29,7 +29,8 @@ from test_houdini_cache_contract import NODE, STAND_IN_HYTHON, write_hip
 
 POV = ItemPattern([".pov"])
 GOOD_POV = ("#version 3.7;\ncamera { location <0, 1, -4> look_at <0, 0.5, 0> }\n"
-            "light_source { <2, 4, -3> color rgb 1 }\nsphere { <0, 0.5, 0>, 0.5 pigment { color rgb <1, 0.5, 0.1> } }\n")
+            "light_source { <2, 4, -3> color rgb 1 }\n"
+            "sphere { <0, 0.5, 0>, 0.5 pigment { color rgb <1, 0.5, 0.1> } }\n")
 BROKEN_POV = "#version 3.7;\nsphere { <0, 0, 0>, 1 pigment { color rgb 1 }\n"  # no closing brace: Parse Error
 
 
@@ -116,7 +117,8 @@ def test_a_failed_dependency_holds_the_job_with_the_reason(farm: Farm, tmp_path:
     (broken / "shot020.0001.pov").write_text(BROKEN_POV)
     assert cli(farm, "submit", str(broken), "--renderer", "povray-small", "--retries", "0")[0] == 0
     comp = pov_frames(tmp_path / "comp020" / "frames", 1)
-    code, _, err = cli(farm, "submit", str(comp), "--renderer", "povray-small", "--priority", "90", "--after", "shot020")
+    code, _, err = cli(farm, "submit", str(comp), "--renderer", "povray-small", "--priority", "90",
+                       "--after", "shot020")
     assert code == 0, err
     agent = farm.start_agent("lab1-01", profiles=[str(povray_small)])
     farm.wait_heartbeat(agent)
