@@ -28,6 +28,7 @@ from types import MappingProxyType
 from typing import Any
 
 from envy.nimby.settings import WHEN_IN_USE, NimbySettingError, RenderHours
+from envy.notify.addresses import EMAIL_ADDRESS, SMTP_SERVER, WEBHOOK_URL, email_list_check
 from envy.platform.host import user_config_dir
 from envy.protocol.selectors import DEFAULT_HOST_PATTERN
 from envy.settings.files import parse_yaml
@@ -144,6 +145,24 @@ class Config:
     render_hours: str = setting(
         "", Checked(Text("text such as \"18:00-08:00\""), _render_hours_check),
         "Render only in these hours, local time, e.g. \"18:00-08:00\" (overnight spans midnight); empty: any time.")
+    # Job notifications (docs/user-guide.md): set in your own users/<you>/config.yaml; the agent
+    # that finishes your job's last frame reads them from there (envy/notify/).
+    notify_webhook: str | None = setting(
+        None, Text("an http:// or https:// URL", pattern=WEBHOOK_URL, max_length=2048, blank_is_none=True),
+        "A Discord or Slack incoming-webhook URL: a message is posted there when one of your jobs is complete "
+        "or complete with failures.")
+    notify_email: tuple[str, ...] = setting(
+        (), Checked(TextList("an e-mail address or a list of them", single_ok=True), email_list_check),
+        "E-mail addresses told when one of your jobs is complete or complete with failures (at most 10).")
+    smtp_server: str | None = setting(
+        None, Text("host or host:port", pattern=SMTP_SERVER, max_length=255, blank_is_none=True),
+        "The mail server the agents send notification e-mail through, e.g. smtp.school.edu:25 (empty: localhost).")
+    smtp_from: str | None = setting(
+        None, Text("an e-mail address", pattern=EMAIL_ADDRESS, max_length=254, blank_is_none=True),
+        "The sender of notification e-mail (empty: envy@<the agent's host>).")
+    notify_desktop: bool = setting(
+        True, Flag(), "Show a desktop notification when one of your jobs finishes, while envy-io's shell or "
+        "monitor runs on the machine you submitted it from.")
     sources: tuple[str, ...] = ()  # the files that were read, for `envy-io config` and error messages
 
     def with_values(self, values: Mapping[str, Any], where: str) -> Config:

@@ -23,11 +23,14 @@ from pathlib import Path
 from typing import Any
 
 from envy.local_state import share_id
+from envy.notify.outbox import Outbox
+from envy.notify.settings import notify_settings
 from envy.platform.host import os_name
 from envy.protocol.status import RecentFrame, WorkerStatus
 from envy.render.claims import Claim, FolderQueue, Identity, ItemName, ItemPattern
 from envy.render.dependencies import DependencyGate, DependencyState, read_state
 from envy.render.host import RenderHost
+from envy.render.job_finish import JobFinish
 from envy.render.jobs import Job, list_jobs, select_active
 from envy.render.plans import PlanInput, Planners
 from envy.render.profiles import RendererProfile, load_profiles
@@ -99,6 +102,9 @@ class RenderLoop:
         self.reclaimer = Reclaimer(self)
         # Jobs that wait for others (--after): decided here, where every kind of job is claimed.
         self.dependencies = DependencyGate(self._dependency_state, lambda: max(3.0, self.host.config.poll_interval))
+        # A job's finish is told once, by the agent that wins its event marker (job_finish.py).
+        outbox = Outbox(lambda user: notify_settings(host.layout, user, host.config), f"envy@{self.me.host}")
+        self.finishes = JobFinish(host.layout, host.fs, self.me, self.work_folder, outbox)
 
     # -- counters and holds (any thread) --------------------------------------------------
     def count_done(self, job_id: str, frame: str, seconds: float) -> None:
@@ -164,6 +170,11 @@ class RenderLoop:
     def close(self) -> None:
         """The agent is quitting: stop the renders but remember to resume after a restart."""
         self._halt()
+        self.finishes.outbox.stop()
+
+    def item_finished(self, job: Job) -> None:
+        """A worker marked an item of ``job`` done or failed for good: did the job just finish?"""
+        self.finishes.item_finished(job)
 
     def _remember(self, rendering: bool) -> None:
         """Keep render mode across restart() and crashes (a local file, not the share)."""
@@ -255,6 +266,7 @@ class RenderLoop:
                 continue
             if claim is not None:
                 return job, claim
+        self.finishes.recheck()
         return None
 
     def _dependency_state(self, job_id: str) -> DependencyState:

@@ -204,6 +204,7 @@ class RenderWorker(threading.Thread):
                     self.loop.count_done(job.id, claim.item.base, took)
                     log.info("worker %d: completed %s of %s in %.1f s", self.index, plan.label, job.name, took)
                     self._thumbnail(job, claim, plan)
+                    self.loop.item_finished(job)
                     return
                 if state == LOST:
                     log.warning("worker %d: %s was taken over just before completing; the new owner finishes it",
@@ -240,6 +241,7 @@ class RenderWorker(threading.Thread):
         self.loop.note_failure(claim.item)
         if state == "failed":
             log.error("worker %d: %s FAILED for good: %s", self.index, claim.item.original, reason)
+            self.loop.item_finished(job)
         elif state == "pending":
             log.warning("worker %d: %s failed (%s); it will be retried", self.index, claim.item.original, reason)
         else:
