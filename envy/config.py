@@ -161,8 +161,9 @@ class Config:
         None, Text("an e-mail address", pattern=EMAIL_ADDRESS, max_length=254, blank_is_none=True),
         "The sender of notification e-mail (empty: envy@<the agent's host>).")
     notify_desktop: bool = setting(
-        True, Flag(), "Show a desktop notification when one of your jobs finishes, while envy-io's shell or "
-        "monitor runs on the machine you submitted it from.")
+        True, Flag(), "Also show an OS desktop notification (notify-send, macOS Notification Center) when one of "
+        "your jobs finishes, while envy-io's shell or monitor runs where you submitted it; the shell prints the "
+        "line above its prompt either way.")
     sources: tuple[str, ...] = ()  # the files that were read, for `envy-io config` and error messages
 
     def with_values(self, values: Mapping[str, Any], where: str) -> Config:

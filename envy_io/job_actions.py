@@ -14,6 +14,7 @@ import shutil
 from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING
 
+from envy.notify.events import forget_event
 from envy.render.claims import ItemName, ItemPattern, frame_number, reset_items, sort_listing
 from envy.render.jobs import Job, find_jobs, list_jobs, save_job
 from envy.render.overview import work_folder
@@ -143,6 +144,7 @@ def reset(
     lines = []
     for job in jobs_named(farm, target):
         folder = work_folder(farm.layout, job, job_remap(farm, job))
+        forget_event(farm.layout, job.id, farm.fs)  # first: the job's next finish is a new event to tell
         try:
             n = reset_items(
                 folder,

@@ -41,6 +41,7 @@ from envy_io.completion import CompletionSources, EnvyCompleter
 from envy_io.errors import EnvyIoError, UsageError
 from envy_io.farm import Farm
 from envy_io.io_context import IoContext
+from envy_io.job_notices import JobNoticeWatcher, notice_watcher
 from envy_io.lexer import STYLE, EnvyLexer
 from envy_io.lines import InstructionLine, IoCallLine, ShellCommandLine, ShellLine
 from envy_io.log_setup import console_to
@@ -129,10 +130,16 @@ class Shell:
             with patch_stdout(), console_to(sys.stdout):
                 self._greet()
                 interval = max(self.farm.config.heartbeat, MIN_WATCH_INTERVAL_S)
-                with AgentWatcher(self.farm.board, interval, self.echo) if watch else nullcontext():
+                with AgentWatcher(self.farm.board, interval, self.echo) if watch else nullcontext(), \
+                        self._job_notices(interval) if watch else nullcontext():
                     self._loop(session)
         self.farm.board.save()
         return 0
+
+    def _job_notices(self, interval: float) -> JobNoticeWatcher:
+        """Your jobs finishing, printed above the prompt (and a desktop toast): envy_io/job_notices.py."""
+        farm = self.farm
+        return notice_watcher(farm.layout, farm.fs, farm.user, interval, self.echo, farm.config.notify_desktop)
 
     def completer(self) -> EnvyCompleter:
         return EnvyCompleter(

@@ -119,3 +119,13 @@ def read_event(layout: ShareLayout, job_id: str, fs: ShareFS) -> JobEvent | None
     except (OSError, ValueError, UnicodeDecodeError, RecursionError) as exc:
         log.debug("cannot read the event marker of %s: %s", job_id, exc)
         return None
+
+
+def forget_event(layout: ShareLayout, job_id: str, fs: ShareFS) -> None:
+    """Remove the job's marker (``envy-io reset``), so that its next finish is told again."""
+    try:
+        fs.unlink(marker_path(layout, job_id))
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        log.warning("cannot remove the event marker of %s: %s", job_id, exc)

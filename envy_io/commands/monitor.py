@@ -6,6 +6,7 @@ import argparse
 
 from envy.render.remap import PathRemap
 from envy_io.agents import observation_cache
+from envy_io.job_notices import notice_watcher
 from envy_io.monitor import MonitorModel, run_monitor
 from envy_io.registry import CommandEnv, Subcommand
 
@@ -19,7 +20,14 @@ def run(args: argparse.Namespace, env: CommandEnv) -> int:
     farm = env.farm
     model = MonitorModel(farm.layout, env.config.dead_after, PathRemap.parse(list(env.config.remap)), farm.fs,
                          cache=observation_cache(farm.state_dir))
-    return run_monitor(model, once=args.once, interval=max(0.2, args.interval), stream=env.out)
+    if args.once:
+        return run_monitor(model, once=True, stream=env.out)
+    # The screen is redrawn in place: a finished job of yours shows as a desktop toast
+    # (or, on a plain stream, a line between the snapshots).
+    say = (lambda _text: None) if env.out.isatty() else env.print
+    with notice_watcher(farm.layout, farm.fs, farm.user, max(2.0, env.config.heartbeat), say,
+                        env.config.notify_desktop):
+        return run_monitor(model, once=False, interval=max(0.2, args.interval), stream=env.out)
 
 
 SUBCOMMANDS = [
