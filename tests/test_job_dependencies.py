@@ -196,6 +196,15 @@ def test_gate_rereads_a_waiting_job_at_most_every_few_seconds_and_a_complete_one
     assert gate.blocked(other) == "" and len(reads) == 2  # a dependency seen complete is not read again
 
 
+def test_gate_reads_one_dependency_once_for_all_the_jobs_waiting_for_it() -> None:
+    reads: list[str] = []
+    gate = DependencyGate(lambda i: (reads.append(i), ("cache", "active"))[1], lambda: 3.0, clock=lambda: 0.0)
+    waiting = [_job(f"20260101-000000-w{n}-0001", f"w{n}", ["dep"]) for n in range(20)]
+    for _ in range(10):
+        assert all(gate.blocked(j) == "waiting for cache" for j in waiting)
+    assert reads == ["dep"]
+
+
 def test_husk_jobs_record_what_they_wait_for(farm: Farm, tmp_path: Path) -> None:
     pytest.importorskip("pxr", reason="usd-core (the 'test' extra) writes the USD files")
     from envy.usd.submit_usd import UsdSubmitRequest, submit_usd_request

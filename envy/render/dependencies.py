@@ -129,11 +129,13 @@ def read_state(layout: ShareLayout, fs: ShareFS, job_id: str, folder_of: Callabl
 
 
 class DependencyGate:
-    """Whether a job's items may be claimed now; answers kept for ``recheck_s()`` seconds.
+    """Whether a job's items may be claimed now, from dependency states kept ``recheck_s()`` seconds.
 
-    Shared by the agent's workers: ``_answers`` and ``_complete`` are behind
-    ``_lock``, held while one worker re-reads (a few small reads every few
-    seconds; the others wait for its answer rather than read the same files).
+    The states are kept per dependency, not per waiting job: twenty jobs waiting
+    for one cache cost one read of it every few seconds. Shared by the agent's
+    workers: ``_states``, ``_complete`` and ``_released`` are behind ``_lock``,
+    held while one worker re-reads (the others wait for its answer rather than
+    read the same files).
     """
 
     def __init__(self, state_of: Callable[[str], DependencyState], recheck_s: Callable[[], float],
@@ -142,27 +144,33 @@ class DependencyGate:
         self._recheck_s = recheck_s
         self._clock = clock
         self._lock = threading.Lock()
-        self._answers: dict[str, tuple[str, float]] = {}  # waiting job id -> (note, when decided)
+        self._states: dict[str, tuple[DependencyState, float]] = {}  # dependency id -> (state, when read)
         self._complete: dict[str, str] = {}  # dependency id -> its name: seen complete, never read again
+        self._released: set[str] = set()  # jobs whose dependencies were all complete: never held again
 
     def blocked(self, job: Job) -> str:
         """'' when every job ``job`` waits for is complete, else why not (``waiting for X``, ``held: X failed``)."""
         if not job.after:
             return ""
         with self._lock:
-            now = self._clock()
-            known = self._answers.get(job.id)
-            if known is not None and (not known[0] or now - known[1] < self._recheck_s()):
-                return known[0]
-            deps = []
-            for dep_id in job.after:
-                if dep_id in self._complete:
-                    deps.append((self._complete[dep_id], COMPLETE))
-                    continue
-                name, state = self._state_of(dep_id)
-                if state == COMPLETE:
-                    self._complete[dep_id] = name
-                deps.append((name, state))
-            note = waiting_note(deps)
-            self._answers[job.id] = (note, now)
+            if job.id in self._released:
+                return ""
+            note = waiting_note([self._state(dep_id) for dep_id in job.after])
+            if not note:
+                self._released.add(job.id)
             return note
+
+    def _state(self, dep_id: str) -> DependencyState:
+        if dep_id in self._complete:
+            return self._complete[dep_id], COMPLETE
+        now = self._clock()
+        known = self._states.get(dep_id)
+        if known is not None and now - known[1] < self._recheck_s():
+            return known[0]
+        state = self._state_of(dep_id)
+        if state[1] == COMPLETE:
+            self._complete[dep_id] = state[0]
+            self._states.pop(dep_id, None)
+        else:
+            self._states[dep_id] = (state, now)
+        return state
