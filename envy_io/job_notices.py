@@ -6,7 +6,7 @@ was submitted from, by the user who submitted it, Envy IO watches the markers
 of those jobs: a new one is printed above the prompt (the shell) and shown
 as an OS notification where one is simple (envy/platform/desktop_notice.py).
 
-Cost on the share: the job files are re-listed every ``relist_s`` (to learn
+Cost on the share: the job files are re-listed every ``relist_s`` (10 s, to learn
 new jobs), and each poll reads only the markers of your jobs from here (a
 failed open for a job still rendering). Markers there when the watcher
 started are not news.
@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 class JobNotices:
     """What is new among the markers of ``user``'s jobs submitted from ``host`` (one thread calls ``check``)."""
 
-    def __init__(self, layout: ShareLayout, fs: ShareFS, user: str, host: str, relist_s: float = 30.0) -> None:
+    def __init__(self, layout: ShareLayout, fs: ShareFS, user: str, host: str, relist_s: float = 10.0) -> None:
         self.layout, self.fs = layout, fs
         self.user, self.host = user.casefold(), host.casefold()
         self.relist_s = relist_s

@@ -239,3 +239,38 @@ def test_a_webhook_must_be_http_and_a_bad_user_config_is_refused_in_one_line(far
     settings = notify_settings(farm.layout, user_name(), Config())
     assert settings.webhook is None and not settings.any
     assert notify_settings(farm.layout, "../../etc", Config()) == notify_settings(farm.layout, "nobody", Config())
+
+
+def test_a_real_shell_session_prints_the_finish_of_a_job_submitted_while_it_runs(farm: Farm, tmp_path: Path,
+                                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    from prompt_toolkit.history import InMemoryHistory
+    from prompt_toolkit.input import create_pipe_input
+    from prompt_toolkit.output import DummyOutput
+
+    from envy.config import load_config
+    from envy_io.shell import run_shell
+
+    monkeypatch.setenv("ENVY_CONFIG_DIR", str(tmp_path / "no-config"))
+    printed = io.StringIO()
+    config = load_config(share=str(farm.share), overrides={"notify_desktop": False})
+
+    def finish_a_job_then_leave(pipe: object) -> None:
+        try:
+            wait_for(lambda: printed.getvalue(), 30, "the shell's greeting")
+            job = submit_folder(farm.share, pov_frames(tmp_path / "shot050" / "frames", 1))
+            claim_event(farm.layout, new_event(job.id, job.name, user_name(), host_name(), "complete", 1, 0,
+                                               "lab1-01", 1, "bbbb0001"), REAL_FS)
+            wait_for(lambda: "Envy: job shot050 is complete" in printed.getvalue(), 30, "the notice in the shell")
+        finally:
+            pipe.send_text("\x04")  # type: ignore[attr-defined]
+
+    with create_pipe_input() as pipe:
+        typist = threading.Thread(target=finish_a_job_then_leave, args=(pipe,))
+        typist.start()
+        code = run_shell(farm.layout, config, input=pipe, fs=REAL_FS, output=DummyOutput(), stdout=printed,
+                         history=InMemoryHistory())
+        typist.join(timeout=60)
+    assert code == 0
+    assert printed.getvalue().count("Envy: job shot050 is complete (1 of 1 done)") == 1
