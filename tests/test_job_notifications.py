@@ -241,8 +241,9 @@ def test_a_webhook_must_be_http_and_a_bad_user_config_is_refused_in_one_line(far
     assert notify_settings(farm.layout, "../../etc", Config()) == notify_settings(farm.layout, "nobody", Config())
 
 
-def test_a_real_shell_session_prints_the_finish_of_a_job_submitted_while_it_runs(farm: Farm, tmp_path: Path,
-                                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_real_shell_session_prints_the_finish_of_a_job_submitted_while_it_runs(
+    farm: Farm, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import io
 
     from prompt_toolkit.history import InMemoryHistory
