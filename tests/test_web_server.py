@@ -91,15 +91,16 @@ def test_one_share_reader_however_many_tabs_and_updates_within_one_poll(farm: Fa
         url = base_url(monitor) + "/api/events?job=" + job.id
         results: list[list[tuple[str, dict]]] = []
         tabs = [threading.Thread(target=lambda: results.append(sse_events(url, 8))) for _ in range(4)]
-        before_polls, before_lists = monitor.poller.polls, fs.listings.get("status", 0)
+        # The job's folder is listed once per poll (status/ and jobs/ only every 10 s: discovery.py).
+        before_polls, before_lists = monitor.poller.polls, fs.listings.get("frames", 0)
         for t in tabs:
             t.start()
         for t in tabs:
             t.join(timeout=30)
         polls = monitor.poller.polls - before_polls
-        lists = fs.listings.get("status", 0) - before_lists
+        lists = fs.listings.get("frames", 0) - before_lists
         assert len(results) == 4 and all(any(kind == "job" for kind, _ in r) for r in results)
-        assert lists == polls, f"{lists} listings of status/ for {polls} polls: one reader for 4 tabs"
+        assert lists == polls, f"{lists} listings of the job's folder for {polls} polls: one reader for 4 tabs"
         # A frame finishing on the share shows within one poll (plus the event's way to the page).
         name = next(p.name for p in frames.iterdir() if p.suffix == ".pov")
         done = name.replace(".pov", ".envy~done~lab1-01~9f2c01ab.pov")
@@ -251,3 +252,24 @@ def test_render_times_come_from_the_status_files_and_logs_only_for_frames_done_b
         polls = monitor.poller.polls
         wait_for(lambda: monitor.poller.polls >= polls + 4, 30, "four more polls")
         assert fs2.listings.get("logs", 0) == 1, fs2.listings
+
+
+def test_new_agents_and_jobs_show_within_the_discovery_interval_and_a_page_opened_on_one_at_once(
+    farm: Farm, tmp_path: Path
+) -> None:
+    from envy_io.web.discovery import DISCOVER_S
+
+    fs = CountingFS()
+    with running_monitor(io_farm(farm, fs), interval=0.3) as monitor:
+        polls = monitor.poller.polls
+        wait_for(lambda: monitor.poller.polls >= polls + 6, 30, "six polls")
+        assert fs.listings.get("status", 0) <= 2 and fs.listings.get("jobs", 0) <= 2  # not once per poll
+        job = submit_folder(farm.share, pov_frames(tmp_path / "shot" / "frames", 1))
+        agent = farm.start_agent("lab1-01")
+        wait_for(lambda: (snap := monitor.hub.latest()) is not None and snap.job(job.id) is not None
+                 and any(h["host"] == "lab1-01" for h in snap.hosts), DISCOVER_S + 15, "the new job and agent")
+        second = submit_folder(farm.share, pov_frames(tmp_path / "shot2" / "frames", 1))
+        monitor.poller.watch(second.id)  # a page opened on it (e.g. from a link)
+        wait_for(lambda: (snap := monitor.hub.latest()) is not None and snap.job(second.id) is not None, 5,
+                 "the job whose page was opened")
+        agent.kill9()

@@ -31,13 +31,14 @@ from envy.platform.host import os_name
 from envy.protocol.status import AgentStatus
 from envy.render.claims import ItemName, ItemPattern, frame_number, sort_listing
 from envy.render.job_state import FINISHED, JobProgress, progress
-from envy.render.jobs import Job, list_jobs
+from envy.render.jobs import Job
 from envy.render.overview import JobSummary, work_folder
 from envy.render.remap import PathRemap, RemapError
 from envy.render.thumbnails import THUMB_EXT, thumbs_dir
 from envy.share.names import is_junk
 from envy_io.agents import AgentBoard, AgentView
 from envy_io.monitor import RateTracker
+from envy_io.web.discovery import FarmReader
 
 log = logging.getLogger(__name__)
 
@@ -221,6 +222,7 @@ class FarmPoller(threading.Thread):
         self.stopped = threading.Event()
         self.wake = threading.Event()  # set after an action, so its effect shows at once
         self.rates = RateTracker(clock)
+        self.reader = FarmReader(board, clock)
         self._memory: dict[str, _JobMemory] = {}
         self._log_cache: dict[str, tuple[float | None, int | None]] = {}  # logs/ file -> (seconds, exit code)
         self._watched: dict[str, float] = {}  # job id -> clock of the last request (any thread)
@@ -260,14 +262,13 @@ class FarmPoller(threading.Thread):
 
     def poll(self) -> Snapshot:
         self.polls += 1
-        warnings = list(self.board.refresh())
-        jobs, job_warnings = list_jobs(self.layout, self.fs)
-        warnings += job_warnings
         fresh, self._fresh = self._fresh, False
         with self._watch_lock:
             now = self.clock()
             self._watched = {k: t for k, t in self._watched.items() if now - t < WATCH_FOR_S}
             watched = set(self._watched)
+        # A page opened on a job this process has not listed yet: list the folders now.
+        jobs, warnings = self.reader.read(discover=fresh or not all(self.reader.knows(j) for j in watched))
         agents = self.board.views()
         recent: dict[str, dict[str, float]] = {}  # job id -> base (case-folded) -> seconds
         for view in agents:
