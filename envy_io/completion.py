@@ -73,7 +73,9 @@ class EnvyCompleter(Completer):
         commands = [(f"{name}(", BUILTIN_HELP.get(name, "")) for name in sorted(src.builtins)]
         commands += self._functions("NV", src.nv_functions())
         if len(words) == 1 and words[0].lower() in self._labs():
-            return [("*", f"every host of {words[0]}"), *self._numbers(words[0]), *commands]
+            # A lab alone selects no host (lab3 print() goes to a host named lab3): offer what completes it.
+            is_host = words[0].lower() in {host.lower() for host in src.hosts()}
+            return [("*", f"every host of {words[0]}"), *self._numbers(words[0]), *(commands if is_host else [])]
         return commands
 
     @staticmethod

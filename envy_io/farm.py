@@ -18,10 +18,12 @@ from envy.platform.host import local_dirs
 from envy.protocol.instructions import parse_instruction_file
 from envy.protocol.selectors import HostNamePattern, SelectorError
 from envy.protocol.sender import InstructionSender, SendResult
+from envy.render.jobs import list_jobs
 from envy.share.fs import ShareFS
 from envy.share.layout import ShareLayout, ShareMissing
 from envy_io.agents import AgentBoard, observation_cache
 from envy_io.errors import FarmError, UsageError
+from envy_io.line_hints import missing_star, render_targets, unknown_render_jobs
 from envy_io.lines import InstructionLine, LineChecker
 from envy_io.user_functions import UserFunctions
 
@@ -85,14 +87,28 @@ class Farm:
     def board(self) -> AgentBoard:
         return AgentBoard(self.layout, self.config.dead_after, observation_cache(self.state_dir), fs=self.fs)
 
-    def check_lines(self, lines: Sequence[str]) -> list[InstructionLine]:
-        """Check every line first: one bad line means nothing is sent (the error names the line)."""
+    def second_look(self, line: InstructionLine) -> None:
+        """Refuse a valid line that would reach nobody (a missing ``*``, an unknown job); see line_hints.py."""
+        problem = missing_star(line, self.board.hosts(), self.checker.host_pattern)
+        if problem is None and render_targets(line):
+            jobs, _ = list_jobs(self.layout, self.fs)
+            problem = unknown_render_jobs(line, jobs)
+        if problem:
+            raise UsageError(problem)
+
+    def check_lines(self, lines: Sequence[str], force: bool = False) -> list[InstructionLine]:
+        """Check every line first: one bad line means nothing is sent (the error names the line).
+
+        Unless ``force``, lines that would reach nobody are refused too (``second_look``).
+        """
         if not lines:
             raise UsageError("no lines given: expected SELECTOR COMMAND, e.g. \"lab3 03 print('hi')\"")
         checked = []
         for number, line in enumerate(lines, start=1):
             try:
                 checked.append(self.checker.instruction(line))
+                if not force:
+                    self.second_look(checked[-1])
             except UsageError as exc:
                 where = f"line {number}: " if len(lines) > 1 else ""
                 raise UsageError(f"{where}{exc}") from None

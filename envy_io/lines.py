@@ -21,6 +21,7 @@ from envy.agent.commands import AGENT_BUILTINS
 from envy.protocol.commands import Call, CommandError, parse_command
 from envy.protocol.selectors import HostNamePattern, Selector, SelectorError, parse_selector, split_line
 from envy_io.errors import UsageError
+from envy_io.suggest import add_hint, did_you_mean
 
 IO_PREFIX = "IO."
 # Characters that would break the one-command-per-line instruction file.
@@ -94,10 +95,23 @@ class LineChecker:
                     f"IO.{name} is an IO function: IO functions run in the Envy IO shell, type IO.{name}(...) "
                     "there without a selector; agents run built-ins and NV.* functions"
                 )
-            call = parse_command(command, self.builtins, nv_names=self.nv_names(), allow_io=False)
-        except (SelectorError, CommandError) as exc:
+        except SelectorError as exc:
             raise UsageError(str(exc)) from None
+        nv_names = self.nv_names()
+        try:
+            call = parse_command(command, self.builtins, nv_names=nv_names, allow_io=False)
+        except CommandError as exc:
+            raise UsageError(add_hint(str(exc), self._function_hint(command, nv_names))) from None
         return InstructionLine(selector, call)
+
+    def _function_hint(self, command: str, nv_names: Collection[str] | None) -> str:
+        """``did you mean print(...)?`` for a misspelt built-in or NV function, else ''."""
+        name = command.split("(", 1)[0].strip()
+        if name.startswith("NV."):
+            return did_you_mean(name[3:], nv_names or (), "(...)").replace("mean ", "mean NV.", 1)
+        if not name.isidentifier() or name in self.builtins:
+            return ""
+        return did_you_mean(name, [*self.builtins, *(f"NV.{n}" for n in nv_names or ())], "(...)")
 
     def io_call(self, line: str) -> IoCallLine:
         """Check ``IO.name(...)``, to be run in the shell."""
@@ -121,10 +135,11 @@ class LineChecker:
             return ShellCommandLine(first.lower(), text)
         if text.startswith(IO_PREFIX):
             return self.io_call(text)
-        if "(" not in text and len(text.split()) == 1:
+        hint = did_you_mean(first, shell_commands) if "(" not in text else ""
+        if "(" not in text and (len(text.split()) == 1 or hint):
             known = ", ".join(sorted(shell_commands))
             raise UsageError(
-                f"unknown shell command {first!r}: shell commands are {known}; "
+                f"unknown shell command {first!r}: {hint + ' ' if hint else ''}shell commands are {known}; "
                 "to send a command type SELECTOR COMMAND, e.g. lab3 03 print('hi')"
             )
         return self.instruction(text)

@@ -18,7 +18,9 @@ import io
 import logging
 import shlex
 import sys
+import textwrap
 import traceback
+from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
 from typing import TextIO
@@ -57,6 +59,10 @@ SHELL_ONLY_COMMANDS = {
     "exit": "leave the shell (or Ctrl-D)",
     "quit": "leave the shell",
 }
+# A line starting with this is sent as typed, even when it looks like it would reach nobody.
+FORCE_MARK = "!"
+# Until the session knows its terminal (tests with DummyOutput).
+DEFAULT_WIDTH = 80
 # The watcher re-reads status files this often at least (one small read per agent).
 MIN_WATCH_INTERVAL_S = 2.0
 
@@ -66,9 +72,11 @@ Send a command to agents:  SELECTOR COMMAND      e.g.  lab3 03 print('hi')
   lab3 03      host 3 of lab3          lab3 1-12    hosts 1 to 12 of lab3
   lab3 01,05   hosts 1 and 5           lab3-03      one host by name
   @seniors     a group from config     re:REGEX     hosts whose whole name matches
-Commands: print('text'), render(), stop(), reload(), restart(), quit(), NV.name(...)
+Commands: print('text'), render(), render('JOB'), stop(), reload(), restart(), quit(), NV.name(...)
 Arguments are plain values only: 'text', 12, 1.5, True/False/None, [lists], {{dicts}}.
 IO.name(...) runs one of your IO functions here, in the shell.
+A line that would reach nobody (lab3 print('x') without the *, render('JOB') of an unknown job) is
+refused with the fix; start it with ! to send it as typed.
 Shell commands: {commands}
 Tab completes, Ctrl-C clears the line, Ctrl-D leaves."""
 
@@ -103,6 +111,7 @@ class Shell:
         self.debug = debug
         self.commands: dict[str, Subcommand] = {s.name: s for s in subcommands() if s.in_shell}
         self.command_help = {**{n: s.help for n, s in self.commands.items()}, **SHELL_ONLY_COMMANDS}
+        self._width: Callable[[], int] = lambda: DEFAULT_WIDTH  # the terminal's, once the session runs
 
     # -- output --------------------------------------------------------------
 
@@ -118,7 +127,8 @@ class Shell:
         self.echo(f"warning: {text}")
 
     def error(self, text: str) -> None:
-        self.echo(f"error: {text}")
+        # Wrapped at word boundaries to the terminal's width: a cut error loses "what is allowed".
+        self.echo(wrap(f"error: {text}", self._width()))
 
     # -- the session ---------------------------------------------------------
 
@@ -127,6 +137,7 @@ class Shell:
     ) -> int:
         with create_app_session(input=input, output=output):
             session = self._session(history)
+            self._width = lambda: session.output.get_size().columns
             with patch_stdout(), console_to(sys.stdout):
                 self._greet()
                 interval = max(self.farm.config.heartbeat, MIN_WATCH_INTERVAL_S)
@@ -161,7 +172,7 @@ class Shell:
             complete_while_typing=False,
             auto_suggest=AutoSuggestFromHistory(),
             history=history or _history_file(local_dirs().state / HISTORY_FILE),
-            validator=LineValidator(self.check),
+            validator=LineValidator(self.check, report=self.error),
             validate_while_typing=False,
             bottom_toolbar=self._toolbar,
             style=STYLE,
@@ -205,10 +216,16 @@ class Shell:
     # -- lines ---------------------------------------------------------------
 
     def check(self, text: str) -> ShellLine:
-        """Check a line without running it (the validator calls this); raises UsageError."""
-        line = self.farm.checker.shell_line(text, self.command_help)
+        """Check a line without running it (the validator calls this); raises UsageError.
+
+        A line starting with ``!`` skips the second look (line_hints.py): it is sent as typed.
+        """
+        forced = text.lstrip().startswith(FORCE_MARK)
+        line = self.farm.checker.shell_line(text.lstrip()[1:] if forced else text, self.command_help)
         if isinstance(line, ShellCommandLine) and line.name in self.commands:
             self._parse_arguments(line, help_out=io.StringIO())
+        if isinstance(line, InstructionLine) and not forced:
+            self.farm.second_look(line)
         return line
 
     def execute(self, text: str) -> bool:
@@ -294,6 +311,11 @@ class Shell:
         )
         self.echo("Your IO functions: " + (", ".join(io_module.names()) or "(none)")
                   + (f"  [{io_module.error}]" if io_module.error else ""))
+
+
+def wrap(text: str, width: int) -> str:
+    """Wrap a message to the terminal, continuation lines indented, never breaking a word apart needlessly."""
+    return "\n".join(textwrap.wrap(text, width=max(width - 1, 20), subsequent_indent="  ", break_on_hyphens=False))
 
 
 def split_words(text: str) -> list[str]:

@@ -34,7 +34,7 @@ from envy_io.agents import AgentBoard
 from envy_io.farm import Farm
 from envy_io.lexer import lex_line
 from envy_io.shell import Shell, run_shell
-from envy_io.validation import LineValidator
+from envy_io.validation import SEE_ABOVE, LineValidator
 from envy_io.watcher import AgentWatcher
 
 ENTER, CTRL_C, CTRL_D = "\r", "\x03", "\x04"
@@ -91,17 +91,18 @@ def test_an_invalid_line_is_not_sent_and_the_session_goes_on(share: ShareLayout)
     assert share.instructions.read_bytes() != before
 
 
-def test_the_validation_error_is_shown_in_the_toolbar(share: ShareLayout) -> None:
+def test_the_validation_error_is_printed_whole_and_the_toolbar_points_at_it(share: ShareLayout) -> None:
     screen = io.StringIO()
+    printed = io.StringIO()
     terminal = Vt100_Output(screen, lambda: Size(rows=24, columns=200), term="xterm")
     config = load_config(share=str(share.root))
     shown = threading.Event()
 
     def type_like_a_person(pipe: PipeInput) -> None:
         pipe.send_text("lab3 03 open('x')" + ENTER)
-        # Wait (with a deadline) until the screen shows the error, then give up on the line.
+        # Wait (with a deadline) until the toolbar points at the error, then give up on the line.
         try:
-            wait_for(lambda: "unknown command 'open'" in screen.getvalue(), 10, "the error on the screen", 0.02)
+            wait_for(lambda: SEE_ABOVE in screen.getvalue(), 10, "the toolbar's pointer on the screen", 0.02)
             shown.set()
         except WaitTimeout:
             pass  # the assertion on ``shown`` below reports it
@@ -111,12 +112,14 @@ def test_the_validation_error_is_shown_in_the_toolbar(share: ShareLayout) -> Non
         typist = threading.Thread(target=type_like_a_person, args=(pipe,))
         typist.start()
         code = run_shell(
-            share, config, input=pipe, fs=REAL_FS, output=terminal, stdout=io.StringIO(), history=InMemoryHistory()
+            share, config, input=pipe, fs=REAL_FS, output=terminal, stdout=printed, history=InMemoryHistory()
         )
         typist.join(timeout=15)
 
     assert code == 0
     assert shown.is_set()
+    assert "error: unknown command 'open'" in printed.getvalue()
+    assert "known commands are" in " ".join(printed.getvalue().split())  # whole, wrapped at 200 columns
     assert commands_in(share) == []
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 
 from envy_io.registry import CommandEnv, Subcommand
 
@@ -12,11 +13,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "lines", nargs="+", metavar="LINE",
         help="SELECTOR COMMAND, e.g. \"lab3 03 print('hi')\" or \"* NV.say_hello('class')\"",
     )
+    parser.add_argument(
+        "--force", action="store_true",
+        help="send lines that would reach nobody as typed (a lab name without *, render() of an unknown job)",
+    )
+    parser.add_argument("--json", action="store_true", help="print the ids and lines sent as JSON")
 
 
 def run(args: argparse.Namespace, env: CommandEnv) -> int:
     farm = env.farm
-    checked = farm.check_lines(args.lines)  # all-or-nothing: raises before anything is written
+    if not args.force:
+        for warning in farm.board.refresh():  # the hosts seen decide what "reaches nobody" means
+            env.warn(warning)
+    checked = farm.check_lines(args.lines, force=args.force)  # all-or-nothing: raises before anything is written
     warning = farm.nv_warning(checked)
     if warning:
         env.warn(warning)
@@ -25,6 +34,10 @@ def run(args: argparse.Namespace, env: CommandEnv) -> int:
         env.warn(problem)
     if result.stamped:
         env.warn(f"stamped {len(result.stamped)} hand-written line(s) in {farm.layout.instructions.name}")
+    if args.json:
+        sent = [{"id": i.id, "line": i.text, "selector": i.selector, "command": i.command} for i in result.sent]
+        env.print(json.dumps({"sent": sent, "skipped": list(result.skipped)}, indent=2))
+        return 0
     for instruction in result.sent:
         env.print(f"{instruction.id} {instruction.text}")
     return 0
