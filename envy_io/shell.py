@@ -135,7 +135,11 @@ class Shell:
     def run(
         self, input: Input | None, output: Output | None, history: History | None = None, watch: bool = True
     ) -> int:
-        with create_app_session(input=input, output=output):
+        # Only a test's own input/output gets its own app session: patch_stdout's writer thread
+        # does not inherit context variables, so in a created session it cannot find the running
+        # prompt and would write straight over the line being typed (issue 11).
+        own_session = input is not None or output is not None
+        with create_app_session(input=input, output=output) if own_session else nullcontext():
             session = self._session(history)
             self._width = lambda: session.output.get_size().columns
             with patch_stdout(), console_to(sys.stdout):
