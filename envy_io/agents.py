@@ -32,11 +32,17 @@ MAX_DEFAULT_WAIT_S = 15.0
 WORKERS_SHOWN = 4
 
 
+# What Envy IO says about an agent. "checking": not seen beating yet, but not watched for a
+# whole heartbeat of its own either; everything else not seen beating is stale, at once.
+ALIVE, STALE, CHECKING = "alive", "stale", "checking"
+
+
 @dataclass(frozen=True)
 class AgentView:
     status: AgentStatus
     alive: bool
     silent_s: float | None  # seconds since we last saw its counter change; None if never seen
+    verdict: str = STALE  # ALIVE, STALE or CHECKING
 
 
 class AgentBoard:
@@ -76,27 +82,45 @@ class AgentBoard:
             return sorted(s.host for s in self._statuses.values())
 
     def undecided(self) -> list[str]:
-        """Hosts we cannot vouch for yet: not seen changing within ``dead_after``."""
+        """Hosts worth waiting for: not seen beating yet, and not yet watched for a heartbeat of their own.
+
+        A host already known stale (from this run, the saved sightings of earlier
+        runs and of the monitor, or its own last status: ``stopped``) is never
+        waited for: in a lab, some machine is always off (issue 11).
+        """
         with self._lock:
-            return [key for key in self._statuses if not self.tracker.proven_alive(key)]
+            return [key for key, status in self._statuses.items() if self._verdict(key, status) == CHECKING]
 
     def views(self) -> list[AgentView]:
         with self._lock:
+            verdicts = {key: self._verdict(key, status) for key, status in self._statuses.items()}
             return [
-                AgentView(status, self.tracker.proven_alive(key), self.tracker.silent_for(key))
+                AgentView(status, verdicts[key] == ALIVE, self.tracker.silent_for(key), verdicts[key])
                 for key, status in sorted(self._statuses.items())
             ]
+
+    def forget(self, host: str) -> None:
+        """Drop a host from what this board knows (``envy-io forget``); its next status file brings it back."""
+        with self._lock:
+            self._statuses.pop(host.lower(), None)
+            self.tracker.sightings.pop(host.lower(), None)
+
+    def _verdict(self, key: str, status: AgentStatus) -> str:
+        if status.state == "stopped":
+            return STALE  # its last word was that it stopped
+        if self.tracker.proven_alive(key):
+            return ALIVE
+        silent = self.tracker.silent_for(key)
+        if silent is None or not self.tracker.is_alive(key):
+            return STALE
+        return CHECKING if silent < heartbeat_of(status) + WAIT_MARGIN_S else STALE
 
     def default_wait(self) -> float:
         """Long enough to see one heartbeat of the slowest agent: its interval plus a margin, capped."""
         with self._lock:
-            beats = [
-                float(s.heartbeat)
-                for s in self._statuses.values()
-                if isinstance(s.heartbeat, (int, float)) and not isinstance(s.heartbeat, bool) and s.heartbeat > 0
-            ]
+            beats = [heartbeat_of(s) for s in self._statuses.values()]
         if not beats:
-            return 0.0 if not self._statuses else WAIT_MARGIN_S
+            return 0.0
         return min(max(beats) + WAIT_MARGIN_S, MAX_DEFAULT_WAIT_S)
 
     def wait_for_heartbeats(
@@ -139,6 +163,14 @@ class AgentBoard:
                 self.cache.save(self.tracker)
 
 
+def heartbeat_of(status: AgentStatus) -> float:
+    """The agent's own heartbeat interval as it wrote it, capped; 0 when the field is unusable."""
+    beat = status.heartbeat
+    if isinstance(beat, bool) or not isinstance(beat, (int, float)) or not beat > 0:
+        return 0.0
+    return min(float(beat), MAX_DEFAULT_WAIT_S)
+
+
 def observation_cache(state_dir: Path) -> ObservationCache:
     return ObservationCache(state_dir / "io-observations.json")
 
@@ -147,7 +179,7 @@ def format_agent(index: int, view: AgentView) -> str:
     """``Worker 0 - lab3-03 - 192.168.1.11 - idle`` (the Frame Server's style), plus what it is doing."""
     status = view.status
     line = f"Worker {index} - {status.host} - {status.ip or '?'} - {describe_state(status)}"
-    return line if view.alive else line + " (stale)"
+    return line if view.verdict == ALIVE else f"{line} ({view.verdict})"
 
 
 def describe_state(status: AgentStatus) -> str:
@@ -185,5 +217,6 @@ def _describe_worker(worker: Any) -> str:
 def agent_json(view: AgentView) -> dict[str, Any]:
     data = view.status.to_json()
     data["alive"] = view.alive
+    data["verdict"] = view.verdict
     data["silent_s"] = None if view.silent_s is None else round(view.silent_s, 1)
     return data

@@ -40,6 +40,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "envy_io.commands.shell",
     "envy_io.commands.send",
     "envy_io.commands.status",
+    "envy_io.commands.forget",
     "envy_io.commands.logs",
     "envy_io.commands.policy",
     "envy_io.commands.jobs",
@@ -62,6 +63,7 @@ class CommandEnv:
     prog: str = PROG
     debug: bool = False
     verbose: int = 0
+    in_shell: bool = False  # run from the interactive shell: never hold the prompt for long
     _farm: Farm | None = None
 
     @property

@@ -293,7 +293,7 @@ class Shell:
             return True  # -h: help was printed
         env = CommandEnv(
             self.farm.config, self.farm.user, self.farm.fs, out=self.out, err=self.out, prog=line.name,
-            debug=self.debug, _farm=self.farm,
+            debug=self.debug, in_shell=True, _farm=self.farm,
         )
         self.commands[line.name].run(args, env)
         return True

@@ -285,7 +285,7 @@ def test_status_lines_in_the_frame_server_style(share: ShareLayout, capsys: pyte
         share, agent_status("lab3-05", "10.0.0.5", state="locked", locked_reason="exam until 12:00"), fs=REAL_FS
     )
     with FakeAgent(share, agent_status("lab3-03", "10.0.0.3", state="idle")):
-        code, out, _ = run(share, capsys, "status", "--wait", "1")
+        code, out, _ = run(share, capsys, "status", "--wait", "1.5")  # past the frozen one's heartbeat + 1 s
 
     assert code == 0
     assert out.splitlines() == [

@@ -187,7 +187,7 @@ def test_shell_commands_status_logs_and_help(share: ShareLayout) -> None:
 
     assert code == 0
     lines = printed.splitlines()
-    assert "Worker 0 - lab3-03 - 10.0.0.3 - idle (stale)" in lines
+    assert "Worker 0 - lab3-03 - 10.0.0.3 - idle (checking)" in lines  # looked at once, not yet for a heartbeat
     assert lines[lines.index("two") + 1] == "three"
     assert any("say_hello" in line for line in lines)  # help lists the user's NV functions
 
