@@ -9,7 +9,7 @@ Misspelt words get "did you mean" from what is known (difflib, no share reads).
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Sequence
 
 from envy.protocol.selectors import HostNamePattern
 from envy.render.jobs import Job
@@ -57,7 +57,8 @@ def unknown_render_jobs(line: InstructionLine, jobs: Collection[Job]) -> str | N
     if not unknown:
         return None
     listed = [job.name for job in jobs if job.state == "active"] or [job.name for job in jobs]
-    shown = ", ".join(listed[:JOBS_LISTED]) + (f" (+{len(listed) - JOBS_LISTED} more)" if len(listed) > JOBS_LISTED else "")
+    more = len(listed) - JOBS_LISTED
+    shown = ", ".join(listed[:JOBS_LISTED]) + (f" (+{more} more)" if more > 0 else "")
     what = ", ".join(repr(t) for t in unknown)
     hint = did_you_mean(unknown[0], [job.name for job in jobs])
     known = f"known jobs are {shown}" if shown else "no jobs are submitted yet (envy-io submit FOLDER)"

@@ -15,7 +15,6 @@ from prompt_toolkit.validation import ValidationError, Validator
 
 from envy_io.errors import UsageError
 
-
 # In the toolbar when the error itself was printed above the prompt (the toolbar is one line high).
 SEE_ABOVE = "not sent: see the error above; fix the line, or Ctrl-C to drop it"
 

@@ -23,8 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, env: CommandEnv) -> int:
     farm = env.farm
     if not args.force:
-        for warning in farm.board.refresh():  # the hosts seen decide what "reaches nobody" means
-            env.warn(warning)
+        for problem in farm.board.refresh():  # the hosts seen decide what "reaches nobody" means
+            env.warn(problem)
     checked = farm.check_lines(args.lines, force=args.force)  # all-or-nothing: raises before anything is written
     warning = farm.nv_warning(checked)
     if warning:
