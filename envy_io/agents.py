@@ -65,6 +65,11 @@ class AgentBoard:
         self._lock = threading.Lock()
         if cache is not None:
             cache.load(self.tracker)
+        # What the saved sightings said, and when this board first read each host: a host
+        # whose counter moved since the saved look beat after it (the tracker dates that beat
+        # at the old look, issue 14), so it is worth a heartbeat's wait; one that did not is stale at once.
+        self._saved = {key: (seen.nonce, seen.counter) for key, seen in self.tracker.sightings.items()}
+        self._first_read: dict[str, float] = {}
 
     def refresh(self) -> list[str]:
         """Re-read every status file and record what changed; returns warnings about unreadable files."""
@@ -72,9 +77,7 @@ class AgentBoard:
         with self._lock:
             self._statuses = {}
             for status in statuses:
-                key = status.host.lower()
-                self._statuses[key] = status
-                self.tracker.observe(key, status.nonce, status.counter)
+                self._record(status)
         return warnings
 
     def hosts(self) -> list[str]:
@@ -104,16 +107,28 @@ class AgentBoard:
         with self._lock:
             self._statuses.pop(host.lower(), None)
             self.tracker.sightings.pop(host.lower(), None)
+            self._first_read.pop(host.lower(), None)
+
+    def _record(self, status: AgentStatus) -> None:
+        """Under the lock: the latest status of a host, and one more look at its counter."""
+        key = status.host.lower()
+        self._statuses[key] = status
+        self._first_read.setdefault(key, self.tracker.clock())
+        self.tracker.observe(key, status.nonce, status.counter)
 
     def _verdict(self, key: str, status: AgentStatus) -> str:
         if status.state == "stopped":
             return STALE  # its last word was that it stopped
         if self.tracker.proven_alive(key):
             return ALIVE
-        silent = self.tracker.silent_for(key)
-        if silent is None or not self.tracker.is_alive(key):
+        moved = self._saved.get(key) != (status.nonce, status.counter)
+        if moved:  # new to us, or it beat since the saved look: watch it for a heartbeat of its own
+            watched: float | None = self.tracker.clock() - self._first_read.get(key, self.tracker.clock())
+        else:  # the same counter as when we last looked, in an earlier run or the monitor
+            watched = self.tracker.silent_for(key)
+        if watched is None:
             return STALE
-        return CHECKING if silent < heartbeat_of(status) + WAIT_MARGIN_S else STALE
+        return CHECKING if watched < heartbeat_of(status) + WAIT_MARGIN_S else STALE
 
     def default_wait(self) -> float:
         """Long enough to see one heartbeat of the slowest agent: its interval plus a margin, capped."""
@@ -153,8 +168,7 @@ class AgentBoard:
                 warnings.append(f"skipped status file {path.name}: {exc}")
                 continue
             with self._lock:
-                self._statuses[status.host.lower()] = status
-                self.tracker.observe(status.host.lower(), status.nonce, status.counter)
+                self._record(status)
         return warnings
 
     def save(self) -> None:

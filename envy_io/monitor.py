@@ -126,11 +126,11 @@ class MonitorModel:
             eta = 0.0 if left == 0 else (left / rate if rate else None)
             out.append(
                 f"{s.job.name[:34]:<34} {s.job.state:<9} {f'{s.done}/{s.total}':>11} {s.running:>4} {s.failed:>4} "
-                f"{s.percent:>4.0f}% {format_duration(eta):>8}"[:width]
+                f"{s.percent:>4.0f}% {format_duration(eta):>8}"
             )
         out += ["", f"{'HOST':<18} {'STATE':<18} {'WORK'}"]
-        out += [row[:width] for view in self.board.views() for row in self._host_rows(view)]
-        return fit_height(out, height)
+        out += [row for view in self.board.views() for row in self._host_rows(view)]
+        return fit_height([line[:width] for line in out], height)
 
     def _host_rows(self, view: AgentView) -> list[str]:
         st, state = view.status, self.host_state(view)
