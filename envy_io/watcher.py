@@ -1,7 +1,8 @@
 """A background look at the agents while the shell waits for input.
 
 Every few seconds it re-reads the status files (keeping the shell's idea of
-who is alive current, and the host names for completion fresh) and reports
+who is alive current, and the host names for completion fresh; the sightings
+are saved for ``envy-io status``) and reports
 changes worth interrupting for: an agent going silent, coming back, or
 appearing. A stoppable thread: ``stop()`` returns at once (watchdog style).
 """
@@ -40,6 +41,7 @@ class AgentWatcher(threading.Thread):
     def check(self) -> None:
         for warning in self.board.refresh():
             log.debug("%s", warning)
+        self.board.save()  # a small local file: ``envy-io status`` run meanwhile knows what we saw
         for view in self.board.views():
             host, key = view.status.host, view.status.host.lower()
             if key not in self._known:

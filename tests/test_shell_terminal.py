@@ -7,6 +7,7 @@ whole on a narrow terminal, refusals with their fix.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -16,6 +17,9 @@ from envy.protocol.status import AgentStatus, write_status
 from envy.share.fs import REAL_FS
 from farm import Farm
 from terminal import Terminal, repo_root, shell_argv
+
+# pexpect.spawn needs a POSIX PTY; a Windows console (ConPTY) is another test's business.
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="a PTY (pexpect.spawn) is POSIX only")
 
 PROMPT = "envy> "
 DEADLINE_S = 60.0
