@@ -219,6 +219,7 @@ def test_completion_offers_nv_io_hosts_and_shell_commands(share: ShareLayout) ->
     assert offered("IO.") == ["IO.render_all("]
     assert "logs" in offered("lo") and "lab3-03" in offered("lab3-")
     assert "03" in offered("lab3 ") and "lab3 " in offered("la")
+    assert "*" in offered("lab3 ") and "print(" not in offered("lab3 ")  # a lab alone selects nobody
     assert offered("logs ") == ["lab3-03"]
     assert offered("* print('NV.") == []  # never inside the arguments
 
