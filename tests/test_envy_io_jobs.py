@@ -119,3 +119,18 @@ def test_pause_resume_priority_reset_and_monitor_with_a_real_agent(
 def test_unknown_job_is_one_line_exit_2(farm: Farm) -> None:
     code, _, err = cli(farm, "pause", "nosuchjob")
     assert code == 2 and "no job matches" in err and err.count("\n") == 1
+
+
+def test_render_of_an_unknown_job_is_refused_with_the_known_names(
+    farm: Farm, tmp_path: Path, profile: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ENVY_CONFIG_DIR", str(farm.root / "config"))
+    folder = frames(tmp_path / "shot020" / "frames", "shot020", 2)
+    assert cli(farm, "submit", str(folder))[0] == 0
+
+    code, out, err = cli(farm, "send", "* render('shot02')")
+
+    assert code == 2 and out == "" and len(err.splitlines()) == 1
+    assert "no job is named 'shot02': did you mean shot020? known jobs are shot020" in err
+    assert cli(farm, "send", "* render('shot020')")[0] == 0
+    assert cli(farm, "send", "--force", "* render('shot02')")[0] == 0  # sent as typed
