@@ -273,3 +273,17 @@ def test_new_agents_and_jobs_show_within_the_discovery_interval_and_a_page_opene
         wait_for(lambda: (snap := monitor.hub.latest()) is not None and snap.job(second.id) is not None, 5,
                  "the job whose page was opened")
         agent.kill9()
+
+
+def test_a_job_waiting_for_another_says_so_on_the_page(farm: Farm, tmp_path: Path) -> None:
+    first = submit_folder(farm.share, pov_frames(tmp_path / "cache" / "frames", 1), name="cache")
+    second = submit_folder(farm.share, pov_frames(tmp_path / "render" / "frames", 1), name="render",
+                           after=[first.id])
+    with running_monitor(io_farm(farm)) as monitor:
+        def states() -> dict[str, str]:
+            snap = monitor.hub.latest()
+            return {v.job.name: v.progress.state for v in snap.jobs} if snap else {}
+
+        wait_for(lambda: len(states()) == 2, 15, "both jobs on the page")
+        assert states() == {"cache": "active", "render": "waiting for cache"}
+        assert monitor.hub.latest().detail_json(second.id)["state"] == "waiting for cache"  # type: ignore[union-attr]

@@ -17,6 +17,7 @@ changes afterwards).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import re
@@ -30,7 +31,8 @@ from typing import Any
 from envy.platform.host import os_name
 from envy.protocol.status import AgentStatus
 from envy.render.claims import ItemName, ItemPattern, frame_number, sort_listing
-from envy.render.job_state import FINISHED, JobProgress, progress
+from envy.render.dependencies import DependencyState, note_from_states
+from envy.render.job_state import ACTIVE, FINISHED, JobProgress, progress
 from envy.render.jobs import Job
 from envy.render.overview import JobSummary, work_folder
 from envy.render.remap import PathRemap, RemapError
@@ -39,6 +41,7 @@ from envy.share.names import is_junk
 from envy_io.agents import AgentBoard, AgentView
 from envy_io.monitor import RateTracker
 from envy_io.web.discovery import FarmReader
+from envy_io.web.frame_logs import LOG_NAME_RE, LOG_TAIL_BYTES, Attempt, read_tail
 
 log = logging.getLogger(__name__)
 
@@ -47,24 +50,11 @@ WATCH_FOR_S = 30.0  # a job page counts as open this long after its last request
 # folder is listed again this often (and at once after an action from this page).
 SETTLED_RELIST_S = 10.0
 THUMB_RETRIES = 6  # polls that re-list thumbs/ while finished frames still lack one
-LOG_TAIL_BYTES = 2048
 # A frame just done is in its agent's next status (one heartbeat, 5 s by default): only a frame
 # done longer than this without a time in any status is looked up in the logs.
 RECENT_GRACE_S = 15.0
 LOGS_RELIST_S = 10.0
 _FOOTER_RE = re.compile(rb"=== envy: exit code (-?\d+) after ([0-9.]+) s")
-_LOG_RE = re.compile(r"^(?P<base>.+)\.(?P<host>[^.]+)\.(?P<attempt>\d{1,4})\.log$")
-
-
-@dataclass(frozen=True)
-class Attempt:
-    """One render of one item by one host, from its log's name (and footer, once finished)."""
-
-    host: str
-    attempt: int
-    log: str  # file name in jobs/<id>/logs/
-    seconds: float | None = None
-    exit_code: int | None = None
 
 
 @dataclass(frozen=True)
@@ -123,6 +113,17 @@ class Snapshot:
         if view is None:
             return None
         return {**view.to_json(), "items": list(view.items)}
+
+
+def with_dependency_notes(views: tuple[JobView, ...]) -> tuple[JobView, ...]:
+    """An active job that waits for others says so, as ``envy-io jobs`` does: ``waiting for X``
+    or ``held: X failed`` (envy/render/dependencies.py), from the states of this same snapshot."""
+    states: dict[str, DependencyState] = {v.job.id: (v.job.name, v.progress.state) for v in views}
+    shown = []
+    for v in views:
+        note = note_from_states(v.job, states) if v.job.after and v.progress.state == ACTIVE else ""
+        shown.append(dataclasses.replace(v, progress=dataclasses.replace(v.progress, state=note)) if note else v)
+    return tuple(shown)
 
 
 def host_state(view: AgentView, dead_after: float) -> str:
@@ -278,6 +279,7 @@ class FarmPoller(threading.Thread):
             self._job_view(job, job.id in watched, fresh, recent.get(job.id, {}))
             for job in sorted(jobs, key=lambda j: j.id)
         )
+        views = with_dependency_notes(views)
         self._memory = {k: m for k, m in self._memory.items() if any(v.job.id == k for v in views)}
         hosts = tuple(host_json(v, self.board.tracker.dead_after) for v in agents)
         self._version += 1
@@ -369,7 +371,7 @@ class FarmPoller(threading.Thread):
             return {}
         found: dict[str, list[Attempt]] = {}
         for name in names:
-            m = _LOG_RE.match(name)
+            m = LOG_NAME_RE.match(name)
             if not m or is_junk(name):
                 continue
             base = m["base"].casefold()
@@ -401,39 +403,3 @@ class FarmPoller(threading.Thread):
         if item.state != "done":
             return None
         return memory.seconds.get(item.base.casefold())
-
-
-def read_tail(path: Path, limit: int) -> bytes:
-    """The last ``limit`` bytes of a file, opened, read and closed at once (ENGINEERING §1.2, §1.12)."""
-    import os
-    import stat
-
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0) | getattr(os, "O_NOFOLLOW", 0)
-    fd = os.open(path, flags)  # non-blocking: a FIFO must not hang the reader; no link out of the share
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise OSError(f"{path.name} is not a regular file")
-        start = max(0, info.st_size - limit)
-        os.lseek(fd, start, os.SEEK_SET)
-        return os.read(fd, limit)
-    finally:
-        os.close(fd)
-
-
-def parse_log_name(name: str) -> tuple[str, str, int] | None:
-    """``shot.0001.lab1-01.2.log`` -> (``shot.0001``, ``lab1-01``, 2); None for any other name."""
-    m = _LOG_RE.match(name)
-    if not m or is_junk(name) or "/" in name or "\\" in name:
-        return None
-    return m["base"], m["host"], int(m["attempt"])
-
-
-def attempts_of(base: str, names: list[str]) -> list[Attempt]:
-    """The attempts of one item from a listing of the job's logs/ folder."""
-    found = []
-    for name in names:
-        parsed = parse_log_name(name)
-        if parsed and parsed[0].casefold() == base.casefold():
-            found.append(Attempt(parsed[1], parsed[2], name))
-    return sorted(found, key=lambda a: (a.attempt, a.host))
