@@ -40,6 +40,7 @@ import secrets
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -122,6 +123,10 @@ class SambaShare:
         self.user = pwd.getpwuid(os.getuid()).pw_name
         self.password = secrets.token_hex(12)
         self._etc = self.root / "samba"
+        # smbd binds Unix sockets under its lock and ncalrpc folders, and a socket path has at
+        # most 108 bytes: under pytest-xdist's longer temp paths smbd then never listened. Its
+        # state folders are reached through a short link in /tmp to self._etc (removed at close).
+        self._short: Path | None = None
         self._home = self.root / "smbclient-home"
         self._smbd: subprocess.Popen | None = None
         self._clients: list[subprocess.Popen | None] = [None] * mounts
@@ -181,6 +186,8 @@ class SambaShare:
                 folder.mkdir(parents=True, exist_ok=True)
             for sub in ("private", "lock", "state", "cache", "pid", "ncalrpc", "log"):
                 (self._etc / sub).mkdir(exist_ok=True)
+            self._short = Path(tempfile.mkdtemp(prefix="esmb", dir="/tmp"))
+            (self._short / "e").symlink_to(self._etc, target_is_directory=True)
             self._start_smbd()
             self._write_client_config()
             for i in range(len(self.mount_points)):
@@ -206,6 +213,10 @@ class SambaShare:
                 self._clients[i] = None
         _stop(self._smbd)
         self._smbd = None
+        if self._short is not None:
+            with contextlib.suppress(OSError):
+                (self._short / "e").unlink()
+                self._short.rmdir()
         with _LIVE_LOCK:
             _LIVE.discard(self)  # type: ignore[arg-type]
         if errors:
@@ -231,7 +242,7 @@ class SambaShare:
         return self._etc / "log" / f"smbnetfs{i}.log"
 
     def _write_server_config(self) -> None:
-        d = self._etc
+        d = self._short / "e" if self._short is not None else self._etc  # see __init__
         self.smb_conf.write_text("\n".join([
             "[global]",
             "server role = standalone server",
@@ -247,8 +258,8 @@ class SambaShare:
             f"cache directory = {d / 'cache'}",
             f"pid directory = {d / 'pid'}",
             f"ncalrpc dir = {d / 'ncalrpc'}",
-            f"passdb backend = tdbsam:{d / 'private' / 'passdb.tdb'}",
-            f"log file = {d / 'log' / 'smbd.log'}",
+            f"passdb backend = tdbsam:{self._etc / 'private' / 'passdb.tdb'}",
+            f"log file = {self._etc / 'log' / 'smbd.log'}",
             "log level = 1",
             "load printers = no",
             "printing = bsd",

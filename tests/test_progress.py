@@ -346,3 +346,14 @@ def test_the_more_telling_error_wins_whichever_stream_arrives_first() -> None:
         parser = ProgressParser(PROFILES["povray"])
         parser.feed("".join(f"{line}\n" for line in lines))
         assert parser.error == "Parse Error: No matching } in 'sphere'", lines
+
+
+@pytest.mark.parametrize("cut", range(60, 81))
+def test_a_parse_error_cut_by_povrays_80_column_wrap_is_still_the_reason(cut: int) -> None:
+    # The scene path's length decides where POV-Ray's wrap falls, "Parse Error" included.
+    path = "/tmp/pytest-of-root/pytest-352/popen-gw1/test_povray_parse_error_explai0/shot020/frames/" + "x" * cut
+    text = f"File '{path}.pov' line 3: Parse Error: No matching }} in 'sphere', camera found instead"
+    wrapped = [text[i:i + 80] for i in range(0, len(text), 80)]
+    parser = ProgressParser(PROFILES["povray"])
+    parser.feed("".join(f"{line}\n" for line in [*wrapped, "Fatal error in parser: Cannot parse input."]))
+    assert parser.error is not None and "Parse Error: No matching } in 'sphere'" in parser.error, wrapped

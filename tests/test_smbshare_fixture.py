@@ -125,7 +125,9 @@ def test_nothing_outside_the_temp_folder_is_used(smbshare, tmp_path: Path) -> No
     conf = share.smb_conf.read_text()
     for line in conf.splitlines():
         if any(key in line for key in ("dir", "directory", "passdb", "log file", "path =")):
-            assert str(tmp_path) in line, line
+            # The state folders go through a short link in /tmp (socket path limit): its target counts.
+            value = Path(line.split("=", 1)[1].strip().removeprefix("tdbsam:"))
+            assert value.resolve().is_relative_to(tmp_path.resolve()), line
 
 
 def test_missing_tools_skip_on_a_dev_machine_and_fail_under_ci(monkeypatch) -> None:

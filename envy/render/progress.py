@@ -45,6 +45,7 @@ class ProgressParser:
         # telling one (POV-Ray's "Parse Error: ..." over its "Fatal error in parser"), and the
         # renderer's stdout and stderr may reach us in either order.
         self._error_rank = len(self._errors)
+        self._run: list[str] = []  # the current run of wrapped lines (see _read_error)
 
     def feed(self, chunk: str) -> list[str]:
         """Add output; return the lines it completed (without line ends or colour codes)."""
@@ -102,23 +103,32 @@ class ProgressParser:
         self._previous = line
         return line
 
+    def _rank(self, text: str) -> int:
+        """The index of the first error pattern ``text`` matches; len(patterns) for none."""
+        return next((i for i, pattern in enumerate(self._errors) if pattern.search(text)), len(self._errors))
+
     def _read_error(self, line: str) -> None:
+        # The run of lines wrapped at the console width that this line ends: POV-Ray wraps at
+        # 80 columns, so with a long scene path "Parse Error" itself can be cut in two and
+        # only the joined run matches.
+        if len(self._previous) in WRAP_WIDTHS and len(self._run) < ERROR_LINES:
+            self._run.append(line)
+        else:
+            self._run = [line]
         if self._error_open:
             last = self._error_parts[-1]
             wrapped = len(last) in WRAP_WIDTHS
             continued = line[:1].isspace() and last.rstrip().endswith(",")
             if line.strip() and (wrapped or continued) and len(self._error_parts) < ERROR_LINES:
                 self._error_parts.append(line)
+                self._error_rank = min(self._error_rank, self._rank("".join(self._error_parts)))
                 return
             self._error_open = False
-        rank = next((i for i, pattern in enumerate(self._errors) if pattern.search(line)), len(self._errors))
+        rank = self._rank("".join(self._run))
         if rank >= self._error_rank:
             return  # no error here, or not a more telling one than the error kept
-        self._error_parts = []
         self._error_rank = rank
-        if len(self._previous) in WRAP_WIDTHS and not any(p.search(self._previous) for p in self._errors):
-            self._error_parts.append(self._previous)  # the message began on the wrapped line before
-        self._error_parts.append(line)
+        self._error_parts = list(self._run)  # from where the wrapped message began
         self._error_open = True
 
 
