@@ -20,6 +20,7 @@ settings at import time.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -47,6 +48,8 @@ from envy.settings.kinds import (
 )
 from envy.settings.schema import Key, Rule, Schema, schema_of, setting
 from envy.share.bounded import ShareFileError, read_config_file
+
+log = logging.getLogger(__name__)
 
 
 class ConfigError(ValueError):
@@ -164,6 +167,26 @@ class Config:
         True, Flag(), "Also show an OS desktop notification (notify-send, macOS Notification Center) when one of "
         "your jobs finishes, while envy-io's shell or monitor runs where you submitted it; the shell prints the "
         "line above its prompt either way.")
+    # Hostile-share limits (docs/security.md): where jobs may lead, how long a render may run.
+    project_roots: tuple[str, ...] = setting(
+        (), TextList("a list of folders"),
+        "Folders outside the share where jobs may read scenes and write images, e.g. [\"P:/projects\"]. "
+        "Every path a job names must be inside the share or one of these (after symlinks). Farm config "
+        "(or the machine's local config) only: a user's own file on the share cannot set it.")
+    render_timeout: float = setting(
+        0.0, Number(ge=0),
+        "Seconds a render may run before it is killed and the frame failed (0: no limit). A job's "
+        "`submit --timeout` replaces it, up to render_timeout_max.")
+    render_timeout_max: float = setting(
+        0.0, Number(ge=0),
+        "The most a job may ask for with --timeout, in seconds (0: no maximum). Farm config only.")
+    render_stall: float = setting(
+        0.0, Number(ge=0),
+        "Seconds a render may print nothing before it is killed as stalled (0: no limit). A job's "
+        "`submit --stall` replaces it, up to render_stall_max.")
+    render_stall_max: float = setting(
+        0.0, Number(ge=0),
+        "The most a job may ask for with --stall, in seconds (0: no maximum). Farm config only.")
     sources: tuple[str, ...] = ()  # the files that were read, for `envy-io config` and error messages
 
     def with_values(self, values: Mapping[str, Any], where: str) -> Config:
@@ -204,6 +227,25 @@ def read_yaml_file(path: Path) -> dict[str, Any]:
     return data
 
 
+# Keys that say what the farm allows, not how one user likes it: a user's own file on the share
+# cannot set them (``policy: null`` there used to turn the farm's lockdown policy off). The farm
+# file, the machine's local config and the command line can.
+FARM_ONLY_KEYS = frozenset({
+    "policy", "signed", "strict_modes", "project_roots", "render_timeout_max", "render_stall_max",
+})
+
+
+def without_farm_keys(values: Mapping[str, Any], where: Path) -> dict[str, Any]:
+    """``values`` read from a user's own file, less the farm-only keys (each dropped with a warning)."""
+    kept = {}
+    for name, value in values.items():
+        if name in FARM_ONLY_KEYS:
+            log.warning("%s: '%s' is a farm setting; a user's file cannot set it (ignored)", where, name)
+        else:
+            kept[name] = value
+    return kept
+
+
 def user_folder(share: str | os.PathLike[str], user: str) -> Path:
     return Path(share) / "users" / user
 
@@ -232,7 +274,7 @@ def load_config(
         sources.append(str(farm_file))
         if user:
             user_file = user_folder(share_dir, user) / "config.yaml"
-            cfg = cfg.with_values(read_yaml_file(user_file), str(user_file))
+            cfg = cfg.with_values(without_farm_keys(read_yaml_file(user_file), user_file), str(user_file))
             sources.append(str(user_file))
     cfg = cfg.with_values(local, str(local_file))
     sources.append(str(local_file))

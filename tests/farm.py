@@ -92,7 +92,9 @@ class Farm:
         self.share = root / "share"
         self.user = user
         self.layout = ShareLayout(self.share)
-        self.settings = {**FAST, **(settings or {})}
+        # The test's scenes and images live beside the share in its temp folder: a project root
+        # (paths outside the share and the project roots are refused, envy/render/confine.py).
+        self.settings = {**FAST, "project_roots": [str(root)], **(settings or {})}
         self.env = {
             **os.environ,
             "ENVY_STATE_DIR": str(root / "state"),

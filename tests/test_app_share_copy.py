@@ -75,7 +75,7 @@ def _start_from_share(farm: Farm, host: str, env: dict[str, str]) -> subprocess.
         "--host",
         host,
     ]
-    for key, value in FAST.items():
+    for key, value in {**FAST, "project_roots": [str(farm.root)]}.items():
         argv += ["--set", f"{key}={json.dumps(value)}"]
     out = open(farm.root / f"{host}.out", "ab")
     proc = subprocess.Popen(

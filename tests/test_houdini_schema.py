@@ -175,7 +175,8 @@ def plan_input(layout: ShareLayout, job_id: str, task_name: str, remap: tuple[st
     jobs, _ = list_jobs(layout, fs=REAL_FS)
     job = next(j for j in jobs if j.id == job_id)
     claim = Claim(job.tasks_dir(layout), ItemName(task_name[: -len(".json")], ".json", "pending"))
-    config = Config(renderers={"hython": {"executable": str(STAND_IN_HYTHON)}}, remap=remap)
+    config = Config(renderers={"hython": {"executable": str(STAND_IN_HYTHON)}}, remap=remap,
+                    project_roots=(str(layout.root.parent),))  # the test's HIP files are beside the share
     return PlanInput(job, claim, load_profiles(), config, "n0nce", layout.jobs_dir / job.id, REAL_FS)
 
 

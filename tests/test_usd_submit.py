@@ -113,6 +113,8 @@ def plan_input(layout: ShareLayout, job_id: str, task_name: str, **config: objec
     job = next(j for j in jobs if j.id == job_id)
     base, ext = task_name[: -len(".json")], ".json"
     claim = Claim(job.tasks_dir(layout), ItemName(base, ext, "pending"))
+    # The test's USD files are beside the share: a project root (envy/render/confine.py).
+    config.setdefault("project_roots", (str(layout.root.parent),))
     cfg = Config(renderers={"husk": {"executable": str(STAND_INS / "husk")}}, **config)  # type: ignore[arg-type]
     return PlanInput(job, claim, load_profiles(), cfg, "n0nce", layout.jobs_dir / job.id, REAL_FS)
 

@@ -74,7 +74,11 @@ def plan_cache_task(inp: PlanInput, task: Mapping[str, Any]) -> WorkPlan:
     if not isinstance(task.get("parms"), dict):
         raise PlanError("cache task needs 'parms' as an object")
     profile = hython_profile(inp.profiles)
-    hip = inp.local_path(task["hip"])
+    hip = inp.confined(task["hip"], "HIP file")
+    for name, value in task["parms"].items():
+        # Parameter values that are absolute paths (after the remap) are where the cache goes.
+        if isinstance(value, str) and "$" not in value and Path(inp.remap().apply(value)).is_absolute():
+            inp.confined(value, f"parameter {name}")
     if not inp.is_file(hip):
         raise PlanError(
             f"HIP file not found here: {hip} (from {task['hip']}; is the share mounted, is a remap rule missing?)"

@@ -25,7 +25,7 @@ import os
 import stat as stat_mod
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path, PurePath
+from pathlib import Path, PurePath, PureWindowsPath
 
 # A range task naming more frames than this is not a chunk of a job: 200 million
 # frames used to grow an agent's memory without end.
@@ -49,40 +49,61 @@ def _lexically_inside(path: PurePath, root: PurePath) -> bool:
     return p == r or p.startswith(r.rstrip(os.sep) + os.sep)
 
 
+# What an Envy folder holds besides the jobs' own folders (envy/share/layout.py): a job may not
+# render into the agents' status files, the instruction file or another job's folder.
+ENVY_ENTRIES = ("ENVY_SHARE.json", "config.yaml", "instructions.txt", "instructions.lock", "status", "logs",
+                "jobs", "users", "seats", "app")
+
+
 @dataclass(frozen=True)
 class Confinement:
-    """Where one job's paths may lead: its job folder and the farm's project roots."""
+    """Where one job's paths may lead: the share (less Envy's own files), its job folder and the
+    farm's project roots. Relative paths are taken from the job folder."""
 
     job_dir: Path
     project_roots: tuple[Path, ...] = ()
+    share_root: Path | None = None  # None: the job folder alone (a task's own paths)
 
     @classmethod
-    def for_job(cls, job_dir: Path, project_roots: Iterable[str | os.PathLike[str]] = ()) -> Confinement:
-        return cls(Path(job_dir), tuple(Path(r) for r in project_roots if str(r).strip()))
+    def for_job(cls, job_dir: Path, project_roots: Iterable[str | os.PathLike[str]] = (),
+                share_root: Path | None = None) -> Confinement:
+        # Absolute, so that a share given as a relative --share compares with the jobs' absolute paths.
+        roots = tuple(Path(os.path.abspath(r)) for r in project_roots if str(r).strip())
+        share = Path(os.path.abspath(share_root)) if share_root is not None else None
+        return cls(Path(os.path.abspath(job_dir)), roots, share)
 
     @property
     def roots(self) -> tuple[Path, ...]:
-        return (self.job_dir, *self.project_roots)
+        return (self.share_root if self.share_root is not None else self.job_dir, *self.project_roots)
 
     def _describe_roots(self) -> str:
         shown = ", ".join(str(r) for r in self.roots)
-        hint = "" if self.project_roots else " (add the project folder to project_roots in the farm config)"
+        hint = "" if self.project_roots else " (an admin can add project folders to project_roots in the farm config)"
         return f"{shown}{hint}"
+
+    def _reserved(self, path: PurePath) -> bool:
+        """Inside Envy's own files on the share (and not in this job's folder)."""
+        if self.share_root is None or _lexically_inside(path, self.job_dir):
+            return False
+        return any(_lexically_inside(path, self.share_root / name) for name in ENVY_ENTRIES)
 
     def check(self, path: str | os.PathLike[str], what: str) -> Path:
         """``path`` (made absolute against the job folder) when it may be used; PathRefused otherwise."""
         text = os.fspath(path)
         if "\x00" in text:
             raise PathRefused(f"{what} {text!r} contains a NUL character")
-        parts = PurePath(text).parts
-        if ".." in parts or any(p == ".." for p in text.replace("\\", "/").split("/")):
+        if ".." in PurePath(text).parts or ".." in text.replace("\\", "/").split("/"):
             raise PathRefused(f"{what} {text!r} climbs out with '..'; allowed: inside {self._describe_roots()}")
         candidate = Path(text)
         if not candidate.is_absolute():
+            if PureWindowsPath(text).drive:  # C:/x or //server/x on a machine that has no drives
+                raise PathRefused(f"{what} {text} is another OS's path here; add a remap rule for it")
             candidate = self.job_dir / candidate
         root = next((r for r in self.roots if _lexically_inside(candidate, r)), None)
         if root is None:
             raise PathRefused(f"{what} {text} is outside the allowed folders {self._describe_roots()}")
+        if self._reserved(candidate):
+            raise PathRefused(f"{what} {text} is inside Envy's own files on the share")
         self._check_links(candidate, root, what)
         return candidate
 
@@ -106,6 +127,9 @@ class Confinement:
                         f"{what} {path}: {current} is a symlink to {target}, outside the allowed folders "
                         f"{self._describe_roots()}"
                     )
+                if self.share_root is not None and self._reserved(
+                        self.share_root / os.path.relpath(target, os.path.realpath(self.share_root))):
+                    raise PathRefused(f"{what} {path}: {current} is a symlink into Envy's own files on the share")
 
     def check_output(self, final: str | os.PathLike[str], what: str = "output") -> Path:
         """An output's final name: confined, and never replacing a link, folder or device."""

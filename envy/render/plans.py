@@ -25,7 +25,7 @@ from typing import Any
 from envy.config import Config
 from envy.platform.host import os_name
 from envy.render.claims import Claim, frame_number, is_within
-from envy.render.confine import RangeRefused, check_frame_range
+from envy.render.confine import Confinement, PathRefused, RangeRefused, check_frame_range
 from envy.render.jobs import Job
 from envy.render.profiles import ProfileError, RendererProfile
 from envy.render.remap import PathRemap
@@ -36,6 +36,10 @@ from envy.share.fs import ShareFS
 
 class PlanError(ValueError):
     """The item cannot be run here (missing renderer, bad task file): fails the item with this reason."""
+
+
+class PlanRefused(PlanError):
+    """A path the job names leads outside the share and the project roots: failed for good, never retried."""
 
 
 @dataclass
@@ -86,6 +90,24 @@ class PlanInput:
     nonce: str
     job_dir: Path  # the job's folder on the share (jobs/<id>)
     fs: ShareFS  # the share, as the agent reaches it (the seam a test injects faults through)
+    share_root: Path | None = None  # the Envy folder; None: the folder above jobs/
+
+    def confinement(self) -> Confinement:
+        """Where this job's paths may lead (envy/render/confine.py): the share and the farm's project roots."""
+        share = self.share_root if self.share_root is not None else self.job_dir.parent.parent
+        return Confinement.for_job(self.job_dir, self.config.project_roots, share)
+
+    def confined(self, path: str, what: str) -> Path:
+        """A path the job names (the submitter's), as this machine sees it, once it is known to stay inside."""
+        return self.confined_local(self.local_path(path), what)
+
+    def confined_local(self, path: Path, what: str, *, output: bool = False) -> Path:
+        """``path`` (already this machine's) when it is inside; ``output``: also never a link or folder."""
+        confinement = self.confinement()
+        try:
+            return confinement.check_output(path, what) if output else confinement.check(path, what)
+        except PathRefused as exc:
+            raise PlanRefused(str(exc)) from None
 
     def is_file(self, path: Path) -> bool:
         try:
@@ -139,20 +161,20 @@ def _next_to_python(profile: RendererProfile) -> str | None:
 
 def _output_for(inp: PlanInput, profile: RendererProfile, base: str, scene_dir: Path) -> Output | None:
     if inp.job.output:
-        out_dir = inp.local_path(inp.job.output)
+        out_dir = inp.confined(inp.job.output, "output folder")
     elif profile.output_next_to_scene and profile.output_arg:
         out_dir = scene_dir  # <scene stem>.png next to the scene (POV-Ray's own default too)
     else:
         return None  # the scene file decides where the image goes
-    final = out_dir / f"{base}{profile.output_ext}"
-    temp = out_dir / f"{base}.envy~tmp~{inp.nonce}{profile.output_ext}"
+    final = inp.confined_local(out_dir / f"{base}{profile.output_ext}", "output", output=True)
+    temp = inp.confined_local(out_dir / f"{base}.envy~tmp~{inp.nonce}{profile.output_ext}", "output", output=True)
     return Output(temp, final)
 
 
 def plan_frame_file(inp: PlanInput) -> WorkPlan:
     """A per-frame scene file: render the claimed file itself (same folder, same extension)."""
     profile = inp.profile()
-    scene = inp.claim.path
+    scene = inp.confined_local(inp.claim.path, "scene")  # the folder was checked before claiming; links inside it
     base = inp.claim.item.base
     output = _output_for(inp, profile, base, scene.parent)
     if output is not None:
@@ -189,14 +211,14 @@ def plan_range_task(inp: PlanInput, task: Mapping[str, Any]) -> WorkPlan:
         start, end = check_frame_range(task.get("start"), task.get("end"))  # 200 million frames: refused
     except RangeRefused as exc:
         raise PlanError(str(exc)) from None
-    scene = inp.local_path(inp.job.source)
+    scene = inp.confined(inp.job.source, "scene")
     try:
         frames = list(range(start, end + 1, frame_step(task)))
         # The scene's own output path and format, recorded at submit, win when the job sets no output.
         own = None if inp.job.output else own_frame_files(inp.job.settings, frames, scene.parent, inp.remap_text)
     except ValueError as exc:
         raise PlanError(str(exc)) from None
-    out_dir = inp.local_path(inp.job.output) if inp.job.output else scene.parent
+    out_dir = inp.confined(inp.job.output, "output folder") if inp.job.output else scene.parent
     stem = scene.name.split(".")[0]
     if own is None:
         inp.fs.makedirs(out_dir)
@@ -208,7 +230,9 @@ def plan_range_task(inp: PlanInput, task: Mapping[str, Any]) -> WorkPlan:
     except ProfileError as exc:
         raise PlanError(str(exc)) from None
     files = own if own is not None else [out_dir / f"{stem}_{f:04d}{profile.output_ext}" for f in frames]
-    return WorkPlan(argv, scene.parent, f"frames {start}-{end}", profile, [Output(None, p) for p in files], frames)
+    # The scene's own output path is the job's too (a share writer can set it): confined like --output.
+    outputs = [Output(None, inp.confined_local(path, "output", output=True)) for path in files]
+    return WorkPlan(argv, scene.parent, f"frames {start}-{end}", profile, outputs, frames)
 
 
 FramePlanner = Callable[[PlanInput], WorkPlan]

@@ -32,7 +32,7 @@ from envy.render.dependencies import DependencyGate, DependencyState, read_state
 from envy.render.host import RenderHost
 from envy.render.job_finish import JobFinish
 from envy.render.jobs import Job, list_jobs, select_active
-from envy.render.plans import PlanInput, Planners
+from envy.render.plans import PlanInput, Planners, PlanRefused
 from envy.render.profiles import RendererProfile, load_profiles
 from envy.render.reclaim import Reclaimer
 from envy.render.remap import PathRemap
@@ -227,9 +227,18 @@ class RenderLoop:
                 self.jobs_readable = True
                 for w in warnings:
                     self.host.report_once(w)
-                self._jobs = select_active(jobs, self.targets)
+                self._jobs = [j for j in select_active(jobs, self.targets) if self._allowed(j)]
                 self._jobs_read_at = now
             return list(self._jobs)
+
+    def _allowed(self, job: Job) -> bool:
+        """Whether the folder whose items we would claim (rename) is inside the share or a project root."""
+        try:
+            self.work_folder(job)
+        except PlanRefused as exc:
+            self.host.report_once(f"job {job.name} ({job.id}) refused: {exc}")
+            return False
+        return True
 
     def queue_for(self, job: Job) -> FolderQueue:
         with self._lock:
@@ -241,13 +250,15 @@ class RenderLoop:
             return queue
 
     def work_folder(self, job: Job) -> Path:
+        """Where the job's items are claimed; PlanRefused when that leaves the allowed folders."""
+        inp = self.plan_input(job, None)
         if job.kind == "tasks":
-            return job.tasks_dir(self.host.layout)
-        return self.plan_input(job, None).local_path(job.source)
+            return inp.confined_local(job.tasks_dir(self.host.layout), "task folder")
+        return inp.confined(job.source, "job source")
 
     def plan_input(self, job: Job, claim: Claim | None) -> PlanInput:
         return PlanInput(job, claim, self._profiles, self.host.config, self.host.nonce,  # type: ignore[arg-type]
-                         self.host.layout.jobs_dir / job.id, self.host.fs)
+                         self.host.layout.jobs_dir / job.id, self.host.fs, self.host.layout.root)
 
     def next_claim(self) -> tuple[Job, Claim] | None:
         """A reclaimed item first, else the next pending item of the best job."""
@@ -261,6 +272,9 @@ class RenderLoop:
                 continue
             try:
                 claim = self.queue_for(job).claim_next(avoid=self._failed_here_recently)
+            except PlanRefused as exc:  # its folder became a link out since the job was read
+                self.host.report_once(f"job {job.name} ({job.id}) refused: {exc}")
+                continue
             except OSError as exc:
                 self.host.report_once(f"cannot read the items of job {job.id}: {exc}")
                 continue

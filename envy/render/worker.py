@@ -21,7 +21,7 @@ from envy.protocol.status import WorkerStatus
 from envy.render.claims import DONE, LOST, MINE, UNKNOWN, Claim
 from envy.render.host import ChildOutcome, RunningChild, WorkerLoop
 from envy.render.jobs import Job
-from envy.render.plans import PlanError, WorkPlan
+from envy.render.plans import PlanError, PlanRefused, WorkPlan
 from envy.render.progress import ProgressParser
 from envy.render.thumbnails import write_thumbnail
 from envy.share.fs import ShareFS
@@ -106,8 +106,18 @@ class RenderWorker(threading.Thread):
         host = self.loop.host
         attempt = claim.item.failures + 1
         log_path = job.logs_dir(host.layout) / f"{claim.item.base}.{host.host.lower()}.{attempt}.log"
+        inp = self.loop.plan_input(job, claim)
         try:
-            plan = self.loop.planners.plan(self.loop.plan_input(job, claim))
+            # The attempt's log is in the job's own folder; a link planted there must not lead our writes out.
+            inp.confined_local(log_path, "render log", output=True)
+        except PlanRefused as exc:
+            self._refuse(job, claim, str(exc), None)
+            return
+        try:
+            plan = self.loop.planners.plan(inp)
+        except PlanRefused as exc:  # a path out of the share: retrying cannot help
+            self._refuse(job, claim, str(exc), log_path)
+            return
         except PlanError as exc:
             self._write_reason(log_path, str(exc))
             self._fail(job, claim, str(exc))
@@ -193,9 +203,15 @@ class RenderWorker(threading.Thread):
                     if not published:
                         for out in plan.outputs:
                             if out.temp is not None and self.loop.host.fs.exists(out.temp):
+                                # Again now: a link may have been planted on the way while it rendered.
+                                self.loop.plan_input(job, claim).confined_local(out.final, "output", output=True)
                                 self.loop.host.fs.replace(out.temp, out.final)
                         published = True
                     state = queue.finish(claim)
+                except PlanRefused as exc:
+                    self._cleanup(plan)
+                    self._fail(job, claim, str(exc), retries=0)
+                    return
                 except OSError as exc:
                     log.warning("worker %d: cannot complete %s yet (%s)", self.index, claim.item.original, exc)
                     state = UNKNOWN
@@ -227,13 +243,21 @@ class RenderWorker(threading.Thread):
         image = out.final if out.temp is not None else (out.written(fs) or out.final)
         write_thumbnail(self.loop.host.layout, job.id, claim.item.base, image, fs)
 
-    def _fail(self, job: Job, claim: Claim, reason: str) -> None:
+    def _refuse(self, job: Job, claim: Claim, reason: str, log_path: Path | None) -> None:
+        log.warning("worker %d: %s of job %s refused: %s", self.index, claim.item.original, job.name, reason)
+        if log_path is not None:
+            self._write_reason(log_path, reason)
+        self._fail(job, claim, reason, retries=0)
+
+    def _fail(self, job: Job, claim: Claim, reason: str, retries: int | None = None) -> None:
+        """Fail the try: back to pending, or failed after the job's retries (``retries`` replaces them)."""
         queue = self.loop.queue_for(job)
+        limit = self.loop.max_retries(job) if retries is None else retries
         state: str | None = UNKNOWN
         # While the share cannot be reached the frame stays ours until it answers.
         for _ in self._while_share_away(f"failing {claim.item.original}"):
             try:
-                state = queue.fail(claim, self.loop.max_retries(job))
+                state = queue.fail(claim, limit)
             except OSError:
                 state = UNKNOWN
             if state != UNKNOWN:

@@ -13,10 +13,11 @@ profile's regex); a non-zero exit or a missing/empty image fails the try.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path, PureWindowsPath
 from typing import Any
 
 from envy.render.jobs import JobError
-from envy.render.plans import Output, PlanError, PlanInput, WorkPlan
+from envy.render.plans import Output, PlanError, PlanInput, PlanRefused, WorkPlan
 from envy.usd.submit_usd import check_delegate, tile_file_name
 
 _OUTPUT_FLAGS = ("--output", "-o")
@@ -37,7 +38,8 @@ def plan_husk_task(inp: PlanInput, task: Mapping[str, Any]) -> WorkPlan:
     tile = _tile(task.get("tile"))
 
     profile = inp.profile("husk")
-    local_usd = inp.local_path(usd)
+    _check_options(inp, argv)
+    local_usd = inp.confined(usd, "USD file")
     if not inp.is_file(local_usd):
         raise PlanError(
             f"USD file not found here: {local_usd} (from {usd}; is the share mounted, is a --remap rule missing?)"
@@ -51,20 +53,40 @@ def plan_husk_task(inp: PlanInput, task: Mapping[str, Any]) -> WorkPlan:
     if output is not None:
         output = _text(output, "output")
         where = _output_index(argv, output)
-        final = inp.local_path(output)
+        final = inp.confined(output, "output")
         temp = final.with_name(f"{_stem(final.name)}.envy~tmp~{inp.nonce}{_ext(final.name)}")
         command[where] = str(temp)
         inp.fs.makedirs(final.parent)
         if tile is not None:
             final = final.with_name(tile_file_name(final.name, tile["suffix"], tile["index"]))
             temp = temp.with_name(tile_file_name(temp.name, tile["suffix"], tile["index"]))
-        outputs.append(Output(temp, final))
+        outputs.append(Output(inp.confined_local(temp, "output", output=True),
+                              inp.confined_local(final, "output", output=True)))
 
     threads = inp.threads()
     if threads and "--threads" not in command and "-j" not in command:
         command[-1:-1] = ["--threads", str(threads)]
     label = f"{local_usd.name} frame {frame}" + (f" tile {tile['index']}" if tile else "")
     return WorkPlan(command, local_usd.parent, label, profile, outputs, [frame])
+
+
+# Values after these options are USD prim paths ("/Render/rendersettings"), not files.
+_PRIM_OPTIONS = frozenset({"--settings", "-s", "--camera", "-c", "--purpose"})
+
+
+def _check_options(inp: PlanInput, argv: list[str]) -> None:
+    """No option that runs a script; every other absolute path in argv confined like the USD file.
+
+    husk's ``--prerender-script`` and its kin run Python: a task file is written by whoever can
+    write the share, so they are refused whatever their value.
+    """
+    for i, item in enumerate(argv[1:-1], start=1):
+        if item.startswith("-") and "script" in item.lower():
+            raise PlanRefused(f"husk task: option {item} runs a script; it is not allowed in a task")
+        if argv[i - 1] in _PRIM_OPTIONS or argv[i - 1] in _OUTPUT_FLAGS or item.startswith("-"):
+            continue
+        if Path(item).is_absolute() or PureWindowsPath(item).drive:
+            inp.confined(item, f"husk argument {argv[i - 1]}")
 
 
 def _text(value: Any, key: str) -> str:
