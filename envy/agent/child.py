@@ -37,6 +37,14 @@ OutputCallback = Callable[[str], object]  # what it returns is ignored
 
 
 @dataclass(frozen=True)
+class TimeLimits:
+    """How long a child may run, and stay silent, before it is killed (seconds; 0: no limit)."""
+
+    timeout_s: float = 0.0
+    stall_s: float = 0.0
+
+
+@dataclass(frozen=True)
 class ChildResult:
     returncode: int | None
     killed_reason: str | None  # "stopped", "memory limit 512 MB exceeded (RSS 700 MB)", ...
@@ -58,6 +66,7 @@ class Child:
         memory_limit_mb: int | None,
         on_output: OutputCallback | None,
         on_finished: Callable[[Child], None],
+        limits: TimeLimits | None = None,
     ) -> None:
         self.name = name
         self.pid = popen.pid
@@ -65,6 +74,12 @@ class Child:
         self.log_path = child_log.path
         self.started_monotonic = started_monotonic
         self.memory_limit_mb = memory_limit_mb
+        self.limits = limits or TimeLimits()
+        # Written by the output reader (one float), read by the monitor: when output last came.
+        self._last_output = started_monotonic
+        # The monitor's own: time spent suspended (NIMBY pause) does not count against the limits.
+        self._suspended_s = 0.0
+        self._last_tick = started_monotonic
         self._popen = popen
         self._proc = proc
         self._log = child_log
@@ -136,6 +151,7 @@ class Child:
                     break
                 if self._done.is_set():
                     continue  # gave up waiting for us; just drain
+                self._last_output = time.monotonic()
                 self._log.write(data)
                 self._emit(decoder.decode(data))
             self._emit(decoder.decode(b"", final=True))
@@ -213,6 +229,10 @@ class Child:
         with self._seen_lock:
             self._seen = {pid: p for pid, p in self._seen.items() if is_alive(p)}
             self._seen.update((p.pid, p) for p in tree if p.pid != self.pid)
+        reason = self._time_limit_passed()
+        if reason is not None:
+            self._kill_for(reason)
+            return
         if self.memory_limit_mb is None:
             return
         rss = 0
@@ -222,8 +242,34 @@ class Child:
             except psutil.Error:
                 continue  # exited or not ours to read
         if rss > self.memory_limit_mb * _MB:
-            reason = f"memory limit {self.memory_limit_mb} MB exceeded (RSS {rss // _MB} MB)"
-            log.warning("%s (pid %s): %s; killing it", self.name, self.pid, reason)
-            self._stop_requested = True
-            # Kill in its own thread so the monitor keeps watching other children.
-            threading.Thread(target=self.stop, args=(reason,), name=f"envy-{self.name}-kill", daemon=True).start()
+            self._kill_for(f"memory limit {self.memory_limit_mb} MB exceeded (RSS {rss // _MB} MB)")
+
+    def _kill_for(self, reason: str) -> None:
+        log.warning("%s (pid %s): %s; killing it", self.name, self.pid, reason)
+        self._stop_requested = True
+        # Kill in its own thread so the monitor keeps watching other children.
+        threading.Thread(target=self.stop, args=(reason,), name=f"envy-{self.name}-kill", daemon=True).start()
+
+    def _time_limit_passed(self) -> str | None:
+        """The reason when the render ran past its timeout or printed nothing for its stall limit."""
+        now = time.monotonic()
+        tick, self._last_tick = now - self._last_tick, now
+        if not (self.limits.timeout_s or self.limits.stall_s):
+            return None
+        if self._suspended():
+            # Someone at the machine paused it (NIMBY): neither its run time nor its silence counts.
+            self._suspended_s += tick
+            self._last_output = max(self._last_output, now)
+            return None
+        timeout, stall = self.limits.timeout_s, self.limits.stall_s
+        if timeout and now - self.started_monotonic - self._suspended_s > timeout:
+            return f"timed out after {timeout:g} s"
+        if stall and now - self._last_output > stall:
+            return f"no output for {stall:g} s"
+        return None
+
+    def _suspended(self) -> bool:
+        try:
+            return self._proc is not None and self._proc.status() == psutil.STATUS_STOPPED
+        except psutil.Error:
+            return False

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import psutil
 
-from envy.agent.child import Child, ChildResult, OutputCallback
+from envy.agent.child import Child, ChildResult, OutputCallback, TimeLimits
 from envy.platform.die_with_agent import DieWithAgent
 from envy.platform.processes import (
     is_same_process,
@@ -91,12 +91,15 @@ class ProcessHandler:
         env: Mapping[str, str] | None = None,
         memory_limit_mb: int | None = None,
         on_output: OutputCallback | None = None,
+        timeout_s: float = 0.0,
+        stall_s: float = 0.0,
     ) -> Child:
         """Start ``argv`` (a list, never a shell string) and return at once.
 
         ``env`` is the child's complete environment (as for ``subprocess``);
-        None inherits the agent's. The log's folder must exist: it is not
-        created, so an unmounted share never gets a fresh tree. OSError from
+        None inherits the agent's. ``timeout_s`` and ``stall_s`` (0: none) kill the whole tree
+        when it runs longer, or prints nothing for longer; the reason is in the result. The log's
+        folder must exist: it is not created, so an unmounted share never gets a fresh tree. OSError from
         starting (program not found, ...) propagates after being logged.
         """
         if self._closed.is_set():
@@ -135,7 +138,8 @@ class ProcessHandler:
             lower_priority(proc)
         create_time = _create_time(proc)
         child = Child(
-            name, popen, proc, create_time, child_log, started_monotonic, memory_limit_mb, on_output, self._finished
+            name, popen, proc, create_time, child_log, started_monotonic, memory_limit_mb, on_output, self._finished,
+            TimeLimits(timeout_s, stall_s),
         )
         with self._lock:
             self._children.append(child)

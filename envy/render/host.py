@@ -54,6 +54,8 @@ class ChildStarter(Protocol):
         cwd: Path | None = None,
         memory_limit_mb: int | None = None,
         on_output: Callable[[str], object] | None = None,
+        timeout_s: float = 0.0,
+        stall_s: float = 0.0,
     ) -> RunningChild: ...
 
 

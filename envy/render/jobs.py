@@ -70,6 +70,8 @@ class Job:
     settings: dict[str, Any] = field(default_factory=dict)  # renderer-specific extras (e.g. husk delegate)
     archived: bool = False  # hidden from job lists; its files are kept (envy-io archive)
     after: list[str] = field(default_factory=list)  # ids of the jobs this one waits for (dependencies.py)
+    timeout: int | None = None  # seconds a render may run (None: the farm's render_timeout); see limits.py
+    stall: int | None = None  # seconds a render may print nothing (None: the farm's render_stall)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -109,6 +111,10 @@ class Job:
             raise JobError(f"max_retries must be from 0 to 1000, got {self.max_retries!r}")
         if len(self.after) > MAX_AFTER or not all(_ID_RE.match(a) for a in self.after) or self.id in self.after:
             raise JobError(f"after must be a list of at most {MAX_AFTER} other jobs' ids, got {self.after!r}")
+        for key in ("timeout", "stall"):
+            value = getattr(self, key)
+            if value is not None and not 0 <= value <= MAX_LIMIT_S:
+                raise JobError(f"{key} must be from 0 to {MAX_LIMIT_S} seconds, got {value!r}")
 
     def sort_key(self) -> tuple[int, str]:
         """Higher priority first, then older first (ids start with the creation time)."""
@@ -123,11 +129,12 @@ class Job:
 
 MAX_CHUNK = 100_000
 MAX_AFTER = 32  # jobs one job may wait for: a cache and its sims, not a whole show
+MAX_LIMIT_S = 30 * 24 * 3600  # a render timeout or stall limit: at most 30 days
 _JOB_FIELDS = {
     "id": TEXT, "name": TEXT, "kind": TEXT, "renderer": TEXT, "source": TEXT, "extensions": TEXT_LIST,
     "priority": INT, "state": TEXT, "output": OPT_TEXT, "frames": OPT_TEXT, "chunk": INT,
     "max_retries": OPT_INT, "remap": TEXT_LIST, "created_by": TEXT, "created_host": TEXT, "created_at": TEXT,
-    "settings": DICT, "archived": BOOL, "after": TEXT_LIST,
+    "settings": DICT, "archived": BOOL, "after": TEXT_LIST, "timeout": OPT_INT, "stall": OPT_INT,
 }
 
 

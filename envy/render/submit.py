@@ -52,6 +52,8 @@ class SubmitRequest:
     again: bool = False  # submit a source that is already a job as a second job
     renderers: Mapping[str, Any] = field(default_factory=dict)  # config `renderers`: Blender to ask about a .blend
     after: Sequence[str] = ()  # jobs (names or ids) this one waits for (dependencies.py)
+    timeout: int | None = None  # seconds a render may run (None: the farm's default)
+    stall: int | None = None  # seconds a render may print nothing (None: the farm's default)
 
 
 # Folder names that say nothing about the shot: the job is named after the folder above.
@@ -141,6 +143,7 @@ def submit(layout: ShareLayout, req: SubmitRequest, profiles: Mapping[str, Rende
         priority=req.priority, state="paused" if req.paused else "active", output=req.output,
         max_retries=req.max_retries, remap=list(req.remap), created_by=user_name(), created_host=host_name(),
         created_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)), settings=dict(req.settings),
+        timeout=req.timeout, stall=req.stall,
     )
     if local.is_dir():
         if req.frames:

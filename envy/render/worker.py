@@ -21,6 +21,7 @@ from envy.protocol.status import WorkerStatus
 from envy.render.claims import DONE, LOST, MINE, UNKNOWN, Claim
 from envy.render.host import ChildOutcome, RunningChild, WorkerLoop
 from envy.render.jobs import Job
+from envy.render.limits import render_limits
 from envy.render.plans import PlanError, PlanRefused, WorkPlan
 from envy.render.progress import ProgressParser
 from envy.render.thumbnails import write_thumbnail
@@ -130,9 +131,10 @@ class RenderWorker(threading.Thread):
         self.in_hand = WorkInHand(job, claim, started, parser)
         make_dirs_within(host.layout.jobs_dir, job.id, "logs")
         memory = host.config.memory_mb or None
+        limits = render_limits(job, host.config)
         child = host.processes.start(
             f"{job.id}:{claim.item.base}", plan.argv, log_path, cwd=plan.cwd, memory_limit_mb=memory,
-            on_output=parser.feed if parser else None,
+            on_output=parser.feed if parser else None, timeout_s=limits.timeout_s, stall_s=limits.stall_s,
         )
         self._give_back.clear()
         self._child = child

@@ -17,7 +17,7 @@ from envy.platform.host import os_name
 from envy.render.dependencies import DependencyState, note_from_states
 from envy.render.frame_report import frame_rows
 from envy.render.job_state import ACTIVE, JobProgress, progress, summary_state
-from envy.render.jobs import Job, JobError, list_jobs
+from envy.render.jobs import MAX_LIMIT_S, Job, JobError, list_jobs
 from envy.render.overview import JobSummary, summarize
 from envy.render.profiles import ProfileError, load_profiles
 from envy.render.remap import PathRemap, RemapError
@@ -64,6 +64,10 @@ def add_submit(parser: argparse.ArgumentParser) -> None:
         help="path remap for other OSes, e.g. 'P:/,/mnt/renders/' (repeatable)",
     )
     parser.add_argument("--paused", action="store_true", help="submit paused; start with: envy-io resume JOB")
+    parser.add_argument("--timeout", type=count(0, MAX_LIMIT_S), default=None, metavar="SECONDS",
+                        help="kill a render running longer (default: the farm's render_timeout; at most its maximum)")
+    parser.add_argument("--stall", type=count(0, MAX_LIMIT_S), default=None, metavar="SECONDS",
+                        help="kill a render printing nothing for this long (default: the farm's render_stall)")
     parser.add_argument("--delegate", help="USD: the Hydra delegate for husk, e.g. BRAY_HdKarma (makes a husk job)")
     parser.add_argument("--tiles", help="USD: split each frame into XxY tiles, e.g. 3x3")
     parser.add_argument("--pattern", help="USD: only the files matching this name pattern, e.g. 'shot.*.usd'")
@@ -108,6 +112,8 @@ def run_submit(args: argparse.Namespace, env: CommandEnv) -> int:
             again=args.again,
             renderers=env.config.renderers,
             after=args.after,
+            timeout=args.timeout,
+            stall=args.stall,
         )
         try:
             job = submit(farm.layout, request, _profiles(env), farm.fs, local_os=os_name() if args.remap else None)
