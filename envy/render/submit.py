@@ -54,6 +54,7 @@ class SubmitRequest:
     after: Sequence[str] = ()  # jobs (names or ids) this one waits for (dependencies.py)
     timeout: int | None = None  # seconds a render may run (None: the farm's default)
     stall: int | None = None  # seconds a render may print nothing (None: the farm's default)
+    submitter: str | None = None  # who submits (None: the login name); Envy IO gives the OS account in strict mode
 
 
 # Folder names that say nothing about the shot: the job is named after the folder above.
@@ -141,7 +142,8 @@ def submit(layout: ShareLayout, req: SubmitRequest, profiles: Mapping[str, Rende
     now = time.time()
     common = dict(
         priority=req.priority, state="paused" if req.paused else "active", output=req.output,
-        max_retries=req.max_retries, remap=list(req.remap), created_by=user_name(), created_host=host_name(),
+        max_retries=req.max_retries, remap=list(req.remap), created_by=req.submitter or user_name(),
+        created_host=host_name(),
         created_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)), settings=dict(req.settings),
         timeout=req.timeout, stall=req.stall,
     )

@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 
 from envy.platform.host import os_name
+from envy.platform.strict_modes import account_name
 from envy.render.dependencies import DependencyState, note_from_states
 from envy.render.frame_report import frame_rows
 from envy.render.job_state import ACTIVE, JobProgress, progress, summary_state
@@ -114,6 +115,8 @@ def run_submit(args: argparse.Namespace, env: CommandEnv) -> int:
             after=args.after,
             timeout=args.timeout,
             stall=args.stall,
+            # $USER is anyone's to set; under StrictModes the job says who the OS says submitted it.
+            submitter=account_name() if env.config.strict_modes else None,
         )
         try:
             job = submit(farm.layout, request, _profiles(env), farm.fs, local_os=os_name() if args.remap else None)
