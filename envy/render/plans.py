@@ -15,11 +15,12 @@ into place only after the ownership check, so an agent that lost its claim
 
 from __future__ import annotations
 
+import os
 import re
 import stat as stat_mod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 from typing import Any
 
 from envy.config import Config
@@ -98,11 +99,19 @@ class PlanInput:
         return Confinement.for_job(self.job_dir, self.config.project_roots, share)
 
     def confined(self, path: str, what: str) -> Path:
-        """A path the job names (the submitter's), as this machine sees it, once it is known to stay inside."""
-        return self.confined_local(self.local_path(path), what)
+        """A path the job names (the submitter's), as this machine sees it, once it is known to stay inside.
+
+        A relative path is taken from the job's folder."""
+        local = self.local_path(path)
+        if not local.is_absolute() and not PureWindowsPath(local).drive:
+            local = self.job_dir / local
+        return self.confined_local(local, what)
 
     def confined_local(self, path: Path, what: str, *, output: bool = False) -> Path:
-        """``path`` (already this machine's) when it is inside; ``output``: also never a link or folder."""
+        """``path`` (already this machine's; relative: to the working folder, like a relative --share)
+        when it is inside; ``output``: also never a link or folder."""
+        if not path.is_absolute() and not PureWindowsPath(path).drive:
+            path = Path(os.path.abspath(path))
         confinement = self.confinement()
         try:
             return confinement.check_output(path, what) if output else confinement.check(path, what)

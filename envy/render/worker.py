@@ -24,7 +24,7 @@ from envy.render.jobs import Job
 from envy.render.limits import render_limits
 from envy.render.plans import PlanError, PlanRefused, WorkPlan
 from envy.render.progress import ProgressParser
-from envy.render.thumbnails import write_thumbnail
+from envy.render.thumbnails import thumb_path, write_thumbnail
 from envy.share.fs import ShareFS
 from envy.share.layout import make_dirs_within
 
@@ -243,6 +243,12 @@ class RenderWorker(threading.Thread):
         fs = self.loop.host.fs
         out = plan.outputs[-1]  # a chunk of frames: its last one
         image = out.final if out.temp is not None else (out.written(fs) or out.final)
+        try:  # the thumbs folder is on the share: a link planted there must not lead the write out
+            self.loop.plan_input(job, claim).confined_local(
+                thumb_path(self.loop.host.layout, job.id, claim.item.base), "preview", output=True)
+        except PlanRefused as exc:
+            log.warning("worker %d: no preview of %s: %s", self.index, claim.item.original, exc)
+            return
         write_thumbnail(self.loop.host.layout, job.id, claim.item.base, image, fs)
 
     def _refuse(self, job: Job, claim: Claim, reason: str, log_path: Path | None) -> None:
