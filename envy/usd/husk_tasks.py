@@ -85,7 +85,8 @@ def _check_options(inp: PlanInput, argv: list[str]) -> None:
             raise PlanRefused(f"husk task: option {item} runs a script; it is not allowed in a task")
         if argv[i - 1] in _PRIM_OPTIONS or argv[i - 1] in _OUTPUT_FLAGS or item.startswith("-"):
             continue
-        if Path(item).is_absolute() or PureWindowsPath(item).drive:
+        climbs = ".." in item.replace("\\", "/").split("/")  # relative to the USD folder, but out of it
+        if Path(item).is_absolute() or PureWindowsPath(item).drive or climbs:
             inp.confined(item, f"husk argument {argv[i - 1]}")
 
 

@@ -172,6 +172,7 @@ def husk_task(usd: Path, output: str, *extra: str) -> dict:
     ("home/other/.bashrc", (), "outside the allowed folders"),
     ("projects/out/f.exr", ("--prerender-script", "/tmp/x.py"), "runs a script"),
     ("projects/out/f.exr", ("--snapshot-path", "/etc/cron.d/x"), "outside the allowed folders"),
+    ("projects/out/f.exr", ("--snapshot-path", "../../home/other/.bashrc"), "climbs out"),
 ])
 def test_a_husk_task_leading_out_is_refused_before_anything_is_made(
         tmp_path: Path, where: str, extra: tuple[str, ...], reason: str) -> None:
