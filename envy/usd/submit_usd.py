@@ -59,6 +59,8 @@ class UsdSubmitRequest:
     use_usd_core: bool | None = None  # None: when installed
     settings: dict[str, Any] = field(default_factory=dict)
     after: Sequence[str] = ()  # jobs (names or ids) this one waits for (envy/render/dependencies.py)
+    timeout: int | None = None  # seconds a render may run / print nothing (None: the farm's; envy/render/limits.py)
+    stall: int | None = None
 
 
 def parse_tiles(text: str) -> tuple[int, int]:
@@ -208,6 +210,7 @@ def submit_usd_request(
         created_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
         settings={**req.settings, "delegate": req.delegate, "tiles": list(req.tiles) if req.tiles else None,
                   "tile_suffix": req.tile_suffix if req.tiles else None, "frame_count": len(frames)},
+        timeout=req.timeout, stall=req.stall,
     )
     waits_for(job, req.after, list_jobs(layout, fs)[0])
     job.validate()
@@ -239,6 +242,7 @@ def submit_usd_from_cli(layout: ShareLayout, args: Any, remap: PathRemap, fs: Sh
         remap=list(getattr(args, "remap", None) or []), paused=bool(getattr(args, "paused", False)),
         tile_suffix=getattr(args, "tile_suffix", None) or DEFAULT_TILE_SUFFIX,
         after=list(getattr(args, "after", None) or []),
+        timeout=getattr(args, "timeout", None), stall=getattr(args, "stall", None),
     )
     return submit_usd_request(layout, req, fs, local_os=os_name(), local_remap=remap)
 
