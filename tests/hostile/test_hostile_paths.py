@@ -78,3 +78,29 @@ def test_range_tasks_and_submitted_ranges_are_capped() -> None:
             check_frame_range(start, end)
     with pytest.raises(JobError, match="at most"):
         parse_frames(f"1-{MAX_TASK_FRAMES + 1}")
+
+
+def test_inside_the_share_a_job_may_not_lead_into_envys_own_files(tmp_path: Path) -> None:
+    share = tmp_path / "share"
+    for folder in ("jobs/j1", "jobs/j2", "status", "users/ana", "proj/shot"):
+        (share / folder).mkdir(parents=True)
+    inside = Confinement.for_job(share / "jobs" / "j1", [], share_root=share)
+    assert inside.check(str(share / "proj" / "shot" / "f.png"), "output").name == "f.png"
+    assert inside.check_output(str(share / "jobs" / "j1" / "thumbs" / "f.png")).name == "f.png"
+    for target in ("status/lab1-01.json", "instructions.txt", "jobs/j2/tasks/t.json", "users/ana/Envy_Functions.py",
+                   "config.yaml"):
+        with pytest.raises(PathRefused, match="Envy's own files"):
+            inside.check_output(str(share / target))
+    os.symlink(share / "users" / "ana", share / "proj" / "shot" / "out")
+    with pytest.raises(PathRefused, match="symlink into Envy's own files"):
+        inside.check(str(share / "proj" / "shot" / "out" / "Envy_Functions.py"), "output")
+
+
+def test_another_oss_drive_or_unc_path_without_a_remap_rule_is_refused(tree: Confinement) -> None:
+    if os.name == "nt":
+        pytest.skip("drive letters are this OS's own paths")
+    for value in ("C:/Users/other/Documents", "C:relative"):
+        with pytest.raises(PathRefused, match="another OS's path"):
+            tree.check(value, "output folder")
+    with pytest.raises(PathRefused, match="outside the allowed folders"):
+        tree.check("//server/share/x", "output folder")
