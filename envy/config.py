@@ -24,7 +24,7 @@ import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from types import MappingProxyType
 from typing import Any
 
@@ -72,6 +72,15 @@ def _render_hours_check(value: str, key: str, source: Source) -> str:
         except NimbySettingError:
             source.fail(key, f"must be two different times HH:MM-HH:MM such as \"18:00-08:00\", got {value!r}")
     return text
+
+
+def _roots_check(value: tuple[str, ...], key: str, source: Source) -> tuple[str, ...]:
+    for root in value:
+        # Absolute on some OS: one farm file serves Windows ("P:/projects") and POSIX machines.
+        if not (PurePosixPath(root).is_absolute() or PureWindowsPath(root).drive):
+            source.fail(key, f"must list absolute folders (a relative one would depend on where an agent "
+                             f"starts), got {root!r}")
+    return value
 
 
 def _dead_after_problem(values: Mapping[str, Any]) -> str | None:
@@ -169,7 +178,7 @@ class Config:
         "line above its prompt either way.")
     # Hostile-share limits (docs/security.md): where jobs may lead, how long a render may run.
     project_roots: tuple[str, ...] = setting(
-        (), TextList("a list of folders"),
+        (), Checked(TextList("a list of absolute folders, e.g. [\"P:/projects\", /mnt/projects]"), _roots_check),
         "Folders outside the share where jobs may read scenes and write images, e.g. [\"P:/projects\"]. "
         "Every path a job names must be inside the share or one of these (after symlinks). Farm config "
         "(or the machine's local config) only: a user's own file on the share cannot set it.")

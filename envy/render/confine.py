@@ -68,7 +68,8 @@ class Confinement:
     def for_job(cls, job_dir: Path, project_roots: Iterable[str | os.PathLike[str]] = (),
                 share_root: Path | None = None) -> Confinement:
         # Absolute, so that a share given as a relative --share compares with the jobs' absolute paths.
-        roots = tuple(Path(os.path.abspath(r)) for r in project_roots if str(r).strip())
+        # A root that is not absolute here is another OS's ("P:/projects" on Linux): it holds nothing here.
+        roots = tuple(Path(os.path.abspath(r)) for r in project_roots if str(r).strip() and Path(r).is_absolute())
         share = Path(os.path.abspath(share_root)) if share_root is not None else None
         return cls(Path(os.path.abspath(job_dir)), roots, share)
 

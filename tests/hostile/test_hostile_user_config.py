@@ -73,3 +73,10 @@ def test_a_bad_timeout_is_one_line_saying_what_is_allowed(share: Path, tmp_path:
     (folder / "shot.0001.pov").write_text("// a frame\n")
     code, _, err = submit(share, folder, "--timeout", "-5")
     assert code == 2 and err.count("\n") == 1 and "--timeout" in err
+
+
+def test_project_roots_must_be_absolute_folders(share: Path) -> None:
+    (share / "config.yaml").write_text("project_roots: [projects]\n")
+    with pytest.raises(ValueError, match="'project_roots' must list absolute folders") as raised:
+        load_config(share=str(share), env={}, config_file=None)
+    assert str(share / "config.yaml") in str(raised.value) and "\n" not in str(raised.value)
