@@ -18,7 +18,7 @@ from envy.render.profiles import ProfileError
 
 def plan_still_task(inp: PlanInput, task: Mapping[str, Any]) -> WorkPlan:
     profile = inp.profile()
-    scene = inp.local_path(inp.job.source)
+    scene = inp.confined(inp.job.source, "scene")  # inside the share or a project root (envy/render/confine.py)
     stem = scene.name.split(".")[0]
     output = _output_for(inp, profile, stem, scene.parent)
     if output is not None:
