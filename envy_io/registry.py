@@ -64,6 +64,8 @@ class CommandEnv:
     debug: bool = False
     verbose: int = 0
     in_shell: bool = False  # run from the interactive shell: never hold the prompt for long
+    # A yes/no question to the person at the shell (True: yes); None from the CLI, which never asks.
+    ask: Callable[[str], bool] | None = None
     _farm: Farm | None = None
 
     @property

@@ -141,6 +141,7 @@ class Shell:
         own_session = input is not None or output is not None
         with create_app_session(input=input, output=output) if own_session else nullcontext():
             session = self._session(history)
+            self._prompt_session = session
             self._width = lambda: session.output.get_size().columns
             with patch_stdout(), console_to(sys.stdout):
                 self._greet()
@@ -282,6 +283,20 @@ class Shell:
         if result is not None:
             self.echo(repr(result))
 
+    _prompt_session: PromptSession[str] | None = None
+
+    def _ask(self, question: str) -> bool:
+        """Ask at the prompt; only a typed y or yes is a yes (Enter, Ctrl-C and Ctrl-D are no)."""
+        session = self._prompt_session
+        if session is None:
+            return False
+        try:
+            # Its own one-off prompt on the same terminal: no history, completion or validation.
+            answer = PromptSession[str](input=session.input, output=session.output).prompt(f"{question} [y/N] ")
+        except (KeyboardInterrupt, EOFError):
+            return False
+        return answer.strip().lower() in ("y", "yes")
+
     def _run_shell_command(self, line: ShellCommandLine) -> bool:
         if line.name in ("exit", "quit"):
             return False
@@ -293,7 +308,7 @@ class Shell:
             return True  # -h: help was printed
         env = CommandEnv(
             self.farm.config, self.farm.user, self.farm.fs, out=self.out, err=self.out, prog=line.name,
-            debug=self.debug, in_shell=True, _farm=self.farm,
+            debug=self.debug, in_shell=True, _farm=self.farm, ask=self._ask,
         )
         self.commands[line.name].run(args, env)
         return True

@@ -260,3 +260,19 @@ def test_the_watcher_reports_agents_going_silent_coming_back_and_appearing(share
     write_status(share, AgentStatus(host="lab3-04", nonce="m", state="starting"), fs=REAL_FS)
     watcher.check()
     assert notices[-1] == "new agent lab3-04 (starting)"
+
+
+def test_resubmitting_the_same_folder_asks_and_only_a_yes_submits_it_again(share: ShareLayout, tmp_path: Path) -> None:
+    from envy.render.jobs import list_jobs
+    from render_helpers import pov_frames
+
+    frames = pov_frames(tmp_path / "shot030" / "frames", 2)
+    code, printed = drive(share, f"submit {frames}" + ENTER, CTRL_D)
+    assert code == 0 and len(list_jobs(share, REAL_FS)[0]) == 1, printed
+    code, printed = drive(share, f"submit {frames}" + ENTER, ENTER, CTRL_D)  # Enter: no
+    # The question goes to the terminal (the prompt's output); a no leaves the refusal, wrapped.
+    assert "is already job shot030" in " ".join(printed.split())
+    assert len(list_jobs(share, REAL_FS)[0]) == 1
+    code, printed = drive(share, f"submit {frames}" + ENTER, "y" + ENTER, CTRL_D)
+    names = sorted(j.name for j in list_jobs(share, REAL_FS)[0])
+    assert names == ["shot030", "shot030-2"], printed

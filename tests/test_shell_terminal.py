@@ -117,3 +117,18 @@ def test_a_status_file_alone_makes_its_lab_known_to_the_missing_star_check(fast_
         terminal.type("lab3 print('x')\r")
         terminal.wait_screen(lambda lines: "lab3 * print('x')" in " ".join(" ".join(lines).split()), 10, "the fix")
         assert "no agent is named 'lab3'" in joined(terminal)
+
+
+def test_resubmitting_a_folder_asks_on_the_terminal_and_a_yes_makes_a_second_job(fast_farm: Farm,
+                                                                                  shell: Terminal) -> None:
+    from envy.render.jobs import list_jobs
+    from render_helpers import pov_frames
+
+    frames = pov_frames(fast_farm.root / "shot040" / "frames", 1)
+    shell.type(f"submit {frames}\r")
+    shell.wait_screen(lambda _: len(list_jobs(fast_farm.layout, REAL_FS)[0]) == 1, DEADLINE_S, "the first job")
+    shell.type(f"submit {frames}\r")
+    shell.wait_screen(lambda _: "Submit it again as a new job? [y/N]" in joined(shell), DEADLINE_S, "the question")
+    shell.type("y\r")
+    shell.wait_screen(lambda _: len(list_jobs(fast_farm.layout, REAL_FS)[0]) == 2, DEADLINE_S, "the second job")
+    assert sorted(j.name for j in list_jobs(fast_farm.layout, REAL_FS)[0]) == ["shot040", "shot040-2"]

@@ -86,12 +86,16 @@ def unique_name(base: str, taken: set[str]) -> str:
     return f"{base}-{n}"
 
 
+class AlreadySubmitted(JobError):
+    """The source is already a job: the CLI needs ``--again``, the shell asks (issue 11 §9)."""
+
+
 def _named(req: SubmitRequest, local: Path, existing: Sequence[Job]) -> str:
     """The job's name, after refusing a second job of the same source unless ``again`` (issue 11 §9)."""
     same = [j for j in existing if _norm(j.source) == _norm(req.source) and j.state != "cancelled"]
     if same and not req.again:
         j = same[-1]
-        raise JobError(f"{req.source} is already job {j.name} ({j.id}); see it with: envy-io jobs {j.name} "
+        raise AlreadySubmitted(f"{req.source} is already job {j.name} ({j.id}); see it with: envy-io jobs {j.name} "
                        f"(re-render frames with: envy-io reset {j.name} --failed), "
                        "or submit it as a new job with --again")
     taken = {j.name for j in existing}

@@ -22,7 +22,7 @@ from envy.render.jobs import MAX_LIMIT_S, Job, JobError, list_jobs
 from envy.render.overview import JobSummary, summarize
 from envy.render.profiles import ProfileError, load_profiles
 from envy.render.remap import PathRemap, RemapError
-from envy.render.submit import SubmitRequest, submit
+from envy.render.submit import AlreadySubmitted, SubmitRequest, submit
 from envy_io import job_actions
 from envy_io.errors import FarmError, UsageError
 from envy_io.monitor import format_duration
@@ -119,7 +119,14 @@ def run_submit(args: argparse.Namespace, env: CommandEnv) -> int:
             submitter=account_name() if env.config.strict_modes else None,
         )
         try:
-            job = submit(farm.layout, request, _profiles(env), farm.fs, local_os=os_name() if args.remap else None)
+            try:
+                job = submit(farm.layout, request, _profiles(env), farm.fs, local_os=os_name() if args.remap else None)
+            except AlreadySubmitted as exc:
+                # The shell asks; the CLI (no one to ask) needs --again.
+                if env.ask is None or not env.ask(f"{exc}. Submit it again as a new job?"):
+                    raise
+                request = dataclasses.replace(request, again=True)
+                job = submit(farm.layout, request, _profiles(env), farm.fs, local_os=os_name() if args.remap else None)
         except (JobError, RemapError) as exc:
             raise UsageError(str(exc)) from None
         except OSError as exc:
