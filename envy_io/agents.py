@@ -208,6 +208,8 @@ def describe_state(status: AgentStatus) -> str:
         return state
     if state == "rendering" and status.work == "queue empty" and not any(w.job for w in status.workers):
         return "idle (queue empty)"  # render mode on, nothing left to claim (envy/render/render_loop.py)
+    if state == "rendering" and status.work.startswith("waiting: ") and not any(w.job for w in status.workers):
+        return f"idle ({status.work.removeprefix('waiting: ')})"  # what is left waits for other jobs
     detail = [status.work] if status.work else []
     progress = [_describe_worker(w) for w in status.workers[:WORKERS_SHOWN] if w.job or w.frame]
     if len(status.workers) > WORKERS_SHOWN:

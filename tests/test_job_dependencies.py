@@ -133,6 +133,9 @@ def test_a_failed_dependency_holds_the_job_with_the_reason(farm: Farm, tmp_path:
     assert jobs_json(farm)["comp020"]["state"] == "held: shot020 failed"
     code, out, _ = cli(farm, "jobs")
     assert code == 0 and re.search(r"held: shot020 failed .*comp020", out), out
+    # The agent says what the job left waits for, not a plain "queue empty".
+    wait_for(lambda: "idle (comp020 held: shot020 failed)" in cli(farm, "status")[1], 30,
+             "the agent's status to name the held job")
     # Fixing the cause (a good scene, then reset) lets the waiting job go.
     next(broken.glob("shot020.0001.envy~failed~*.pov")).write_text(GOOD_POV)
     assert cli(farm, "reset", "shot020", "--failed")[0] == 0

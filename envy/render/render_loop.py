@@ -41,6 +41,8 @@ from envy.render.worker import RenderWorker
 log = logging.getLogger(__name__)
 
 QUEUE_EMPTY = "queue empty"  # the status file's ``work`` when render mode has nothing to do
+# ... and when what is left waits for other jobs: "waiting: shot020 waiting for shot010-cache".
+WAITING = "waiting: "
 
 RENDER_MODE_FILE = "render-mode.json"
 RECENT_DONE = 16
@@ -85,6 +87,7 @@ class RenderLoop:
         # The last frames done and their render times, for the status file: a monitor learns a
         # frame's time from the file it reads anyway. Enough for one heartbeat of a busy agent.
         self._recent: deque[RecentFrame] = deque(maxlen=RECENT_DONE)
+        self._waiting: tuple[str, ...] = ()  # jobs held by their dependencies at the last look
         # Holds by source (the lockdown policy, NIMBY): finish the frame in hand, take no new one.
         self._holds: dict[str, str] = {"policy": "", "nimby": ""}
         self._stop = threading.Event()
@@ -267,8 +270,11 @@ class RenderLoop:
         taken = self.reclaimer.take()
         if taken is not None:
             return taken
+        waiting: list[str] = []
         for job in self.jobs():
-            if self.dependencies.blocked(job):
+            note = self.dependencies.blocked(job)
+            if note:
+                waiting.append(f"{job.name} {note}")
                 continue
             try:
                 claim = self.queue_for(job).claim_next(avoid=self._failed_here_recently)
@@ -280,6 +286,7 @@ class RenderLoop:
                 continue
             if claim is not None:
                 return job, claim
+        self._waiting = tuple(waiting)  # replaced whole: the heartbeat reads it without the lock
         self.finishes.recheck()
         return None
 
@@ -329,7 +336,8 @@ class RenderLoop:
             return ""
         busy = [h for h in (w.in_hand for w in self._workers) if h is not None]  # each read once
         if not busy:
-            # Render mode is on but nothing is left: Envy IO shows "idle (queue empty)"
-            # (envy_io/agents.py); a new job is still picked up at the next poll.
-            return QUEUE_EMPTY
+            # Render mode is on but nothing is left: Envy IO shows "idle (queue empty)", or
+            # what the jobs left wait for (envy_io/agents.py); a new job is picked up at the next poll.
+            waiting = self._waiting
+            return WAITING + "; ".join(waiting) if waiting else QUEUE_EMPTY
         return "; ".join(h.describe() for h in busy)
