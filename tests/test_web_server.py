@@ -287,3 +287,18 @@ def test_a_job_waiting_for_another_says_so_on_the_page(farm: Farm, tmp_path: Pat
         wait_for(lambda: len(states()) == 2, 15, "both jobs on the page")
         assert states() == {"cache": "active", "render": "waiting for cache"}
         assert monitor.hub.latest().detail_json(second.id)["state"] == "waiting for cache"  # type: ignore[union-attr]
+
+
+def test_a_scene_that_names_its_own_output_shows_that_output(farm: Farm, tmp_path: Path) -> None:
+    scene = tmp_path / "anim" / "ball.pov"
+    scene.parent.mkdir()
+    scene.write_text("#version 3.7;\nsphere { <clock, 0, 0>, 1 pigment { rgb 1 } }\n")
+    job = submit_folder(farm.share, scene, frames="1-2")
+    path = farm.layout.jobs_dir / f"{job.id}.json"
+    data = json.loads(path.read_text())
+    assert data["kind"] == "tasks" and not data.get("output")
+    data["settings"] = {**data.get("settings", {}), "scene_output": "//renders/ball_##"}  # as a .blend's
+    path.write_text(json.dumps(data))
+    with running_monitor(io_farm(farm)) as monitor:
+        wait_for(lambda: (s := monitor.hub.latest()) is not None and s.job(job.id) is not None
+                 and s.job(job.id).output == "//renders/ball_##", 15, "the scene's own output on the page")  # type: ignore[union-attr]

@@ -36,6 +36,7 @@ from envy.render.job_state import ACTIVE, FINISHED, JobProgress, progress
 from envy.render.jobs import Job
 from envy.render.overview import JobSummary, work_folder
 from envy.render.remap import PathRemap, RemapError
+from envy.render.scene_range import SCENE_OUTPUT
 from envy.render.thumbnails import THUMB_EXT, thumbs_dir
 from envy.share.names import is_junk
 from envy_io.agents import AgentBoard, AgentView
@@ -296,6 +297,8 @@ class FarmPoller(threading.Thread):
             return self._view(job, memory, JobSummary(job, error=str(exc)), (), "")
         folder = work_folder(self.layout, job, remap)
         output = job.output and remap.apply(job.output, os_name()) or (str(folder) if job.kind == "frames" else "")
+        if not output and isinstance(job.settings.get(SCENE_OUTPUT), str):
+            output = job.settings[SCENE_OUTPUT]  # a .blend writes where it says (//: next to the .blend)
         settled = (
             memory.listing is not None
             and memory.listed_job == job
