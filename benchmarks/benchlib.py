@@ -243,7 +243,8 @@ class BenchFarm:
     # -- agents -------------------------------------------------------------------------
     def agent_argv(self, host: str, settings: Mapping[str, Any] | None = None, share: Path | None = None) -> list[str]:
         argv = [sys.executable, "-m", "envy", "agent", "--share", str(share or self.share), "--host", host]
-        for key, value in (settings or {}).items():
+        # Scenes beside the share (a "workstation" folder) are this farm's project root, as in tests/farm.py.
+        for key, value in {"project_roots": [str(self.root)], **(settings or {})}.items():
             argv += ["--set", f"{key}={json.dumps(value)}"]
         return argv
 

@@ -80,6 +80,9 @@ def start_agents(root: Path, share: Path, hosts: list[str], renderer: str) -> li
         argv = [sys.executable, "-m", "envy", "agent", "--share", str(share), "--host", host]
         for key, value in DEMO_SETTINGS.items():
             argv += ["--set", f"{key}={value}"]
+        # The shot lives beside the share, as a student's project folder does: the demo's own
+        # folder is its project root (agents refuse job paths outside the share and project_roots).
+        argv += ["--set", f"project_roots={json.dumps([str(root)])}"]
         out = open(root / f"{host}.console.log", "ab")
         procs.append(subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL))
         out.close()
