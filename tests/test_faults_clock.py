@@ -149,11 +149,11 @@ def test_ten_minutes_of_skew_makes_nobody_dead_or_alive_wrongly(tmp_path: Path) 
 
         assert envy_io_status(farm) == {"lab1-01": True, "lab1-02": True, "lab1-03": True}
 
-        shot = tmp_path / "shot"
+        shot = farm.root / "shot"  # inside the farm's project root (tests/farm.py)
         standin.make_frames(shot, 3, 4.0)
         submit(
             farm.layout,
-            SubmitRequest(str(shot), output=str(tmp_path / "out")),
+            SubmitRequest(str(shot), output=str(farm.root / "out")),
             load_profiles([standin.profile]),
             fs=REAL_FS,
         )

@@ -357,3 +357,12 @@ def test_a_parse_error_cut_by_povrays_80_column_wrap_is_still_the_reason(cut: in
     parser = ProgressParser(PROFILES["povray"])
     parser.feed("".join(f"{line}\n" for line in [*wrapped, "Fatal error in parser: Cannot parse input."]))
     assert parser.error is not None and "Parse Error: No matching } in 'sphere'" in parser.error, wrapped
+
+
+def test_a_parse_error_povray_wrapped_at_a_space_keeps_its_end() -> None:
+    # Recorded: POV-Ray broke this line at 78 characters, before " matching".
+    lines = ["mes/shot010.0003.envy~work~0~lab1-01~783~7bf07465.pov' line 3: Parse Error: No",
+             " matching } in 'sphere', camera found instead", "Fatal error in parser: Cannot parse input."]
+    parser = ProgressParser(PROFILES["povray"])
+    parser.feed("".join(f"{line}\n" for line in lines))
+    assert parser.error is not None and parser.error.endswith("Parse Error: No matching } in 'sphere', camera found instead")

@@ -26,6 +26,20 @@ LAST_LINE_CHARS = 160
 # indented " Time: ..." after a complete error line does not).
 WRAP_WIDTHS = (79, 80)
 ERROR_LINES = 4  # at most, joined into one error message
+# POV-Ray also wraps at a space: a line a little short of 80 whose follower starts with
+# " word" that would not have fitted (seen: 78 characters, then " matching } in 'sphere'").
+CONSOLE_WIDTH = 80
+WORD_WRAP_MIN = 60
+
+
+def wrapped_before(previous: str, line: str) -> bool:
+    """Whether ``line`` continues ``previous``, which the renderer wrapped at the console width."""
+    if len(previous) in WRAP_WIDTHS:
+        return True
+    if not line.startswith(" ") or line.startswith("  ") or not WORD_WRAP_MIN <= len(previous) <= CONSOLE_WIDTH:
+        return False
+    word = line[1:].split(" ", 1)[0]
+    return len(previous) + 1 + len(word) > CONSOLE_WIDTH
 
 
 class ProgressParser:
@@ -111,13 +125,13 @@ class ProgressParser:
         # The run of lines wrapped at the console width that this line ends: POV-Ray wraps at
         # 80 columns, so with a long scene path "Parse Error" itself can be cut in two and
         # only the joined run matches.
-        if len(self._previous) in WRAP_WIDTHS and len(self._run) < ERROR_LINES:
+        if wrapped_before(self._previous, line) and len(self._run) < ERROR_LINES:
             self._run.append(line)
         else:
             self._run = [line]
         if self._error_open:
             last = self._error_parts[-1]
-            wrapped = len(last) in WRAP_WIDTHS
+            wrapped = wrapped_before(last, line)
             continued = line[:1].isspace() and last.rstrip().endswith(",")
             if line.strip() and (wrapped or continued) and len(self._error_parts) < ERROR_LINES:
                 self._error_parts.append(line)
