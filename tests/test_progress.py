@@ -365,4 +365,5 @@ def test_a_parse_error_povray_wrapped_at_a_space_keeps_its_end() -> None:
              " matching } in 'sphere', camera found instead", "Fatal error in parser: Cannot parse input."]
     parser = ProgressParser(PROFILES["povray"])
     parser.feed("".join(f"{line}\n" for line in lines))
-    assert parser.error is not None and parser.error.endswith("Parse Error: No matching } in 'sphere', camera found instead")
+    assert parser.error is not None
+    assert parser.error.endswith("Parse Error: No matching } in 'sphere', camera found instead")
