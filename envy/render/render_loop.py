@@ -284,11 +284,26 @@ class RenderLoop:
             except OSError as exc:
                 self.host.report_once(f"cannot read the items of job {job.id}: {exc}")
                 continue
+            if claim is not None and not self._job_still_there(job):
+                # Deleted since our last look at jobs/ (`envy-io delete` gives the scenes their
+                # own names back, which look pending): give the frame back, never render it.
+                self.queue_for(job).release(claim)
+                with self._lock:
+                    self._jobs_read_at = -1e9  # read jobs/ again at the next look
+                log.info("job %s was deleted; gave back %s", job.name, claim.item.original)
+                continue
             if claim is not None:
                 return job, claim
         self._waiting = tuple(waiting)  # replaced whole: the heartbeat reads it without the lock
         self.finishes.recheck()
         return None
+
+    def _job_still_there(self, job: Job) -> bool:
+        """Whether the job file is still on the share, asked of the server (one open per claim)."""
+        try:
+            return self.host.fs.on_server(self.host.layout.jobs_dir / f"{job.id}.json")
+        except OSError:
+            return True  # the share cannot tell now: the claim's own checks decide later
 
     def _dependency_state(self, job_id: str) -> DependencyState:
         return read_state(self.host.layout, self.host.fs, job_id, self.work_folder)
