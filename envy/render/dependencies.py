@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from envy.render.claims import ItemPattern, sort_listing
-from envy.render.job_state import CANCELLED, COMPLETE, COMPLETE_WITH_FAILURES, job_state
+from envy.render.job_state import ACTIVE, CANCELLED, COMPLETE, COMPLETE_WITH_FAILURES, job_state
 from envy.render.jobs import MAX_AFTER, Job, JobError, load_job, match_jobs
 from envy.share.fs import ShareFS
 from envy.share.layout import ShareLayout
@@ -110,6 +110,13 @@ def waiting_note(deps: Sequence[DependencyState]) -> str:
 def note_from_states(job: Job, states: Mapping[str, DependencyState]) -> str:
     """``waiting_note`` for ``job`` from states already known by id (the job list's own rows)."""
     return waiting_note([states.get(a, (a, MISSING)) for a in job.after])
+
+
+def shown_state(job: Job, state: str, states: Mapping[str, DependencyState]) -> str:
+    """The state a job list shows (``envy-io jobs``, the web page): an active job that waits for
+    others says why instead (``waiting for X``, ``held: X failed``)."""
+    note = note_from_states(job, states) if job.after and state == ACTIVE else ""
+    return note or state
 
 
 def read_state(layout: ShareLayout, fs: ShareFS, job_id: str, folder_of: Callable[[Job], Path]) -> DependencyState:

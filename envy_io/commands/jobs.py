@@ -15,9 +15,9 @@ from pathlib import Path
 
 from envy.platform.host import os_name
 from envy.platform.strict_modes import account_name
-from envy.render.dependencies import DependencyState, note_from_states
+from envy.render.dependencies import DependencyState, shown_state
 from envy.render.frame_report import frame_rows
-from envy.render.job_state import ACTIVE, JobProgress, progress, summary_state
+from envy.render.job_state import JobProgress, progress, summary_state
 from envy.render.jobs import MAX_LIMIT_S, Job, JobError, list_jobs
 from envy.render.overview import JobSummary, summarize
 from envy.render.profiles import ProfileError, load_profiles
@@ -186,11 +186,7 @@ def with_dependencies(
                 dep = by_id[dep_id]
                 states[dep_id] = (dep.name, summary_state(summarize(farm.layout, dep, job_actions.job_remap(farm, dep),
                                                                     farm.fs, reasons=False)))
-    shown = []
-    for s, p in rows:
-        note = note_from_states(s.job, states) if s.job.after and p.state == ACTIVE else ""
-        shown.append((s, dataclasses.replace(p, state=note) if note else p))
-    return shown
+    return [(s, dataclasses.replace(p, state=shown_state(s.job, p.state, states))) for s, p in rows]
 
 
 def run_frames(job: Job, args: argparse.Namespace, env: CommandEnv) -> int:

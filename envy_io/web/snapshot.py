@@ -31,8 +31,8 @@ from typing import Any
 from envy.platform.host import os_name
 from envy.protocol.status import AgentStatus
 from envy.render.claims import ItemName, ItemPattern, frame_number, sort_listing
-from envy.render.dependencies import DependencyState, note_from_states
-from envy.render.job_state import ACTIVE, FINISHED, JobProgress, progress
+from envy.render.dependencies import DependencyState, shown_state
+from envy.render.job_state import FINISHED, JobProgress, progress
 from envy.render.jobs import Job
 from envy.render.overview import JobSummary, work_folder
 from envy.render.remap import PathRemap, RemapError
@@ -120,11 +120,11 @@ def with_dependency_notes(views: tuple[JobView, ...]) -> tuple[JobView, ...]:
     """An active job that waits for others says so, as ``envy-io jobs`` does: ``waiting for X``
     or ``held: X failed`` (envy/render/dependencies.py), from the states of this same snapshot."""
     states: dict[str, DependencyState] = {v.job.id: (v.job.name, v.progress.state) for v in views}
-    shown = []
-    for v in views:
-        note = note_from_states(v.job, states) if v.job.after and v.progress.state == ACTIVE else ""
-        shown.append(dataclasses.replace(v, progress=dataclasses.replace(v.progress, state=note)) if note else v)
-    return tuple(shown)
+    return tuple(
+        dataclasses.replace(v, progress=dataclasses.replace(v.progress, state=shown_state(v.job, v.progress.state,
+                                                                                          states)))
+        for v in views
+    )
 
 
 def host_state(view: AgentView, dead_after: float) -> str:
