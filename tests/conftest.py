@@ -10,6 +10,25 @@ from farm import Farm
 from netshare import netshare  # noqa: F401  (fixture re-export)
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Refuse to run when pytest-xdist's --dist loadgroup lost its groups.
+
+    The browser and app modules share one farm, browser or build per module
+    (xdist_group): split across workers, their later steps run against a farm
+    nothing rendered on, and each worker builds the PEX again. pytest 9.2 with
+    pytest-xdist 3.8 loses the groups without a word (pyproject.toml pins pytest).
+    """
+    if getattr(session.config, "workerinput", None) is None or not getattr(session.config.option, "loadgroup", False):
+        return
+    for item in session.items:
+        mark = item.get_closest_marker("xdist_group")
+        if mark is not None and not item.nodeid.endswith(f"@{mark.args[0] if mark.args else 'default'}"):
+            raise RuntimeError(
+                f"pytest-xdist's loadgroup did not group {item.nodeid}: this pytest ({pytest.__version__}) "
+                "and pytest-xdist do not work together; install the versions pyproject.toml's test extra allows"
+            )
+
+
 @pytest.fixture(autouse=True)
 def _private_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """Keep every test away from the real home: local state and config go to temp folders."""

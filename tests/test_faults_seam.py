@@ -663,7 +663,7 @@ def _vanishing(name: str):  # type: ignore[no-untyped-def]
 
 for _name in ("stat", "listdir", "read_bytes", "read_bounded", "read_if_changed", "write_new", "replace", "rename",
               "rename_no_replace", "unlink",
-              "makedirs"):
+              "makedirs", "mkdir", "on_server"):
     setattr(VanishingShareFS, _name, _vanishing(_name))
 
 
@@ -748,7 +748,7 @@ class GoneFS(ShareFS):
 
 for _name in ("stat", "listdir", "read_bytes", "read_bounded", "read_if_changed", "write_new", "replace", "rename",
               "rename_no_replace", "unlink",
-              "makedirs"):
+              "makedirs", "mkdir", "on_server"):
     setattr(GoneFS, _name, _vanishing(_name))
 
 

@@ -376,6 +376,16 @@ class FolderQueue:
             new = ItemName(claim.item.base, claim.item.ext, "failed", failures, self.me.host, 0, self.me.nonce)
         else:
             new = ItemName(claim.item.base, claim.item.ext, "pending", failures, self.me.host)
+        return self._move_mine(claim, new)
+
+    def give_back(self, claim: Claim) -> str | None:
+        """An item not started (the share went away while planning it): pending again, no failure
+        counted. Answers like fail(): ``pending``, ``unknown`` (try again) or None (lost)."""
+        item = claim.item
+        return self._move_mine(claim, ItemName(item.base, item.ext, "pending", item.failures,
+                                               self.me.host if item.failures else ""))
+
+    def _move_mine(self, claim: Claim, new: ItemName) -> str | None:
         if self.ownership(claim) == MINE and rename_attempt(claim.path, self.folder / new.name(), self.fs):
             self._let_go(claim)
             return new.state

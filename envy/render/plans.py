@@ -33,6 +33,7 @@ from envy.render.remap import PathRemap
 from envy.render.scene_range import frame_step, own_frame_files
 from envy.share.bounded import read_share_json
 from envy.share.fs import ShareFS
+from envy.share.output_folders import make_output_folder
 
 
 class PlanError(ValueError):
@@ -118,6 +119,11 @@ class PlanInput:
         except PathRefused as exc:
             raise PlanRefused(str(exc)) from None
 
+    def make_output_folder(self, path: Path) -> None:
+        """Create a (confined) output folder; ShareAway when the share or project drive is not there."""
+        confinement = self.confinement()
+        make_output_folder(path, confinement.roots, confinement.share_root, self.fs)
+
     def is_file(self, path: Path) -> bool:
         try:
             return stat_mod.S_ISREG(self.fs.stat(path).st_mode)
@@ -187,7 +193,7 @@ def plan_frame_file(inp: PlanInput) -> WorkPlan:
     base = inp.claim.item.base
     output = _output_for(inp, profile, base, scene.parent)
     if output is not None:
-        inp.fs.makedirs(output.final.parent)
+        inp.make_output_folder(output.final.parent)
     frame = frame_number(base)
     try:
         argv = profile.command(
@@ -230,7 +236,7 @@ def plan_range_task(inp: PlanInput, task: Mapping[str, Any]) -> WorkPlan:
     out_dir = inp.confined(inp.job.output, "output folder") if inp.job.output else scene.parent
     stem = scene.name.split(".")[0]
     if own is None:
-        inp.fs.makedirs(out_dir)
+        inp.make_output_folder(out_dir)
     try:
         argv = profile.command(
             executable=inp.executable(profile), scene=str(scene),

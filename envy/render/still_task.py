@@ -22,7 +22,7 @@ def plan_still_task(inp: PlanInput, task: Mapping[str, Any]) -> WorkPlan:
     stem = scene.name.split(".")[0]
     output = _output_for(inp, profile, stem, scene.parent)
     if output is not None:
-        inp.fs.makedirs(output.final.parent)
+        inp.make_output_folder(output.final.parent)
     try:
         argv = profile.command(
             executable=inp.executable(profile), scene=str(scene),

@@ -27,6 +27,7 @@ from envy.render.progress import ProgressParser
 from envy.render.thumbnails import thumb_path, write_thumbnail
 from envy.share.fs import ShareFS
 from envy.share.layout import make_dirs_within
+from envy.share.output_folders import ShareAway
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +123,9 @@ class RenderWorker(threading.Thread):
         except PlanError as exc:
             self._write_reason(log_path, str(exc))
             self._fail(job, claim, str(exc))
+            return
+        except ShareAway as exc:  # not the frame's fault: nothing started, no failure counted
+            self._return_unstarted(job, claim, str(exc))
             return
         if claim.reclaimed_from:
             remove_dead_owners_temp(plan, host.nonce, claim.reclaimed_from, host.fs)
@@ -278,6 +282,16 @@ class RenderWorker(threading.Thread):
             log.warning("worker %d: %s failed (%s); it will be retried", self.index, claim.item.original, reason)
         else:
             log.warning("worker %d: %s failed but was no longer mine", self.index, claim.item.original)
+
+    def _return_unstarted(self, job: Job, claim: Claim, reason: str) -> None:
+        log.warning("worker %d: %s given back unstarted: %s", self.index, claim.item.original, reason)
+        queue = self.loop.queue_for(job)
+        for _ in self._while_share_away(f"giving back {claim.item.original}"):
+            try:
+                if queue.give_back(claim) != UNKNOWN:
+                    return
+            except OSError:
+                pass
 
     def _while_share_away(self, doing: str) -> Iterator[None]:
         """Yield once per attempt; between attempts wait with backoff (1 s doubling to 30 s).

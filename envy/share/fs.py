@@ -112,5 +112,13 @@ class ShareFS:
     def makedirs(self, path: PathLike) -> None:
         os.makedirs(path, exist_ok=True)
 
+    def mkdir(self, path: PathLike) -> None:
+        """One level, its parent must exist (never a tree under an unmounted drive); an existing folder is fine."""
+        try:
+            os.mkdir(path)
+        except FileExistsError:
+            if not os.path.isdir(path):
+                raise
+
 
 REAL_FS = ShareFS()

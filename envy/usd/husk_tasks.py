@@ -56,7 +56,7 @@ def plan_husk_task(inp: PlanInput, task: Mapping[str, Any]) -> WorkPlan:
         final = inp.confined(output, "output")
         temp = final.with_name(f"{_stem(final.name)}.envy~tmp~{inp.nonce}{_ext(final.name)}")
         command[where] = str(temp)
-        inp.fs.makedirs(final.parent)
+        inp.make_output_folder(final.parent)
         if tile is not None:
             final = final.with_name(tile_file_name(final.name, tile["suffix"], tile["index"]))
             temp = temp.with_name(tile_file_name(temp.name, tile["suffix"], tile["index"]))
