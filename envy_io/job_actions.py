@@ -11,7 +11,7 @@ import argparse
 import dataclasses
 import re
 import shutil
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import TYPE_CHECKING
 
 from envy.notify.events import forget_event
@@ -20,6 +20,7 @@ from envy.render.jobs import Job, find_jobs, list_jobs, save_job
 from envy.render.overview import work_folder
 from envy.render.remap import PathRemap, RemapError
 from envy_io.errors import FarmError, UsageError
+from envy_io.job_outputs import JobOutputs, delete_files, outputs_of, size_text
 from envy_io.registry import count
 
 if TYPE_CHECKING:
@@ -172,12 +173,15 @@ def run_action(farm: Farm, target: str, action: str, value: object = None) -> li
     raise UsageError(f"unknown job action {action!r}: actions are {', '.join(ACTIONS)}")
 
 
-def delete(farm: Farm, target: str) -> list[str]:
+def delete(farm: Farm, target: str, *, with_outputs: bool = False,
+           confirm: Callable[[str], bool] | None = None) -> list[str]:
     """Delete jobs' Envy files: the job file, its logs and tasks on the share.
 
-    The user's scenes and images are never deleted: a frame folder's scenes
-    get their own names back (``shot.0007.envy~done~...pov`` -> ``shot.0007.pov``),
-    so the folder is as it was before submitting, renders included. A job
+    The user's scenes are never deleted: a frame folder's scenes get their own
+    names back (``shot.0007.envy~done~...pov`` -> ``shot.0007.pov``), so the
+    folder is as it was before submitting. Its images are kept too, unless
+    ``with_outputs`` and ``confirm`` says yes to the question listing them
+    (only the files agents recorded writing: envy_io/job_outputs.py). A job
     with frames rendering now is refused (cancel it, then delete it once they
     finish), so no agent completes a frame of a job that is gone.
     """
@@ -194,8 +198,41 @@ def delete(farm: Farm, target: str) -> list[str]:
         if listing is not None and listing.working:
             raise UsageError(f"{job.name}: {len(listing.working)} frame(s) are rendering; cancel the job "
                              f"(envy-io cancel {job.name}) and delete it when they have finished")
+    if with_outputs:
+        outputs = {job.id: outputs_of(farm, job) for job in jobs}
+        if confirm is None:
+            raise UsageError("--with-outputs deletes images and asks first: run it on a terminal or in the "
+                             "envy-io shell, or add --yes")
+        if not confirm(_outputs_question(jobs, outputs)):
+            return ["nothing deleted"]
+        for job in jobs:
+            lines += _delete_outputs(job, outputs[job.id])
     for job in jobs:
         lines.append(_delete_one(farm, job))
+    return lines
+
+
+def _outputs_question(jobs: list[Job], outputs: dict[str, JobOutputs]) -> str:
+    files = [f for o in outputs.values() for f in o.files]
+    size = sum(o.size for o in outputs.values())
+    folders = sorted({str(f) for o in outputs.values() for f in o.folders()})
+    where = f" in {', '.join(folders[:3])}{f' and {len(folders) - 3} more folders' if len(folders) > 3 else ''}"
+    names = ", ".join(j.name for j in jobs)
+    their = "their" if len(jobs) > 1 else "its"
+    return (f"Delete {names} and {their} {len(files)} image file(s) ({size_text(size)}){where if files else ''}? "
+            "The images cannot be brought back")
+
+
+def _delete_outputs(job: Job, outputs: JobOutputs) -> list[str]:
+    """Delete a job's images first: if one cannot be deleted, the job (and its records) stay to try again."""
+    deleted, errors = delete_files(outputs.files)
+    lines = [f"{job.id}: deleted {deleted} image file(s) ({size_text(outputs.size)})"]
+    lines += [f"{job.id}: not deleted: {line}" for line in outputs.refused]
+    if outputs.unrecorded:
+        lines.append(f"{job.id}: {outputs.unrecorded} done frame(s) have no record of their images (rendered "
+                     "by an older Envy, or the record failed): those images are kept")
+    if errors:
+        raise FarmError("; ".join([*errors[:3], f"job {job.name} is kept: run delete again when fixed"]))
     return lines
 
 

@@ -56,11 +56,20 @@ def builds(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]
     yield {"0.1.0.b1": first, "0.1.0.b2": second}
 
 
-def _isolated_env(farm: Farm, check_s: float = 1.0) -> dict[str, str]:
+@pytest.fixture(scope="session")
+def pex_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The per-user cache a PEX unpacks its wheels into, kept between runs as on a lab machine.
+
+    The first agent of the session starts cold (the version-move test); the later
+    ones reuse the unpacked wheels instead of spending half a minute each on them."""
+    return tmp_path_factory.mktemp("pex-root")
+
+
+def _isolated_env(farm: Farm, pex_root: Path, check_s: float = 1.0) -> dict[str, str]:
     """No PYTHONPATH and a working folder outside the checkout: only the share copy can be imported."""
     env = {k: v for k, v in farm.env.items() if not k.startswith("PYTHON")}
     env["ENVY_APP_CHECK_S"] = str(check_s)
-    env["PEX_ROOT"] = str(farm.root / "pex-cache")  # the per-user cache the PEX unpacks wheels into
+    env["PEX_ROOT"] = str(pex_root)
     return env
 
 
@@ -133,14 +142,14 @@ def test_publish_is_atomic_and_rollback_is_one_call(tmp_path: Path, builds: dict
 
 
 def test_agent_from_the_share_copy_renders_then_moves_to_a_new_version_when_idle(
-    tmp_path: Path, builds: dict[str, Path]
+    tmp_path: Path, builds: dict[str, Path], pex_root: Path
 ) -> None:
     require_tool("povray")
     farm = Farm(tmp_path)
     fs = ShareFS()
     publish(farm.share, builds["0.1.0.b1"], "0.1.0.b1", fs)
     install_launcher(farm.share, fs)
-    env = _isolated_env(farm)
+    env = _isolated_env(farm, pex_root)
     proc = _start_from_share(farm, "lab9-01", env)
     try:
         first = wait_for(lambda: _status(farm, "lab9-01", version="0.1.0.b1", state="idle"), 120, "agent b1 idle")
@@ -170,14 +179,16 @@ def test_agent_from_the_share_copy_renders_then_moves_to_a_new_version_when_idle
         proc.wait(timeout=30)
 
 
-def test_an_older_build_on_a_newer_share_refuses_and_says_why(tmp_path: Path, builds: dict[str, Path]) -> None:
+def test_an_older_build_on_a_newer_share_refuses_and_says_why(
+    tmp_path: Path, builds: dict[str, Path], pex_root: Path
+) -> None:
     farm = Farm(tmp_path)
     fs = ShareFS()
     app = AppLayout(farm.share)
     publish(farm.share, builds["0.1.0.b1"], "0.1.0.b1", fs)
     install_launcher(farm.share, fs)
     write_share_protocol(app, 99, fs)
-    proc = _start_from_share(farm, "lab9-02", _isolated_env(farm))
+    proc = _start_from_share(farm, "lab9-02", _isolated_env(farm, pex_root))
     try:
         st = wait_for(lambda: _status(farm, "lab9-02", state="too-old"), 120, "a too-old status")
         assert "speaks share protocol 1-1 but the share uses protocol 99" in st["message"]
@@ -189,7 +200,9 @@ def test_an_older_build_on_a_newer_share_refuses_and_says_why(tmp_path: Path, bu
         proc.wait(timeout=30)
 
 
-def test_launcher_runs_the_current_version_with_python_isolated(tmp_path: Path, builds: dict[str, Path]) -> None:
+def test_launcher_runs_the_current_version_with_python_isolated(
+    tmp_path: Path, builds: dict[str, Path], pex_root: Path
+) -> None:
     farm = Farm(tmp_path)
     fs = ShareFS()
     publish(farm.share, builds["0.1.0.b1"], "0.1.0.b1", fs)
@@ -202,7 +215,7 @@ def test_launcher_runs_the_current_version_with_python_isolated(tmp_path: Path, 
     }
     out = subprocess.run(
         [sys.executable, "-I", str(AppLayout(farm.share).launcher), "--version"],
-        env=_isolated_env(farm),
+        env=_isolated_env(farm, pex_root),
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -259,7 +272,9 @@ def test_envy_init_with_app_writes_launcher_scripts_protocol_and_a_version(
     assert json.loads(status.stdout)["current"] == "0.1.0.b1"
 
 
-def test_start_script_runs_the_agent_from_the_share(tmp_path: Path, builds: dict[str, Path]) -> None:
+def test_start_script_runs_the_agent_from_the_share(
+    tmp_path: Path, builds: dict[str, Path], pex_root: Path
+) -> None:
     farm = Farm(tmp_path)
     fs = ShareFS()
     publish(farm.share, builds["0.1.0.b1"], "0.1.0.b1", fs)
@@ -276,7 +291,7 @@ def test_start_script_runs_the_agent_from_the_share(tmp_path: Path, builds: dict
     ]
     proc = subprocess.Popen(
         argv,
-        env=_isolated_env(farm),
+        env=_isolated_env(farm, pex_root),
         cwd=tmp_path,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

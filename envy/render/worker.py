@@ -22,6 +22,7 @@ from envy.render.claims import DONE, LOST, MINE, UNKNOWN, Claim
 from envy.render.host import ChildOutcome, RunningChild, WorkerLoop
 from envy.render.jobs import Job
 from envy.render.limits import render_limits
+from envy.render.output_record import record_outputs
 from envy.render.plans import PlanError, PlanRefused, WorkPlan
 from envy.render.progress import ProgressParser
 from envy.render.thumbnails import thumb_path, write_thumbnail
@@ -226,6 +227,7 @@ class RenderWorker(threading.Thread):
                     self.loop.count_done(job.id, claim.item.base, took)
                     log.info("worker %d: completed %s of %s in %.1f s", self.index, plan.label, job.name, took)
                     self._thumbnail(job, claim, plan)
+                    self._record_outputs(job, claim, plan)
                     self.loop.item_finished(job)
                     return
                 if state == LOST:
@@ -254,6 +256,12 @@ class RenderWorker(threading.Thread):
             log.warning("worker %d: no preview of %s: %s", self.index, claim.item.original, exc)
             return
         write_thumbnail(self.loop.host.layout, job.id, claim.item.base, image, fs)
+
+    def _record_outputs(self, job: Job, claim: Claim, plan: WorkPlan) -> None:
+        """What the frame wrote, for ``delete --with-outputs`` (envy/render/output_record.py)."""
+        fs = self.loop.host.fs
+        files = [out.final if out.temp is not None else out.written(fs) for out in plan.outputs]
+        record_outputs(self.loop.host.layout, job.id, claim.item.base, [f for f in files if f is not None], fs)
 
     def _refuse(self, job: Job, claim: Claim, reason: str, log_path: Path | None) -> None:
         log.warning("worker %d: %s of job %s refused: %s", self.index, claim.item.original, job.name, reason)

@@ -39,6 +39,7 @@ CAPS: dict[str, int] = {
     "status": 256 * KIB,  # one agent's status: a few KiB even with many workers
     "job": 1 * MIB,
     "task": 1 * MIB,
+    "output record": 256 * KIB,  # a frame's files (MAX_FILES paths), written by the agent that completed it
     "seat": 4 * KIB,
     "policy": 1 * MIB,
     "config": 1 * MIB,

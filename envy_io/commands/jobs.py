@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from envy.platform.host import os_name
@@ -298,12 +300,34 @@ def run_archive(args: argparse.Namespace, env: CommandEnv) -> int:
 # -- reset ---------------------------------------------------------------------------------------
 def add_delete(parser: argparse.ArgumentParser) -> None:
     add_target(parser)
+    parser.add_argument("--with-outputs", action="store_true",
+                        help="also delete the images the job's frames wrote (it lists them and asks first)")
+    parser.add_argument("--yes", action="store_true", help="with --with-outputs: do not ask (scripts)")
 
 
 def run_delete(args: argparse.Namespace, env: CommandEnv) -> int:
-    for line in job_actions.delete(env.farm, args.job):
+    if args.yes and not args.with_outputs:
+        raise UsageError("--yes only goes with --with-outputs (deleting a job's Envy files never asks)")
+    confirm = (lambda _question: True) if args.yes else _asker(env)
+    for line in job_actions.delete(env.farm, args.job, with_outputs=args.with_outputs, confirm=confirm):
         env.print(line)
     return 0
+
+
+def _asker(env: CommandEnv) -> Callable[[str], bool] | None:
+    """The shell's question; on a terminal the CLI asks too; from a script it cannot (None)."""
+    if env.ask is not None:
+        return env.ask
+    if not sys.stdin.isatty():
+        return None
+
+    def ask(question: str) -> bool:
+        try:
+            return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+        except EOFError:
+            return False
+
+    return ask
 
 
 def add_reset(parser: argparse.ArgumentParser) -> None:
@@ -338,7 +362,8 @@ SUBCOMMANDS = [
         run_reset,
     ),
     Subcommand(
-        "delete", "delete a job's Envy files (job file, logs); its scenes and images are kept", add_delete, run_delete
+        "delete", "delete a job's Envy files (job file, logs); its scenes are kept, its images too unless "
+        "--with-outputs", add_delete, run_delete
     ),
     Subcommand(
         "archive", "hide a job from the lists (its files are kept; --undo shows it again)", add_archive, run_archive
