@@ -208,7 +208,7 @@ def delete(farm: Farm, target: str, *, with_outputs: bool = False,
         for job in jobs:
             lines += _delete_outputs(job, outputs[job.id])
     for job in jobs:
-        lines.append(_delete_one(farm, job))
+        lines.append(_delete_one(farm, job, images_kept=not with_outputs))
     return lines
 
 
@@ -236,7 +236,7 @@ def _delete_outputs(job: Job, outputs: JobOutputs) -> list[str]:
     return lines
 
 
-def _delete_one(farm: Farm, job: Job) -> str:
+def _delete_one(farm: Farm, job: Job, images_kept: bool = True) -> str:
     job_file = farm.layout.jobs_dir / f"{job.id}.json"
     try:
         farm.fs.unlink(job_file)  # first: agents stop seeing the job at their next listing
@@ -256,4 +256,5 @@ def _delete_one(farm: Farm, job: Job) -> str:
     if own.is_dir() and not own.is_symlink() and own.resolve().parent == farm.layout.jobs_dir.resolve():
         shutil.rmtree(own, ignore_errors=True)
     named = f"; {restored} scene(s) have their own names back" if restored else ""
-    return f"{job.id}: deleted (its logs and job file; scenes and images kept{named})"
+    kept = "scenes and images kept" if images_kept else "scenes kept"
+    return f"{job.id}: deleted (its logs and job file; {kept}{named})"
