@@ -136,10 +136,20 @@ def test_frames_and_output_override_the_blend(farm: Farm, blends: Path, tmp_path
                        "--output", str(tmp_path / "out"), "--json")
     assert code == 0, err
     job = json.loads(next(farm.layout.jobs_dir.glob("*.json")).read_text())
-    assert job["frames"] == "4-8 every 2" and job["settings"] == {"frame_step": 2}  # Blender's -a keeps the step
+    # --output sets the folder; the .blend's image format (JPEG) is kept. Blender's -a keeps the step.
+    assert job["frames"] == "4-8 every 2"
+    assert job["settings"] == {"frame_step": 2, "scene_output_ext": ".jpg", "scene_format": "JPEG"}
     tasks = sorted((farm.layout.jobs_dir / job["id"] / "tasks").iterdir())
     assert [json.loads(p.read_text()) for p in tasks] == [
         {"type": "range", "start": 4, "end": 6, "step": 2}, {"type": "range", "start": 8, "end": 8, "step": 2}]
+    agent = farm.start_agent("lab4-02")
+    farm.wait_heartbeat(agent)
+    farm.send("lab4 * render()")
+    task_dir = farm.layout.jobs_dir / job["id"] / "tasks"
+    wait_for(lambda: sum(".envy~done~" in p.name for p in task_dir.iterdir()) == 2, 120, "both chunks done")
+    out = tmp_path / "out"
+    assert sorted(p.name for p in out.iterdir()) == ["scene_0004.jpg", "scene_0006.jpg", "scene_0008.jpg"]
+    assert all(p.read_bytes()[:2] == b"\xff\xd8" for p in out.iterdir()), "JPEG, the .blend's own format"
 
 
 def test_bad_blends_and_a_missing_blender_are_one_line_errors(farm: Farm, blends: Path, tmp_path: Path) -> None:
@@ -223,9 +233,15 @@ def test_the_agent_expects_frames_where_the_blend_writes_them_and_forces_no_outp
                       remap=[f"P:/,{tmp_path}/mnt/"])
     assert [str(o.final) for o in plan.outputs] == [f"{tmp_path}/mnt/renders/{f:04d}.exr" for f in (3, 5, 7)]
     assert plan.frames == [3, 5, 7] and "-o" not in plan.argv and "-F" not in plan.argv
-    forced = plan_range(tmp_path, own, {"type": "range", "start": 3, "end": 4}, output=str(tmp_path / "out"))
-    assert forced.argv[forced.argv.index("-F") + 1] == "PNG"  # the job's --output wins
-    assert [o.final.name for o in forced.outputs] == ["a_0003.png", "a_0004.png"]
+    # --output: the job's folder wins, the .blend's format stays.
+    moved = plan_range(tmp_path, {k: v for k, v in own.items() if k != "scene_output"},
+                       {"type": "range", "start": 3, "end": 4}, output=str(tmp_path / "out"))
+    assert moved.argv[moved.argv.index("-F") + 1] == "OPEN_EXR"
+    assert [o.final.name for o in moved.outputs] == ["a_0003.exr", "a_0004.exr"]
+    # No format recorded (a movie .blend, or a job from an older Envy): PNG frames.
+    png = plan_range(tmp_path, {}, {"type": "range", "start": 3, "end": 4}, output=str(tmp_path / "out"))
+    assert png.argv[png.argv.index("-F") + 1] == "PNG"
+    assert [o.final.name for o in png.outputs] == ["a_0003.png", "a_0004.png"]
 
 
 @pytest.mark.parametrize(("settings", "task", "message"), [
@@ -241,3 +257,11 @@ def test_hostile_scene_settings_and_steps_fail_the_item_with_one_line(
 ) -> None:
     with pytest.raises(PlanError, match=message):
         plan_range(tmp_path, settings, task)
+
+
+@pytest.mark.parametrize("settings", [{"scene_format": "PNG -P evil.py", "scene_output_ext": ".png"},
+                                      {"scene_format": "PNG", "scene_output_ext": "png/../x"},
+                                      {"scene_format": ["PNG"], "scene_output_ext": ".png"}])
+def test_a_hostile_recorded_format_fails_the_item_and_reaches_no_renderer(tmp_path: Path, settings: dict) -> None:
+    with pytest.raises(PlanError, match="must be a format word like 'OPEN_EXR' and an extension"):
+        plan_range(tmp_path, settings, {"type": "range", "start": 1, "end": 2}, output=str(tmp_path / "out"))

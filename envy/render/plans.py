@@ -30,7 +30,7 @@ from envy.render.confine import Confinement, PathRefused, RangeRefused, check_fr
 from envy.render.jobs import Job
 from envy.render.profiles import ProfileError, RendererProfile
 from envy.render.remap import PathRemap
-from envy.render.scene_range import frame_step, own_frame_files
+from envy.render.scene_range import frame_step, own_format, own_frame_files
 from envy.share.bounded import read_share_json
 from envy.share.fs import ShareFS
 from envy.share.output_folders import make_output_folder
@@ -231,6 +231,7 @@ def plan_range_task(inp: PlanInput, task: Mapping[str, Any]) -> WorkPlan:
         frames = list(range(start, end + 1, frame_step(task)))
         # The scene's own output path and format, recorded at submit, win when the job sets no output.
         own = None if inp.job.output else own_frame_files(inp.job.settings, frames, scene.parent, inp.remap_text)
+        kept = own_format(inp.job.settings) if inp.job.output else None  # --output: the folder, not the format
     except ValueError as exc:
         raise PlanError(str(exc)) from None
     out_dir = inp.confined(inp.job.output, "output folder") if inp.job.output else scene.parent
@@ -241,10 +242,12 @@ def plan_range_task(inp: PlanInput, task: Mapping[str, Any]) -> WorkPlan:
         argv = profile.command(
             executable=inp.executable(profile), scene=str(scene),
             output=str(out_dir / f"{stem}_") if own is None else None, threads=inp.threads(), start=start, end=end,
+            output_format=kept[0] if kept else None,
         )
     except ProfileError as exc:
         raise PlanError(str(exc)) from None
-    files = own if own is not None else [out_dir / f"{stem}_{f:04d}{profile.output_ext}" for f in frames]
+    ext = kept[1] if kept else profile.output_ext
+    files = own if own is not None else [out_dir / f"{stem}_{f:04d}{ext}" for f in frames]
     # The scene's own output path is the job's too (a share writer can set it): confined like --output.
     outputs = [Output(None, inp.confined_local(path, "output", output=True)) for path in files]
     return WorkPlan(argv, scene.parent, f"frames {start}-{end}", profile, outputs, frames)

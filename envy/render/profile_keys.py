@@ -69,6 +69,8 @@ EXECUTABLES: Kind = Checked(
     lambda value, key, source: MappingProxyType(dict(value)),
 )
 OUTPUT_EXT: Kind = Checked(Text("an extension that starts with a dot, like '.exr'"), _ext)
+# A renderer's own word for an image format (Blender's PNG, OPEN_EXR, JPEG...): letters, digits and _.
+FORMAT_WORD: Kind = Text("a format word like 'PNG' or 'OPEN_EXR'", pattern=r"^[A-Za-z][A-Za-z0-9_]{0,31}$")
 FLAG: Kind = Flag()
 PROGRESS: Kind = Checked(TextList("a list of regular expressions with (?P<pct>...) or (?P<done>...) and "
                                   "(?P<total>...)"), _patterns(progress=True))

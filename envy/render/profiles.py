@@ -39,7 +39,8 @@ log = logging.getLogger(__name__)
 
 
 # Values command() fills in. {count} is end - start + 1 (husk wants a frame count, not an end frame).
-PLACEHOLDERS = frozenset({"scene", "output", "output_dir", "output_stem", "frame", "start", "end", "count", "threads"})
+PLACEHOLDERS = frozenset({"scene", "output", "output_dir", "output_stem", "output_format", "frame", "start", "end",
+                          "count", "threads"})
 _OUTPUT_PLACEHOLDERS = frozenset({"output", "output_dir", "output_stem"})
 
 # Whole argv items that say where output_arg / threads_arg go; without them they are appended.
@@ -50,7 +51,7 @@ _MARKS = {OUTPUT_MARK, THREADS_MARK}
 
 # Sample values used to check a template's format specs (e.g. {frame:04d}) at load time.
 _SAMPLE = {
-    "scene": "scene.ext", "output": "out.png", "output_dir": "out", "output_stem": "out",
+    "scene": "scene.ext", "output": "out.png", "output_dir": "out", "output_stem": "out", "output_format": "PNG",
     "frame": 1, "start": 1, "end": 2, "count": 2, "threads": 1,
 }
 
@@ -86,6 +87,9 @@ class RendererProfile:
         (), keys.ARGV, "Added when the job has an output path; must use {output}, {output_dir} or {output_stem}. "
         "Goes where argv has the item {output_arg}, else at the end.")
     output_ext: str = setting(".png", keys.OUTPUT_EXT, "The image extension when Envy chooses the output path.")
+    output_format: str = setting(
+        "PNG", keys.FORMAT_WORD, "What {output_format} in output_arg stands for when the scene's own format is "
+        "not known (a .blend's is: its own format is kept, with output_ext replaced by its extension).")
     frame_range: bool = setting(
         False, keys.FLAG, "True when one scene file holds every frame (Blender, animated POV-Ray, V-Ray, USD).")
     range_argv: tuple[str, ...] = setting(
@@ -135,6 +139,7 @@ class RendererProfile:
         frame: int | None = None,
         start: int | None = None,
         end: int | None = None,
+        output_format: str | None = None,
     ) -> list[str]:
         """The argv list that renders ``scene``; argv[0] is ``executable``.
 
@@ -162,6 +167,7 @@ class RendererProfile:
 
         values: dict[str, Any] = {
             "scene": scene, "output": output, "output_dir": None, "output_stem": None,
+            "output_format": output_format or self.output_format,
             "frame": frame, "start": start, "end": end,
             "count": None if start is None or end is None else end - start + 1,
             "threads": threads if threads else None,

@@ -3,8 +3,9 @@
 Renderers' own settings win (issue 11 Must-hold 4):
 
 * a ``.blend`` is asked (envy/render/blend_scene.py): its frame range and step
-  unless ``--frames`` gives the range, and its output path and image format
-  unless ``--output`` gives a folder; they are recorded in the job's
+  unless ``--frames`` gives the range, its output path unless ``--output``
+  gives a folder, and its image format (unless it is a movie: then PNG frames
+  go to the ``--output`` folder); they are recorded in the job's
   ``settings`` (``scene_output``, ``scene_output_ext``, ``scene_format``,
   ``frame_step``) for the agents;
 * a ``.pov`` that does not use ``clock`` (or ``frame_number``) is a still:
@@ -108,6 +109,8 @@ def _blend_frames(local: Path, source: str, profile: RendererProfile, frames: tu
     if not output:
         settings |= {SCENE_OUTPUT: scene.filepath, SCENE_OUTPUT_EXT: scene.file_extension,
                      SCENE_FORMAT: scene.file_format}
+    elif not scene.is_movie:  # --output moves the frames, the .blend's image format stays (a movie: PNG frames)
+        settings |= {SCENE_OUTPUT_EXT: scene.file_extension, SCENE_FORMAT: scene.file_format}
     return SceneFrames(start, end, scene.frame_step, settings=settings)
 
 
@@ -136,6 +139,26 @@ def own_frame_files(settings: Mapping[str, Any], frames: list[int], scene_dir: P
             or len(ext) > 16:
         raise ValueError(f"job setting {SCENE_OUTPUT!r} must be a path and {SCENE_OUTPUT_EXT!r} an extension")
     return [frame_file(filepath, ext, f, scene_dir, local) for f in frames]
+
+
+_FORMAT_WORD = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,31}$")
+_EXTENSION = re.compile(r"^\.[A-Za-z0-9]{1,8}$")
+
+
+def own_format(settings: Mapping[str, Any]) -> tuple[str, str] | None:
+    """The scene's own image format and extension (``OPEN_EXR``, ``.exr``) recorded at submit, or None.
+
+    Kept when ``--output`` moves the frames elsewhere: the job sets the folder, not the format.
+    Read on the agent from a job file anyone can write: anything but a format word and an
+    extension is a ValueError (the item fails), never an argument for the renderer."""
+    word, ext = settings.get(SCENE_FORMAT), settings.get(SCENE_OUTPUT_EXT)
+    if word is None or ext is None:
+        return None
+    if not isinstance(word, str) or not _FORMAT_WORD.match(word) or not isinstance(ext, str) \
+            or not _EXTENSION.match(ext):
+        raise ValueError(f"job settings {SCENE_FORMAT!r} and {SCENE_OUTPUT_EXT!r} must be a format word like "
+                         "'OPEN_EXR' and an extension like '.exr'")
+    return word, ext
 
 
 def frame_step(task: Mapping[str, Any]) -> int:
