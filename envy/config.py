@@ -173,9 +173,9 @@ class Config:
         None, Text("an e-mail address", pattern=EMAIL_ADDRESS, max_length=254, blank_is_none=True),
         "The sender of notification e-mail (empty: envy@<the agent's host>).")
     notify_desktop: bool = setting(
-        True, Flag(), "Also show an OS desktop notification (notify-send, macOS Notification Center) when one of "
-        "your jobs finishes, while envy-io's shell or monitor runs where you submitted it; the shell prints the "
-        "line above its prompt either way.")
+        True, Flag(), "Also show an OS desktop notification (notify-send, macOS Notification Center, a Windows "
+        "toast) when one of your jobs finishes, while envy-io's shell or monitor runs where you submitted it; "
+        "the shell prints the line above its prompt either way.")
     # Hostile-share limits (docs/security.md): where jobs may lead, how long a render may run.
     project_roots: tuple[str, ...] = setting(
         (), Checked(TextList("a list of absolute folders, e.g. [\"P:/projects\", /mnt/projects]"), _roots_check),
