@@ -64,10 +64,16 @@ class Webhook:
         self.server.server_close()
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 class MailSink:
     """A real SMTP server on localhost (aiosmtpd) that keeps each message's text."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int | None = None) -> None:
         from aiosmtpd.controller import Controller
 
         self.messages: list[str] = []
@@ -78,9 +84,7 @@ class MailSink:
                 sink.messages.append(envelope.content.decode("utf-8", "replace"))  # type: ignore[attr-defined]
                 return "250 OK"
 
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
+        self.port = port if port is not None else free_port()
         self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port)
         self.controller.start()
 
@@ -275,3 +279,36 @@ def test_a_real_shell_session_prints_the_finish_of_a_job_submitted_while_it_runs
         typist.join(timeout=60)
     assert code == 0
     assert printed.getvalue().count("Envy: job shot050 is complete (1 of 1 done)") == 1
+
+
+def test_a_notice_still_waiting_when_the_agent_quits_is_sent_once_at_its_next_start(
+    farm: Farm, tmp_path: Path, webhook: Webhook
+) -> None:
+    """The agent that won the marker is the only teller: quitting must not lose what it still has to send."""
+    pytest.importorskip("aiosmtpd", reason="aiosmtpd (the 'test' extra) is the local SMTP sink")
+    require_tool("povray")
+    port = free_port()  # no mail server on it yet
+    user_config(farm, f"notify_webhook: {webhook.url}\nnotify_email: [student@school.edu]\n"
+                      f"smtp_server: 127.0.0.1:{port}\n")
+    profile = small_povray_profile(tmp_path / "small.yaml", 64, 48)
+    submit_folder(farm.share, pov_frames(tmp_path / "shot050" / "frames", 1), renderer="povray-small",
+                  profiles=[profile])
+    agent = farm.start_agent("lab1-01", profiles=[str(profile)])
+    farm.send("lab1 * render()")
+    wait_for(lambda: webhook.texts("shot050"), 60, "the webhook (after its one refusal)")
+    wait_for(lambda: "notify: the e-mail to student@school.edu for job shot050 failed" in agent.log(), 30,
+             "the mail's first try to fail (no server yet)")
+    agent.popen.terminate()  # signed out while the mail waits for its next try
+    assert agent.wait_exit(30) == 0
+    assert "they go out at the next start" in agent.log()
+
+    sink = MailSink(port)  # the mail server comes up on the port the user set
+    try:
+        again = farm.start_agent("lab1-01", profiles=[str(profile)])
+        wait_for(lambda: sink.texts("shot050"), 60, "the mail, sent by the agent's next start")
+        wait_for(lambda: "notify: sent the e-mail" in again.log(), 30, "the restarted agent's log of it")
+        farm.wait_heartbeat(again)
+        assert len(sink.texts("shot050")) == 1
+        assert len(webhook.texts("shot050")) == 1, "the webhook, sent before the quit, is not sent again"
+    finally:
+        sink.close()

@@ -25,7 +25,7 @@ from typing import Any
 
 from envy.render.job_state import COMPLETE, COMPLETE_WITH_FAILURES
 from envy.share.fs import ShareFS
-from envy.share.layout import ShareLayout
+from envy.share.layout import ShareLayout, make_dirs_within
 from envy.share.validate import INT, TEXT, check_fields
 
 log = logging.getLogger(__name__)
@@ -97,7 +97,7 @@ def claim_event(layout: ShareLayout, event: JobEvent, fs: ShareFS) -> bool:
     """Create the job's marker for ``event``; True only for the one agent whose create won."""
     path = marker_path(layout, event.job)
     try:
-        fs.makedirs(path.parent)
+        make_dirs_within(layout.jobs_dir, event.job)  # never a tree under an unmounted share
         fs.write_new(path, json.dumps(event.to_json()).encode("utf-8"))
         return True
     except FileExistsError:

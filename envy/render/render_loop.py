@@ -106,7 +106,8 @@ class RenderLoop:
         # Jobs that wait for others (--after): decided here, where every kind of job is claimed.
         self.dependencies = DependencyGate(self._dependency_state, lambda: max(3.0, self.host.config.poll_interval))
         # A job's finish is told once, by the agent that wins its event marker (job_finish.py).
-        outbox = Outbox(lambda user: notify_settings(host.layout, user, host.config), f"envy@{self.me.host}")
+        outbox = Outbox(lambda user: notify_settings(host.layout, user, host.config), f"envy@{self.me.host}",
+                        pending_dir=host.state_dir)
         self.finishes = JobFinish(host.layout, host.fs, self.me, self.work_folder, outbox)
 
     # -- counters and holds (any thread) --------------------------------------------------
