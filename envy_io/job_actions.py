@@ -199,7 +199,7 @@ def delete(farm: Farm, target: str, *, with_outputs: bool = False,
             raise UsageError(f"{job.name}: {len(listing.working)} frame(s) are rendering; cancel the job "
                              f"(envy-io cancel {job.name}) and delete it when they have finished")
     if with_outputs:
-        outputs = {job.id: outputs_of(farm, job) for job in jobs}
+        outputs = {job.id: outputs_of(farm, job, job_remap(farm, job)) for job in jobs}
         if confirm is None:
             raise UsageError("--with-outputs deletes images and asks first: run it on a terminal or in the "
                              "envy-io shell, or add --yes")

@@ -41,11 +41,8 @@ class JobOutputs:
         return sorted({f.parent for f in self.files})
 
 
-def outputs_of(farm: Farm, job: Job) -> JobOutputs:
-    """The job's recorded output files that exist now and may be deleted."""
-    from envy_io.job_actions import job_remap  # the one remap rule for a job (avoids an import cycle)
-
-    remap = job_remap(farm, job)
+def outputs_of(farm: Farm, job: Job, remap: PathRemap) -> JobOutputs:
+    """The job's recorded output files that exist now and may be deleted (``remap``: the job's, for this machine)."""
     records, problems = read_records(farm.layout, job.id, farm.fs)
     found = JobOutputs(refused=[f"output record {p}" for p in problems])
     confinement = Confinement.for_job(farm.layout.jobs_dir / job.id, farm.config.project_roots, farm.layout.root)
