@@ -38,7 +38,8 @@ from envy_io import job_actions
 from envy_io.errors import EnvyIoError, UsageError
 from envy_io.web.access import AccessMiddleware, AccessRule
 from envy_io.web.frame_logs import LOG_TAIL_BYTES, attempts_of, parse_log_name, read_tail
-from envy_io.web.snapshot import FarmPoller, Snapshot
+from envy_io.web.snapshot import FarmPoller
+from envy_io.web.views import Snapshot
 
 KEEPALIVE_S = 15.0
 LOG_VIEW_BYTES = 16 * 1024
