@@ -196,6 +196,13 @@ def format_agent(index: int, view: AgentView) -> str:
     return line if view.verdict == ALIVE else f"{line} ({view.verdict})"
 
 
+def idle_in_render_mode(status: AgentStatus) -> bool:
+    """Render mode is on but nothing is claimable now: the queue is empty, or what is left waits for
+    other jobs (envy/render/render_loop.py). People call that idle."""
+    return status.state == "rendering" and not any(w.job for w in status.workers) and (
+        status.work == "queue empty" or status.work.startswith("waiting: "))
+
+
 def describe_state(status: AgentStatus) -> str:
     state = status.state or "unknown"
     if state == "locked":
@@ -206,10 +213,8 @@ def describe_state(status: AgentStatus) -> str:
         return status.message or state  # "stopped: SIGTERM (sign-out, shut-down or kill)"
     if state not in ("rendering", "busy"):
         return state
-    if state == "rendering" and status.work == "queue empty" and not any(w.job for w in status.workers):
-        return "idle (queue empty)"  # render mode on, nothing left to claim (envy/render/render_loop.py)
-    if state == "rendering" and status.work.startswith("waiting: ") and not any(w.job for w in status.workers):
-        return f"idle ({status.work.removeprefix('waiting: ')})"  # what is left waits for other jobs
+    if idle_in_render_mode(status):
+        return f"idle ({status.work.removeprefix('waiting: ')})"  # "queue empty", or what is left waits for
     detail = [status.work] if status.work else []
     progress = [_describe_worker(w) for w in status.workers[:WORKERS_SHOWN] if w.job or w.frame]
     if len(status.workers) > WORKERS_SHOWN:

@@ -30,7 +30,7 @@ from envy.render.overview import JobSummary, summarize
 from envy.render.remap import PathRemap
 from envy.share.fs import ShareFS
 from envy.share.layout import ShareLayout
-from envy_io.agents import ALIVE, AgentBoard, AgentView, agent_json
+from envy_io.agents import ALIVE, AgentBoard, AgentView, agent_json, idle_in_render_mode
 
 # The monitor's sightings are saved this often, for ``envy-io status`` run elsewhere meanwhile.
 SAVE_EVERY_S = 5.0
@@ -103,7 +103,8 @@ class MonitorModel:
         self.board.save()
 
     def host_state(self, view: AgentView) -> str:
-        return view.status.state if view.verdict == ALIVE else f"{view.status.state} ({view.verdict})"
+        state = "idle" if idle_in_render_mode(view.status) else view.status.state  # WORK says why
+        return state if view.verdict == ALIVE else f"{state} ({view.verdict})"
 
     def all_done(self) -> bool:
         return bool(self.summaries) and all(

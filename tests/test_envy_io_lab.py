@@ -154,3 +154,16 @@ def test_monitor_rows_that_do_not_fit_end_in_n_more(tmp_path: Path) -> None:
     assert len(shown) == 12 and all(len(line) <= 60 for line in shown[:-1])
     assert shown[-1].startswith(f"+{len(everything) - 11} more")
     assert shown[:11] == [line[:60] for line in everything[:11]]
+
+
+def test_monitor_says_idle_for_render_mode_with_nothing_to_claim(tmp_path: Path) -> None:
+    init_share(tmp_path / "share", "student", fs=REAL_FS)
+    layout = ShareLayout(tmp_path / "share")
+    write_status(layout, AgentStatus(host="lab1-01", nonce="n", state="rendering", work="queue empty"), fs=REAL_FS)
+    write_status(layout, AgentStatus(host="lab1-02", nonce="n", state="rendering",
+                                     work="waiting: comp020 waiting for shot020"), fs=REAL_FS)
+    model = MonitorModel(layout, 30, PathRemap.parse([]), REAL_FS)
+    model.refresh()
+    rows = {line.split()[0]: line.split(None, 2)[1:] for line in model.lines() if line.startswith("lab1-")}
+    assert rows["lab1-01"][0] == "idle" and rows["lab1-01"][1].endswith("queue empty")
+    assert rows["lab1-02"][0] == "idle" and "comp020 waiting for shot020" in rows["lab1-02"][1]
