@@ -302,3 +302,16 @@ def test_a_scene_that_names_its_own_output_shows_that_output(farm: Farm, tmp_pat
     with running_monitor(io_farm(farm)) as monitor:
         wait_for(lambda: (s := monitor.hub.latest()) is not None and s.job(job.id) is not None
                  and s.job(job.id).output == "//renders/ball_##", 15, "the scene's own output on the page")  # type: ignore[union-attr]
+
+
+def test_the_hosts_page_says_idle_for_render_mode_with_nothing_to_claim() -> None:
+    from envy.protocol.status import AgentStatus, WorkerStatus
+    from envy_io.agents import ALIVE, AgentView
+    from envy_io.web.views import host_state
+
+    def state(**fields: object) -> str:
+        return host_state(AgentView(AgentStatus(host="lab1-01", nonce="n", **fields), True, 0.1, ALIVE), 30)  # type: ignore[arg-type]
+
+    assert state(state="rendering", work="queue empty") == "idle"
+    assert state(state="rendering", work="waiting: comp020 waiting for shot020") == "idle"
+    assert state(state="rendering", work="", workers=[WorkerStatus(0, job="j", frame="f")]) == "rendering"

@@ -16,7 +16,7 @@ from envy.render.claims import ItemName, frame_number
 from envy.render.dependencies import DependencyState, shown_state
 from envy.render.job_state import JobProgress
 from envy.render.jobs import Job
-from envy_io.agents import AgentView
+from envy_io.agents import AgentView, idle_in_render_mode
 
 
 @dataclass(frozen=True)
@@ -99,6 +99,8 @@ def host_state(view: AgentView, dead_after: float) -> str:
         return "stopped"
     if not view.alive:
         return "checking" if view.silent_s is not None and view.silent_s < dead_after else "stale"
+    if idle_in_render_mode(status):
+        return "idle"  # render mode on, nothing to claim now; "work" says why (as envy-io status does)
     if status.state == "busy":
         return "rendering"
     if status.state == "waiting-for-share":
