@@ -13,7 +13,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -226,8 +226,12 @@ class RenderWorker(threading.Thread):
                     took = time.monotonic() - started
                     self.loop.count_done(job.id, claim.item.base, took)
                     log.info("worker %d: completed %s of %s in %.1f s", self.index, plan.label, job.name, took)
-                    self._thumbnail(job, claim, plan)
-                    self._record_outputs(job, claim, plan)
+                    # What the renderer wrote, looked up once for the preview and the record.
+                    written = [out.final if out.temp is not None else out.written(self.loop.host.fs)
+                               for out in plan.outputs]
+                    self._thumbnail(job, claim, plan, written)
+                    record_outputs(self.loop.host.layout, job.id, claim.item.base,
+                                   [f for f in written if f is not None], self.loop.host.fs)
                     self.loop.item_finished(job)
                     return
                 if state == LOST:
@@ -238,7 +242,7 @@ class RenderWorker(threading.Thread):
         log.warning("worker %d: quitting with %s rendered but not marked done (share unreachable)",
                     self.index, claim.item.original)
 
-    def _thumbnail(self, job: Job, claim: Claim, plan: WorkPlan) -> None:
+    def _thumbnail(self, job: Job, claim: Claim, plan: WorkPlan, written: list[Path | None]) -> None:
         """A small preview of the frame for the web monitor, made here where the image is (issue 12 §4).
 
         After the frame is marked done, so it never delays or fails the frame:
@@ -247,8 +251,7 @@ class RenderWorker(threading.Thread):
         if not plan.outputs:
             return  # the renderer chose its own output path: nothing known to preview
         fs = self.loop.host.fs
-        out = plan.outputs[-1]  # a chunk of frames: its last one
-        image = out.final if out.temp is not None else (out.written(fs) or out.final)
+        image = written[-1] or plan.outputs[-1].final  # a chunk of frames: its last one
         try:  # the thumbs folder is on the share: a link planted there must not lead the write out
             self.loop.plan_input(job, claim).confined_local(
                 thumb_path(self.loop.host.layout, job.id, claim.item.base), "preview", output=True)
@@ -256,12 +259,6 @@ class RenderWorker(threading.Thread):
             log.warning("worker %d: no preview of %s: %s", self.index, claim.item.original, exc)
             return
         write_thumbnail(self.loop.host.layout, job.id, claim.item.base, image, fs)
-
-    def _record_outputs(self, job: Job, claim: Claim, plan: WorkPlan) -> None:
-        """What the frame wrote, for ``delete --with-outputs`` (envy/render/output_record.py)."""
-        fs = self.loop.host.fs
-        files = [out.final if out.temp is not None else out.written(fs) for out in plan.outputs]
-        record_outputs(self.loop.host.layout, job.id, claim.item.base, [f for f in files if f is not None], fs)
 
     def _refuse(self, job: Job, claim: Claim, reason: str, log_path: Path | None) -> None:
         log.warning("worker %d: %s of job %s refused: %s", self.index, claim.item.original, job.name, reason)
@@ -273,15 +270,8 @@ class RenderWorker(threading.Thread):
         """Fail the try: back to pending, or failed after the job's retries (``retries`` replaces them)."""
         queue = self.loop.queue_for(job)
         limit = self.loop.max_retries(job) if retries is None else retries
-        state: str | None = UNKNOWN
         # While the share cannot be reached the frame stays ours until it answers.
-        for _ in self._while_share_away(f"failing {claim.item.original}"):
-            try:
-                state = queue.fail(claim, limit)
-            except OSError:
-                state = UNKNOWN
-            if state != UNKNOWN:
-                break
+        state = self._until_share_answers(f"failing {claim.item.original}", lambda: queue.fail(claim, limit))
         self.loop.note_failure(claim.item)
         if state == "failed":
             log.error("worker %d: %s FAILED for good: %s", self.index, claim.item.original, reason)
@@ -294,12 +284,19 @@ class RenderWorker(threading.Thread):
     def _return_unstarted(self, job: Job, claim: Claim, reason: str) -> None:
         log.warning("worker %d: %s given back unstarted: %s", self.index, claim.item.original, reason)
         queue = self.loop.queue_for(job)
-        for _ in self._while_share_away(f"giving back {claim.item.original}"):
+        self._until_share_answers(f"giving back {claim.item.original}", lambda: queue.give_back(claim))
+
+    def _until_share_answers(self, doing: str, move: Callable[[], str | None]) -> str | None:
+        """``move`` (a queue's fail or give_back) until it answers more than ``unknown``, or the agent quits."""
+        state: str | None = UNKNOWN
+        for _ in self._while_share_away(doing):
             try:
-                if queue.give_back(claim) != UNKNOWN:
-                    return
+                state = move()
             except OSError:
-                pass
+                state = UNKNOWN
+            if state != UNKNOWN:
+                break
+        return state
 
     def _while_share_away(self, doing: str) -> Iterator[None]:
         """Yield once per attempt; between attempts wait with backoff (1 s doubling to 30 s).
