@@ -103,7 +103,9 @@ def cmd_agent(args: argparse.Namespace) -> int:
     from envy.platform.reexec import reexec
     from envy.platform.session_end import SessionEndWatcher
     from envy.policy.enforce import PolicyRefusal
-    from envy.protocol.signing import SigningError
+    from envy.protocol.file_signing import SignedFiles
+    from envy.protocol.signing import SigningError, default_key_path, load_key
+    from envy.share.bounded import FileTrust
     from envy.share.layout import ShareLayout
 
     host = args.host or host_name()
@@ -117,10 +119,12 @@ def cmd_agent(args: argparse.Namespace) -> int:
     if args.policy:
         overrides["policy"] = args.policy
 
+    trust: FileTrust | None = None
+
     def load() -> Any:
         # Without --config, load_config reads the user's file from ENVY_CONFIG_DIR's folder
         # (envy/config.py; LocalDirs.config names the same folder).
-        return load_config(share=args.share, config_file=args.config, user=user, overrides=overrides)
+        return load_config(share=args.share, config_file=args.config, user=user, overrides=overrides, trust=trust)
 
     config = load()
     if not config.share:
@@ -135,6 +139,16 @@ def cmd_agent(args: argparse.Namespace) -> int:
     log_dir = log_dir_for(layout.logs_dir, host, dirs.logs)
     setup_agent_logging(log_dir / "agent.log", state_dir / "agent-local.log", args.verbose,
                         config.log_max_bytes, config.log_backups, local=dirs.logs is not None)
+    if config.signed:
+        # Signed mode: load again, keeping only what the farm key covers of the share's config
+        # files; a refusal is logged (to the share log too) naming the file and the keys.
+        try:
+            key = load_key(default_key_path(state_dir=dirs.state), config.share)
+        except SigningError as exc:
+            log.error("%s", exc)
+            raise UsageError(str(exc)) from None
+        trust = SignedFiles(key, config.share, REAL_FS).problem
+        config = load()
     try:
         agent = build_agent(config, layout, host, user, dirs, fs=REAL_FS, log_dir=log_dir, reload_config=load,
                             render_at_start=args.render)

@@ -47,7 +47,7 @@ from envy.settings.kinds import (
     regex_check,
 )
 from envy.settings.schema import Key, Rule, Schema, schema_of, setting
-from envy.share.bounded import ShareFileError, read_config_file
+from envy.share.bounded import FileTrust, ShareFileError, read_config_file
 
 log = logging.getLogger(__name__)
 
@@ -197,6 +197,9 @@ class Config:
         0.0, Number(ge=0),
         "The most a job may ask for with --stall, in seconds (0: no maximum). Farm config only.")
     sources: tuple[str, ...] = ()  # the files that were read, for `envy-io config` and error messages
+    # Signed mode: why the farm's config.yaml was refused ('' when it was not). Renders wait while it
+    # is set: a tampered farm file must not silently drop the policy it named (docs/security.md).
+    refused: str = ""
 
     def with_values(self, values: Mapping[str, Any], where: str) -> Config:
         """Validate ``values`` (from one source named ``where``) and return an updated copy."""
@@ -217,11 +220,16 @@ DEFAULTS: Mapping[str, Any] = MappingProxyType(CONFIG_KEYS.defaults())
 
 def read_yaml_file(path: Path) -> dict[str, Any]:
     """Read one YAML settings file; a missing file is empty, a broken one is a ConfigError."""
+    return _read_yaml(path)[0]
+
+
+def _read_yaml(path: Path) -> tuple[dict[str, Any], bytes]:
     try:
         # The farm's config.yaml is on the share: bounded and regular (a FIFO would block the start).
-        text = read_config_file(path, "config").decode("utf-8")
+        raw = read_config_file(path, "config")
+        text = raw.decode("utf-8")
     except FileNotFoundError:
-        return {}
+        return {}, b""
     except ShareFileError as exc:
         raise ConfigError(str(exc)) from None
     except OSError as exc:
@@ -230,10 +238,28 @@ def read_yaml_file(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: not UTF-8 text") from None
     data = parse_yaml(text, str(path), ConfigError)
     if data is None:
-        return {}
+        return {}, raw
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: must hold 'key: value' settings, not a {type(data).__name__}")
-    return data
+    return data, raw
+
+
+def read_share_yaml(path: Path, trust: FileTrust | None) -> tuple[dict[str, Any], str]:
+    """A config file on the share, and why signed mode refused it ('' when it did not).
+
+    With ``trust`` (signed mode), a file holding keys that choose code (``SIGNED_KEYS``)
+    must be signed with the farm key; a refused one keeps none of those keys, and one log
+    line names the file and the keys. The rest of it applies.
+    """
+    data, raw = _read_yaml(path)
+    chosen = sorted(k for k, v in data.items() if k in SIGNED_KEYS and SAFE_VALUES.get(k, _NOT_SAFE) != v)
+    if trust is None or not chosen:
+        return data, ""  # unsigned mode, or nothing in it chooses code: it needs no signature
+    problem = trust(path, raw)
+    if problem is None:
+        return data, ""
+    log.error("%s; ignoring its %s", problem, ", ".join(chosen))
+    return {k: v for k, v in data.items() if k not in chosen}, problem
 
 
 # Keys that say what the farm allows, not how one user likes it: a user's own file on the share
@@ -242,6 +268,14 @@ def read_yaml_file(path: Path) -> dict[str, Any]:
 FARM_ONLY_KEYS = frozenset({
     "policy", "signed", "strict_modes", "project_roots", "render_timeout_max", "render_stall_max",
 })
+
+
+# Keys that choose what runs on an agent or where its paths may lead: in signed mode a file on the
+# share sets them only when it is signed with the farm key (issue 9 Must-hold 2, docs/security.md).
+SIGNED_KEYS = FARM_ONLY_KEYS | {"renderers", "profiles"}
+# The values that only tighten the farm: an unsigned file may still turn signed mode or StrictModes on.
+SAFE_VALUES: Mapping[str, Any] = MappingProxyType({"signed": True, "strict_modes": True})
+_NOT_SAFE = object()
 
 
 def without_farm_keys(values: Mapping[str, Any], where: Path) -> dict[str, Any]:
@@ -266,8 +300,13 @@ def load_config(
     user: str | None = None,
     overrides: Mapping[str, Any] | None = None,
     env: Mapping[str, str] | None = None,
+    trust: FileTrust | None = None,
 ) -> Config:
-    """Build the Config from every source in precedence order (see the module docstring)."""
+    """Build the Config from every source in precedence order (see the module docstring).
+
+    ``trust`` is signed mode's check for the share's files (the farm's and the user's
+    config.yaml): the caller passes it once a first load said ``signed: true``.
+    """
     env = os.environ if env is None else env
     local_file = Path(config_file) if config_file else user_config_dir() / "config.yaml"
     if config_file and not local_file.is_file():
@@ -277,13 +316,17 @@ def load_config(
     share_dir = share or env.get("ENVY_SHARE") or local.get("share")
     cfg = Config()
     sources: list[str] = []
+    refused = ""
     if share_dir:
         farm_file = Path(share_dir) / "config.yaml"
-        cfg = cfg.with_values(read_yaml_file(farm_file), str(farm_file))
+        farm_values, refused = read_share_yaml(farm_file, trust)
+        cfg = cfg.with_values(farm_values, str(farm_file))
         sources.append(str(farm_file))
         if user:
             user_file = user_folder(share_dir, user) / "config.yaml"
-            cfg = cfg.with_values(without_farm_keys(read_yaml_file(user_file), user_file), str(user_file))
+            # A user's own file loses what it may not choose; only the farm file's refusal holds renders.
+            values = without_farm_keys(read_share_yaml(user_file, trust)[0], user_file)
+            cfg = cfg.with_values(values, str(user_file))
             sources.append(str(user_file))
     cfg = cfg.with_values(local, str(local_file))
     sources.append(str(local_file))
@@ -295,4 +338,4 @@ def load_config(
     if share_dir:
         cli["share"] = str(share_dir)
     cfg = cfg.with_values({k: v for k, v in cli.items() if v is not None}, "command line")
-    return dataclasses.replace(cfg, sources=tuple(sources))
+    return dataclasses.replace(cfg, sources=tuple(sources), refused=refused)

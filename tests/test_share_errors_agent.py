@@ -28,10 +28,17 @@ class FailingModuleFS(ShareFS):
         self.code = code
         self.failing = True
 
-    def read_bytes(self, path):  # type: ignore[no-untyped-def]
+    def _fail_on_module(self, path) -> None:  # type: ignore[no-untyped-def]
         if self.failing and Path(os.fspath(path)).name == NV_FILE:
             raise OSError(self.code, os.strerror(self.code), os.fspath(path))
+
+    def read_bytes(self, path):  # type: ignore[no-untyped-def]
+        self._fail_on_module(path)
         return super().read_bytes(path)
+
+    def read_bounded(self, path, limit):  # type: ignore[no-untyped-def]
+        self._fail_on_module(path)  # the module is read bounded and regular (issue 9)
+        return super().read_bounded(path, limit)
 
 
 @pytest.mark.parametrize("code", [errno.EIO, errno.ESTALE, errno.ENXIO, errno.EACCES])

@@ -49,10 +49,11 @@ from envy.protocol.commands import CommandError
 from envy.protocol.instructions import Instruction, parse_instruction_file
 from envy.protocol.selectors import HostNamePattern, SelectorError, parse_selector
 from envy.protocol.status import AgentStatus
+from envy.protocol.status_seal import StatusSeal
 from envy.render.render_loop import RenderLoop, remembered_targets
 from envy.security import InstructionCheck, strict_mode_problem
 from envy.seen import BoundedSeen
-from envy.share.bounded import ShareFileError, read_fresh_share_file
+from envy.share.bounded import FileTrust, ShareFileError, read_fresh_share_file
 from envy.share.fs import ShareFS
 from envy.share.layout import ShareLayout
 from envy.share.share_clock import ShareClock
@@ -93,6 +94,10 @@ class PolicyGate(Protocol):
         """The agent is quitting: give the seat back."""
         ...
 
+    def read_again(self) -> None:
+        """``reload()``: read the policy file again at the next call, edited or not."""
+        ...
+
 
 RenderLoopFactory = Callable[["Agent"], RenderLoop]
 
@@ -115,6 +120,8 @@ class Agent:
         make_render_loop: RenderLoopFactory,
         verify: InstructionCheck | None = None,
         authentic: InstructionCheck | None = None,
+        trust: FileTrust | None = None,
+        status_seal: StatusSeal | None = None,
         policy: PolicyGate | None = None,
         render_at_start: bool = False,
         reports: OnceLog | None = None,
@@ -137,6 +144,7 @@ class Agent:
         self.verify = verify  # every instruction check (signed mode, the policy), already combined
         # Signed mode: is the line signed with our key? Asked before the selector is parsed or matched.
         self.authentic = authentic
+        self.trust = trust  # signed mode: Envy_Functions.py on the share must be signed with the farm key
         self.policy = policy
         self.render_at_start = render_at_start  # `envy agent --render`: join the render queue at once
         self._make_render_loop = make_render_loop
@@ -159,7 +167,7 @@ class Agent:
         self._pattern: HostNamePattern | None = None
         self._stop_reason = ""  # why the session ended (request_stop), for the last status
         self.heartbeat = Heartbeat(layout, fs, lambda: self.config.heartbeat, self.snapshot, lambda: self._share_ok,
-                                   share_clock)
+                                   share_clock, status_seal.seal if status_seal is not None else None)
         self.commands = CommandRunner(self)
         self.render: RenderLoop | None = None  # made on the first render() (or render_loop())
         self.wakeup = EarlyWakeup(layout.root, self._wake)
@@ -247,6 +255,8 @@ class Agent:
         self._wake.set()
 
     def reload(self) -> None:
+        if self.policy is not None:
+            self.policy.read_again()  # e.g. the admin just signed it: only its signature changed
         if self.settings.can_reload:
             try:
                 self.settings.reload()  # one swap: every part reads the new config at its next use
@@ -265,7 +275,7 @@ class Agent:
             log.error("%s", problem)
             self.nv_module = UserModule(path, error=problem)
             return
-        self.nv_module = load_user_module(path, "nv", self.fs)
+        self.nv_module = load_user_module(path, "nv", self.fs, self.trust)
         names = ", ".join(self.nv_module.names()) or "none"
         log.info("reload: user functions loaded from %s: %s", self.nv_module.path, names)
 
@@ -294,10 +304,16 @@ class Agent:
         self.render_loop().start(args, kwargs)
 
     def check_policy(self) -> None:
-        """Ask the policy gate, and apply its answer here: the status, and the render workers' hold."""
-        if self.policy is None:
+        """Ask the policy gate, and apply its answer here: the status, and the render workers' hold.
+
+        A farm config refused in signed mode holds renders too: the policy it named is unknown.
+        """
+        refused = self.config.refused
+        if self.policy is None and not refused and self.status.state != "locked":
             return
-        reason = self.policy()
+        reason = f"{refused} (renders wait until the admin signs it)" if refused else ""
+        if self.policy is not None:
+            reason = self.policy() or reason
         if self._quit.is_set():
             return
         with self._lock:

@@ -25,12 +25,15 @@ from envy.houdini.cache_tasks import plan_cache_task
 from envy.platform.dirs import LocalDirs
 from envy.platform.idle import MachineUseReader, SystemMachineUse
 from envy.policy.enforce import PolicyEnforcer
+from envy.protocol.file_signing import SignedFiles
 from envy.protocol.signing import default_key_path, signing_check
+from envy.protocol.status_seal import StatusSeal
 from envy.render.host import RenderHost
 from envy.render.plans import Planners, plan_frame_file, plan_range_task
 from envy.render.render_loop import RenderLoop
 from envy.render.still_task import plan_still_task
 from envy.security import InstructionCheck, all_checks
+from envy.share.bounded import FileTrust
 from envy.share.fs import ShareFS
 from envy.share.layout import ShareLayout
 from envy.share.names import nonce as new_nonce
@@ -90,21 +93,27 @@ def build_agent(
     # Signed mode first: a missing key must not leave a seat claimed.
     signed = signing_check(config.signed, config.share, lambda: settings.current.command_lifetime,
                            default_key_path(state_dir=dirs.state), state_dir, share_clock.now, reports.report)
+    trust: FileTrust | None = None
+    seal: StatusSeal | None = None
     if signed is not None:
         checks.append(signed)
+        # What chooses code (profiles, the policy, Envy_Functions.py) must be local or signed too,
+        # and status files are sealed: only key holders speak for a host (Must-hold 10).
+        trust = SignedFiles(signed.key, config.share, fs).problem
+        seal = StatusSeal(signed.key)
     policy: PolicyEnforcer | None = None
     if config.policy:
         policy = PolicyEnforcer(
             Path(config.policy), user=user, host=host, nonce=nonce, layout=layout, fs=fs,
             config=lambda: settings.current, ledger=ledger, command_clock=share_clock.now,
-            now=policy_now, clock=policy_clock,
+            now=policy_now, clock=policy_clock, trust=trust,
         )
         policy.start()  # PolicyRefusal for a blacklisted user, before anything else starts
         checks.append(policy.allows)
     task_types = planners if planners is not None else standard_planners()
 
     def make_render_loop(render_host: RenderHost) -> RenderLoop:
-        return RenderLoop(render_host, task_types)
+        return RenderLoop(render_host, task_types, trust, seal)
 
     agent = Agent(
         settings, layout, host, user, state_dir, log_dir,
@@ -112,6 +121,6 @@ def build_agent(
         make_render_loop=make_render_loop, verify=all_checks(checks), policy=policy,
         render_at_start=render_at_start, reports=reports,
         machine_use=machine_use if machine_use is not None else SystemMachineUse(user),
-        authentic=signed.authentic if signed is not None else None,
+        authentic=signed.authentic if signed is not None else None, trust=trust, status_seal=seal,
     )
     return agent

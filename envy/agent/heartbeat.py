@@ -15,6 +15,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 from envy.protocol.status import AgentStatus, write_status
 from envy.share.fs import ShareFS
@@ -40,6 +41,7 @@ class Heartbeat(threading.Thread):
         snapshot: Callable[[], AgentStatus],
         share_ok: Callable[[], bool],
         share_clock: ShareClock | None = None,
+        seal: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     ) -> None:
         super().__init__(name="envy-heartbeat", daemon=True)
         self.layout = layout
@@ -51,6 +53,7 @@ class Heartbeat(threading.Thread):
         self.counter = 0
         self._failing = False
         self.share_clock = share_clock  # learns the server's time from our own writes
+        self.seal = seal  # signed mode: the farm key's seal on every status written
 
     def beat(self) -> None:
         # Never write into an unmounted mount point. But do not wait for the polling
@@ -65,7 +68,7 @@ class Heartbeat(threading.Thread):
         status.counter = self.counter
         try:
             written_at = time.time()
-            write_status(self.layout, status, self.fs)
+            write_status(self.layout, status, self.fs, self.seal)
             if self.share_clock is not None and (
                 self.counter % CLOCK_EVERY_BEATS == 1 or not self.share_clock.measured
             ):

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 
+from envy.share.bounded import FileTrust, ShareFileError, read_share_file
 from envy.share.fs import ShareFS
 
 log = logging.getLogger(__name__)
@@ -37,23 +38,23 @@ class UserModule:
         return sorted(self.functions)
 
 
-# A user module is a few kB; anything this large is not one (ENGINEERING §1.12).
-MAX_MODULE_BYTES = 1024 * 1024
-
-
-def load_user_module(path: Path, label: str, fs: ShareFS | None = None) -> UserModule:
+def load_user_module(path: Path, label: str, fs: ShareFS | None = None,
+                     trust: FileTrust | None = None) -> UserModule:
     """Import ``path`` freshly (no cached copy) and collect its public functions.
 
     With ``fs`` the source is read through the share seam, so a share error
     (EIO, ESTALE, ENXIO, EACCES: seen for real on an SMB client at start-up)
     becomes the module's error, logged once, and never an exception: the agent
     keeps answering built-in commands and loads the module at the next ``reload()``.
+    ``trust`` (signed mode, with ``fs``) refuses a module not signed with the farm key:
+    its functions run on every agent of that user, so it chooses code like a command line.
     """
     result = UserModule(path)
     module_name = f"envy_user_{label}_{abs(hash(str(path)))}"
     if fs is not None:
         try:
-            source = fs.read_bytes(path)
+            # Bounded and regular (issue 9 Must-hold 5): a FIFO or a 2 GB file is refused, not read.
+            source = read_share_file(fs, path, "user module")
         except FileNotFoundError:
             result.error = f"{path} not found"
             return result
@@ -61,9 +62,14 @@ def load_user_module(path: Path, label: str, fs: ShareFS | None = None) -> UserM
             result.error = f"cannot read {path}: {exc.strerror or exc}"
             log.warning("%s (functions unavailable until the next reload())", result.error)
             return result
-        if len(source) > MAX_MODULE_BYTES:
-            result.error = f"{path.name} is larger than {MAX_MODULE_BYTES} bytes; not loaded"
+        except ShareFileError as exc:
+            result.error = f"{exc}; not loaded"
             log.warning("%s", result.error)
+            return result
+        problem = trust(path, source) if trust is not None else None
+        if problem is not None:
+            result.error = problem
+            log.error("%s", problem)
             return result
         try:
             code = compile(source, str(path), "exec")

@@ -41,6 +41,7 @@ from envy.platform.files import others_can_write
 from envy.policy.rules import DEFAULT_CHECK_EVERY_S, Limit, Policy, PolicyError, load_policy
 from envy.policy.seats import SeatOwner, Seats
 from envy.protocol.commands import CommandError, parse_agent_command
+from envy.share.bounded import FileTrust
 from envy.share.fs import ShareFS
 from envy.share.layout import ShareLayout, ShareMissing
 
@@ -71,8 +72,10 @@ class PolicyEnforcer:
 
     def __init__(self, path: Path, *, user: str, host: str, nonce: str, layout: ShareLayout, fs: ShareFS,
                  config: Callable[[], Config], ledger: CommandRecord, command_clock: Callable[[], float],
-                 now: Now = datetime.now, clock: Callable[[], float] = time.monotonic) -> None:
+                 now: Now = datetime.now, clock: Callable[[], float] = time.monotonic,
+                 trust: FileTrust | None = None) -> None:
         self.path = path
+        self.trust = trust  # signed mode: the policy must be local or signed with the farm key
         self.user = user
         self.layout = layout
         self.fs = fs
@@ -104,6 +107,12 @@ class PolicyEnforcer:
                     self._next_check = self.clock() + DEFAULT_CHECK_EVERY_S
                     log.exception("lockdown policy check failed; keeping the current state")
             return self.reason
+
+    def read_again(self) -> None:
+        """Read the policy file at the next call, edited or not (the agent's ``reload()``)."""
+        with self._lock:
+            self._file_key = None
+            self._next_check = 0.0
 
     def start(self) -> None:
         """The check at start: refuse a blacklisted user before claiming anything."""
@@ -180,14 +189,16 @@ class PolicyEnforcer:
         if key == self._file_key:
             return
         try:
-            policy = load_policy(self.path, fs)
+            policy = load_policy(self.path, fs, self.trust)
         except PolicyError as exc:
             self._problem = str(exc)
             if self.policy is not None:
                 self._say(f"{exc}; keeping the last good policy", error=True)
             else:
                 self._say(str(exc), error=True)
-            self._file_key = key  # read it again only once it is edited
+            # Read it again only once it is edited; in signed mode also at each check, since
+            # signing it (envy-io sign) changes only the signature beside it.
+            self._file_key = key if self.trust is None else None
             return
         self._file_key = key
         if policy != self.policy:

@@ -48,7 +48,7 @@ from envy.settings.kinds import (
     Whole,
 )
 from envy.settings.schema import Key, Rule, Schema, schema_of, setting
-from envy.share.bounded import ShareFileError, read_share_file
+from envy.share.bounded import FileTrust, ShareFileError, read_share_file
 from envy.share.fs import ShareFS
 
 MINUTES_PER_DAY = 24 * 60
@@ -231,8 +231,12 @@ DEFAULT_CHECK_EVERY_S: float = POLICY_KEYS.keys["check_every"].default
 
 
 # -- reading and validating ----------------------------------------------------------------
-def load_policy(path: Path, fs: ShareFS) -> Policy:
-    """Read and validate the policy file; PolicyError (one line) when it cannot be used."""
+def load_policy(path: Path, fs: ShareFS, trust: FileTrust | None = None) -> Policy:
+    """Read and validate the policy file; PolicyError (one line) when it cannot be used.
+
+    ``trust`` is signed mode's check: a policy on the share must be signed with the farm key,
+    so a share writer can neither lift the limits nor lock the lab out (docs/security.md).
+    """
     try:
         data = read_share_file(fs, path, "policy")  # bounded and regular: a FIFO cannot block the policy check
     except FileNotFoundError:
@@ -241,6 +245,9 @@ def load_policy(path: Path, fs: ShareFS) -> Policy:
         raise PolicyError(str(exc)) from None
     except OSError as exc:
         raise PolicyError(f"{path}: cannot read the policy file ({exc.strerror or exc})") from None
+    problem = trust(path, data) if trust is not None else None
+    if problem is not None:
+        raise PolicyError(problem)
     return parse_policy(data, str(path))
 
 

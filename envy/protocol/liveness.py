@@ -15,6 +15,14 @@ dated ``looked``, the earliest it can have happened. An observer that looks
 every second loses at most a second; one that looked 50 s ago (two runs of
 ``envy-io status``) does not take a beat from 50 s ago, by an agent killed
 right after it, for "changed just now" (issue 14).
+A change that beats could not have made is *suspect* (issue 9 Must-hold 10):
+a counter that goes back, one that moved further than the agent's heartbeat
+allows since we saw it last change, or a nonce of an earlier run coming back.
+That is somebody else writing the file (a forger, a replay of an old status).
+A suspect change proves nothing: it is not counted as a beat, and for
+``dead_after`` after it the host is neither proven alive nor taken for dead
+(``is_suspect``); the reclaimer leaves its frames alone meanwhile.
+
 A shell that runs one command and exits keeps its observations in a small
 local file (``ObservationCache``) so the next run knows what it saw, as long
 as the machine has not rebooted (monotonic clocks restart at boot).
@@ -38,6 +46,9 @@ class Sighting:
     changed: float  # our monotonic clock: (nonce, counter) changed after this moment
     changes: int = 0  # how many changes we have seen; 0 means "not yet proven alive"
     looked: float | None = None  # our monotonic clock, last time we read this agent's status
+    suspect_until: float = float("-inf")  # our monotonic clock: a suspect change was seen (module docstring)
+    suspect_reason: str = ""
+    earlier_nonces: tuple[str, ...] = ()  # this host's runs we saw before the current one, newest last
 
     def __post_init__(self) -> None:
         if self.looked is None:
@@ -50,7 +61,9 @@ class LivenessTracker:
         self.clock = clock
         self.sightings: dict[str, Sighting] = {}
 
-    def observe(self, host: str, nonce: str, counter: int) -> None:
+    def observe(self, host: str, nonce: str, counter: int, heartbeat: float | None = None) -> None:
+        """One look at ``host``'s status; ``heartbeat`` is the interval it says it beats at (for
+        the too-fast check; None: no such check)."""
         key = host.lower()
         now = self.clock()
         seen = self.sightings.get(key)
@@ -58,11 +71,28 @@ class LivenessTracker:
             self.sightings[key] = Sighting(nonce, counter, now, now, looked=now)
             return
         if seen.nonce != nonce or seen.counter != counter:
+            suspect = _suspect_change(seen, nonce, counter, now, heartbeat)
+            if suspect:
+                # Not a beat: keep what we knew, so the agent's next real beat counts as usual.
+                seen.suspect_until, seen.suspect_reason = now + self.dead_after, suspect
+                seen.looked = now
+                return
+            if seen.nonce != nonce:
+                seen.earlier_nonces = (*seen.earlier_nonces, seen.nonce)[-MAX_EARLIER_NONCES:]
             # It changed at some moment since our previous look: date it then (module docstring).
             previous = seen.looked if seen.looked is not None else now
             seen.nonce, seen.counter, seen.changed = nonce, counter, min(previous, now)
             seen.changes += 1
         seen.looked = now
+
+    def is_suspect(self, host: str) -> bool:
+        """A change beats could not make was seen within ``dead_after``: neither alive nor dead."""
+        seen = self.sightings.get(host.lower())
+        return seen is not None and self.clock() < seen.suspect_until
+
+    def suspect_reason(self, host: str) -> str:
+        seen = self.sightings.get(host.lower())
+        return seen.suspect_reason if seen is not None and self.is_suspect(host) else ""
 
     def silent_for(self, host: str) -> float | None:
         seen = self.sightings.get(host.lower())
@@ -74,9 +104,32 @@ class LivenessTracker:
         return silent is not None and silent < self.dead_after
 
     def proven_alive(self, host: str) -> bool:
-        """Alive and seen to change at least once (not only within the first-sighting grace)."""
+        """Alive and seen to change at least once (not only within the first-sighting grace), not suspect."""
         seen = self.sightings.get(host.lower())
-        return seen is not None and seen.changes > 0 and self.is_alive(host)
+        return seen is not None and seen.changes > 0 and self.is_alive(host) and not self.is_suspect(host)
+
+
+# A host's earlier runs remembered, to tell a replayed old status from a restart.
+MAX_EARLIER_NONCES = 8
+# Beats an agent may seem to gain on its heartbeat: its first and last beats come early, and
+# our clock's look and its writes are not in step.
+BEAT_SLACK = 3
+
+
+def _suspect_change(seen: Sighting, nonce: str, counter: int, now: float, heartbeat: float | None) -> str:
+    """Why this change cannot be the agent's own beats ('' when it can)."""
+    if nonce != seen.nonce:
+        return "an earlier run's status came back (a replay)" if nonce in seen.earlier_nonces else ""
+    if counter < seen.counter:
+        return f"its counter went back from {seen.counter} to {counter}"
+    if heartbeat is not None and heartbeat > 0:
+        # Since the earliest moment its last change can have happened (``changed``), it beat at most
+        # once per heartbeat, whatever a caching client showed us meanwhile.
+        most = (now - seen.changed) / heartbeat + BEAT_SLACK
+        if counter - seen.counter > most:
+            return (f"its counter moved {counter - seen.counter} in {now - seen.changed:.1f} s, faster than "
+                    f"its heartbeat of {heartbeat:g} s allows")
+    return ""
 
 
 def _boot_id() -> str:

@@ -9,6 +9,7 @@ the counter change (see liveness.py), never by comparing times.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -135,8 +136,11 @@ _WORKER_FIELDS = {
 }
 
 
-def write_status(layout: ShareLayout, status: AgentStatus, fs: ShareFS) -> None:
-    atomic_write_json(layout.status_file(status.host), status.to_json(), fs)
+def write_status(layout: ShareLayout, status: AgentStatus, fs: ShareFS,
+                 seal: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> None:
+    """``seal`` (signed mode, envy/protocol/status_seal.py) adds the farm key's ``sig``."""
+    data = status.to_json()
+    atomic_write_json(layout.status_file(status.host), seal(data) if seal is not None else data, fs)
 
 
 def read_status(layout: ShareLayout, host: str, fs: ShareFS) -> AgentStatus:

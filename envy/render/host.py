@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Protocol
 
 from envy.config import Config
+from envy.protocol.status_seal import StatusSeal
 from envy.render.claims import Claim, FolderQueue, Identity, ItemName
 from envy.render.jobs import Job
 from envy.render.plans import PlanInput, Planners
@@ -140,6 +141,11 @@ class ReclaimerLoop(Protocol):
 
     @property
     def hold_reason(self) -> str: ...
+
+    @property
+    def status_seal(self) -> StatusSeal | None:
+        """Signed mode: the check that a status file is the farm key's (None: every status counts)."""
+        ...
 
     @property
     def jobs_readable(self) -> bool: ...

@@ -18,7 +18,7 @@ import re
 import shutil
 import string
 import sys
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -29,7 +29,7 @@ from envy.render import profile_keys as keys
 from envy.render.profile_keys import OS_NAMES, ProfileError
 from envy.settings.files import parse_yaml
 from envy.settings.schema import REQUIRED, schema_of, setting
-from envy.share.bounded import ShareFileError, check_yaml_shape, read_config_file
+from envy.share.bounded import FileTrust, ShareFileError, check_yaml_shape, read_config_file
 
 # OS_NAMES and ProfileError are part of this module's interface (remap.py, callers).
 __all__ = ["OS_NAMES", "ProfileError", "RendererProfile", "builtin_profiles", "current_os", "load_profiles",
@@ -241,9 +241,6 @@ def builtin_profiles() -> dict[str, RendererProfile]:
                 raise ProfileError(f"{where}: 'name' must match the file name, got {profile.name!r}")
             profiles[profile.name] = profile
     return profiles
-
-
-FileTrust = Callable[[Path, bytes], "str | None"]
 
 
 def load_profiles(user_files: Sequence[Path] = (), trust: FileTrust | None = None) -> dict[str, RendererProfile]:

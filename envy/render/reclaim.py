@@ -35,6 +35,7 @@ class Reclaimer(threading.Thread):
         cfg = loop.host.config
         self.tracker = LivenessTracker(cfg.dead_after)
         self.statuses: dict[str, AgentStatus] = {}
+        self._unsealed: dict[str, str] = {}  # signed mode: hosts whose status is not the farm key's, and why
         self._orphan_seen: dict[tuple[str, str], float] = {}
         self._ready: collections.deque[tuple[Job, Claim]] = collections.deque()
         self._stopped = threading.Event()
@@ -90,9 +91,19 @@ class Reclaimer(threading.Thread):
         """
         layout, fs = self.loop.host.layout, self.loop.host.fs
         ok = True
+        seal = self.loop.status_seal
         for host in hosts:
             try:
-                status = AgentStatus.from_json(read_json(layout.status_file(host), fs))
+                data = read_json(layout.status_file(host), fs, "status")
+                problem = seal.problem(data) if seal is not None else None
+                if problem is not None:
+                    # Signed mode: only key holders speak for a host. Not evidence of life or death:
+                    # its frames are left alone while its status is not the farm key's (Must-hold 10).
+                    self._unsealed[host] = problem
+                    self.loop.host.report_once(f"status file of {host} is not taken as evidence: {problem}")
+                    continue
+                self._unsealed.pop(host, None)
+                status = AgentStatus.from_json(data)
             except FileNotFoundError:
                 self.statuses.pop(host, None)
                 continue
@@ -103,7 +114,7 @@ class Reclaimer(threading.Thread):
                 log.debug("cannot read the status of %s: %s", host, exc)
                 ok = False
                 continue
-            self.tracker.observe(status.host, status.nonce, status.counter)
+            self.tracker.observe(status.host, status.nonce, status.counter, status.heartbeat)
             self.statuses[host] = status
         return ok
 
@@ -124,6 +135,8 @@ class Reclaimer(threading.Thread):
         host = item.host.lower()
         if host == me.host:
             return item.nonce != me.nonce or item.pid != me.pid  # a claim of my own earlier run
+        if host in self._unsealed or self.tracker.is_suspect(host):
+            return False  # someone else writes its status: neither alive nor dead (liveness.py)
         status = self.statuses.get(host)
         if status is not None:
             if status.nonce != item.nonce and self.tracker.proven_alive(host):

@@ -27,6 +27,7 @@ from envy.notify.outbox import Outbox
 from envy.notify.settings import notify_settings
 from envy.platform.host import os_name
 from envy.protocol.status import RecentFrame, WorkerStatus
+from envy.protocol.status_seal import StatusSeal
 from envy.render.claims import Claim, FolderQueue, Identity, ItemName, ItemPattern
 from envy.render.dependencies import DependencyGate, DependencyState, read_state
 from envy.render.host import RenderHost
@@ -37,6 +38,7 @@ from envy.render.profiles import RendererProfile, load_profiles
 from envy.render.reclaim import Reclaimer
 from envy.render.remap import PathRemap
 from envy.render.worker import RenderWorker
+from envy.share.bounded import FileTrust
 
 log = logging.getLogger(__name__)
 
@@ -77,9 +79,12 @@ class RenderLoop:
     * what each worker is doing: published by that worker (worker.py).
     """
 
-    def __init__(self, host: RenderHost, planners: Planners) -> None:
+    def __init__(self, host: RenderHost, planners: Planners, trust: FileTrust | None = None,
+                 status_seal: StatusSeal | None = None) -> None:
         self.host = host
         self.planners = planners
+        self.trust = trust  # signed mode: a renderer profile on the share must be signed with the farm key
+        self.status_seal = status_seal  # signed mode: the reclaimer believes only sealed status files
         self.me = Identity(host.host.lower(), os.getpid(), host.nonce)
         self.active = False
         self.targets: tuple[str, ...] = ()
@@ -153,7 +158,7 @@ class RenderLoop:
         # both as written and as this OS sees it.
         self.targets = tuple(raw) + tuple(remap.apply(t, os_name()) for t in raw if ("/" in t or "\\" in t))
         self._remember(True)
-        self._profiles = load_profiles([Path(p) for p in self.host.config.profiles])
+        self._profiles = load_profiles([Path(p) for p in self.host.config.profiles], trust=self.trust)
         self._jobs_read_at = -1e9
         if self.active:
             log.info("render: already rendering; now for %s", ", ".join(self.targets) or "all active jobs")

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -52,6 +54,11 @@ CAPS: dict[str, int] = {
 MAX_DEPTH = 32
 # A YAML document with more nodes than this is not a hand-written config.
 MAX_YAML_NODES = 200_000
+
+
+# Signed mode's question for a file that chooses code (envy/protocol/file_signing.py: SignedFiles.problem):
+# why the bytes read from this path may not choose what runs here, or None when they may.
+FileTrust = Callable[[Path, bytes], "str | None"]
 
 
 class ShareFileError(ValueError):

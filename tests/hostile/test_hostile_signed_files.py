@@ -93,3 +93,41 @@ def test_in_signed_mode_an_unsigned_profile_on_the_share_is_refused_with_one_lin
     assert "evil" not in profiles and "good" in profiles and "local" in profiles
     refusals = [r.message for r in caplog.records if "refusing" in r.message]
     assert len(refusals) == 1 and str(evil) in refusals[0] and "is not signed" in refusals[0]
+
+
+def test_signed_mode_keeps_only_the_signed_code_keys_of_the_share_config_files(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from envy.config import load_config
+    from envy.protocol.file_signing import SignedFiles, sign_file
+
+    key = load_key(keygen(tmp_path / "k.key"))
+    share = tmp_path / "share"
+    (share / "users" / "ann").mkdir(parents=True)
+    farm_file = share / "config.yaml"
+    farm_file.write_text("workers: 3\nprofiles: [/x/evil.yaml]\nrenderers: {vray: {executable: /bin/sh}}\n"
+                         "policy: /x/none.yaml\nsigned: true\n")
+    user_file = share / "users" / "ann" / "config.yaml"
+    user_file.write_text("threads: 4\nrenderers: {povray: {executable: /bin/sh}}\n")
+    local = tmp_path / "local.yaml"
+    local.write_text("signed: true\n")
+    trust = SignedFiles(key, share, ShareFS()).problem
+
+    cfg = load_config(share=str(share), config_file=str(local), user="ann", env={}, trust=trust)
+    # Unsigned: what cannot choose code applies; what can is dropped, and renders wait (refused).
+    assert (cfg.workers, cfg.threads, cfg.signed) == (3, 4, True)
+    assert cfg.profiles == () and dict(cfg.renderers) == {} and cfg.policy is None
+    assert str(farm_file) in cfg.refused and "is not signed" in cfg.refused
+    refusals = [r.message for r in caplog.records if "refusing" in r.message]
+    assert len(refusals) == 2 and "ignoring its policy, profiles, renderers" in refusals[0]
+
+    sign_file(key, farm_file, ShareFS())
+    cfg = load_config(share=str(share), config_file=str(local), user="ann", env={}, trust=trust)
+    assert cfg.refused == "" and cfg.profiles == ("/x/evil.yaml",) and cfg.policy == "/x/none.yaml"
+    assert "povray" not in cfg.renderers  # the user's own file still may not choose an executable
+
+    # Unsigned mode: the share's writers are trusted (docs/security.md), nothing is refused.
+    unsigned_local = tmp_path / "unsigned-local.yaml"
+    unsigned_local.write_text("workers: 1\n")
+    cfg = load_config(share=str(share), config_file=str(unsigned_local), user="ann", env={})
+    assert cfg.refused == "" and "povray" in cfg.renderers
