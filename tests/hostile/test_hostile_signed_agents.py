@@ -13,8 +13,8 @@ import json
 from pathlib import Path
 
 from envy.protocol.file_signing import sign_file
-from envy.protocol.signing import KEY_ENV, keygen, load_key, make_signer
 from envy.protocol.sender import InstructionSender
+from envy.protocol.signing import KEY_ENV, keygen, load_key, make_signer
 from envy.share.fs import REAL_FS
 from farm import Farm, wait_for
 from render_helpers import standin_profile, submit_folder
