@@ -35,6 +35,8 @@ WORKERS_SHOWN = 4
 # What Envy IO says about an agent. "checking": not seen beating yet, but not watched for a
 # whole heartbeat of its own either; everything else not seen beating is stale, at once.
 ALIVE, STALE, CHECKING = "alive", "stale", "checking"
+# Its status changed in a way beats cannot (someone else writes it, liveness.py): neither alive nor dead.
+SUSPECT = "suspect"
 
 
 @dataclass(frozen=True)
@@ -42,7 +44,7 @@ class AgentView:
     status: AgentStatus
     alive: bool
     silent_s: float | None  # seconds since we last saw its counter change; None if never seen
-    verdict: str = STALE  # ALIVE, STALE or CHECKING
+    verdict: str = STALE  # ALIVE, STALE, CHECKING or SUSPECT
 
 
 class AgentBoard:
@@ -114,9 +116,11 @@ class AgentBoard:
         key = status.host.lower()
         self._statuses[key] = status
         self._first_read.setdefault(key, self.tracker.clock())
-        self.tracker.observe(key, status.nonce, status.counter)
+        self.tracker.observe(key, status.nonce, status.counter, heartbeat_of(status))
 
     def _verdict(self, key: str, status: AgentStatus) -> str:
+        if self.tracker.is_suspect(key):
+            return SUSPECT
         if status.state == "stopped":
             return STALE  # its last word was that it stopped
         if self.tracker.proven_alive(key):

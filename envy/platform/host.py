@@ -6,6 +6,7 @@ import getpass
 import os
 import socket
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from envy.platform.dirs import LocalDirs
@@ -54,11 +55,51 @@ def ip_address() -> str:
             return "127.0.0.1"
 
 
-def user_name() -> str:
-    try:
+def account_name() -> str:
+    """The OS account this process runs as, never $USER or $USERNAME (Must-hold 10)."""
+    if os.name == "nt":
+        # On Windows the token's account is what GetUserNameW answers; getpass reads env vars first,
+        # so ask the OS directly.
+        try:
+            import ctypes
+
+            size = ctypes.c_ulong(257)
+            buf = ctypes.create_unicode_buffer(size.value)
+            if ctypes.windll.advapi32.GetUserNameW(buf, ctypes.byref(size)):  # type: ignore[attr-defined]
+                return buf.value
+        except (AttributeError, OSError):
+            pass
         return getpass.getuser()
-    except Exception:  # getpass raises various errors when no user is known
-        return os.environ.get("USERNAME") or os.environ.get("USER") or "unknown"
+    import pwd
+
+    return pwd.getpwuid(os.getuid()).pw_name
+
+
+def is_admin() -> bool:
+    """Root on POSIX; an elevated (administrator) process on Windows."""
+    if os.name == "nt":
+        try:
+            import ctypes
+
+            return bool(ctypes.windll.shell32.IsUserAnAdmin())  # type: ignore[attr-defined]
+        except (AttributeError, OSError):
+            return False
+    return os.geteuid() == 0
+
+
+def user_name(env: Mapping[str, str] | None = None) -> str:
+    """Whom this process acts for: its OS account, never what $USER says (issue 9 Must-hold 10).
+
+    The user's folder, seats and jobs follow this name, so a student who sets
+    USER=classmate would take the classmate's seats. Only an administrator,
+    who can write every file those decide anyway, may act for another user
+    by naming them in USER (LOGNAME, USERNAME): a service started for a student.
+    """
+    account = account_name()
+    if not is_admin():
+        return account
+    env = os.environ if env is None else env
+    return env.get("USER") or env.get("LOGNAME") or env.get("USERNAME") or account
 
 
 def local_dirs() -> LocalDirs:

@@ -129,25 +129,3 @@ def _group_name(gid: int) -> str:
         return grp.getgrgid(gid).gr_name
     except (ImportError, KeyError):
         return str(gid)
-
-
-def account_name() -> str:
-    """The OS account this process runs as, never $USER or $USERNAME (Must-hold 10)."""
-    if os.name == "nt":
-        import getpass
-
-        # On Windows the token's account is what GetUserNameW answers; getpass reads env vars first,
-        # so ask the OS directly.
-        try:
-            import ctypes
-
-            size = ctypes.c_ulong(257)
-            buf = ctypes.create_unicode_buffer(size.value)
-            if ctypes.windll.advapi32.GetUserNameW(buf, ctypes.byref(size)):  # type: ignore[attr-defined]
-                return buf.value
-        except (AttributeError, OSError):
-            pass
-        return getpass.getuser()
-    import pwd
-
-    return pwd.getpwuid(os.getuid()).pw_name

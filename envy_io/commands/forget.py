@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 
 from envy.share.names import is_junk
-from envy_io.agents import ALIVE, CHECKING, AgentView
+from envy_io.agents import ALIVE, CHECKING, SUSPECT, AgentView
 from envy_io.errors import FarmError, UsageError
 from envy_io.registry import CommandEnv, Subcommand
 from envy_io.suggest import did_you_mean
@@ -38,7 +38,7 @@ def run(args: argparse.Namespace, env: CommandEnv) -> int:
         chosen = [views[v.status.host.lower()] for v in chosen]
     if not args.force:
         for view in chosen:
-            if view.verdict in (ALIVE, CHECKING):
+            if view.verdict in (ALIVE, CHECKING, SUSPECT):
                 raise UsageError(
                     f"{view.status.host} is {'alive' if view.verdict == ALIVE else 'maybe alive'} "
                     f"(state {view.status.state}): only stale agents can be forgotten; stop it first "

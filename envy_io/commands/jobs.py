@@ -15,8 +15,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from envy.platform.host import os_name
-from envy.platform.strict_modes import account_name
+from envy.platform.host import account_name, os_name
 from envy.render.dependencies import DependencyState, shown_state
 from envy.render.frame_report import frame_rows
 from envy.render.job_state import JobProgress, progress, summary_state

@@ -16,7 +16,7 @@ from envy.render.claims import ItemName, frame_number
 from envy.render.dependencies import DependencyState, shown_state
 from envy.render.job_state import JobProgress
 from envy.render.jobs import Job
-from envy_io.agents import AgentView, idle_in_render_mode
+from envy_io.agents import SUSPECT, AgentView, idle_in_render_mode
 
 
 @dataclass(frozen=True)
@@ -95,6 +95,8 @@ def host_state(view: AgentView, dead_after: float) -> str:
     ``dead_after`` (ENGINEERING §1.5: a fresh observer's grace), then ``stale``.
     """
     status = view.status
+    if view.verdict == SUSPECT:
+        return "suspect"  # its status changed in a way beats cannot: someone else writes it
     if status.state == "stopping" and not view.alive:
         return "stopped"
     if not view.alive:

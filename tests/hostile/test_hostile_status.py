@@ -169,3 +169,22 @@ def test_signed_agents_do_not_take_a_forged_status_for_a_restart_and_the_frame_r
     sender.send(["* print('both alive')"])
     wait_for(lambda: "print: both alive" in farm.log("lab1-01") and "print: both alive" in farm.log("lab1-02"), 30,
              "both agents to answer")
+
+
+def test_envy_io_calls_a_host_with_a_replayed_status_suspect(tmp_path: Path) -> None:
+    from envy.share.layout import ShareLayout, init_share
+    from envy_io.agents import SUSPECT, AgentBoard, format_agent
+    from envy_io.web.views import host_state
+
+    init_share(tmp_path / "share", "student", fs=REAL_FS)
+    layout = ShareLayout(tmp_path / "share")
+    clock = FakeClock()
+    board = AgentBoard(layout, 30.0, fs=REAL_FS, clock=clock)
+    for nonce, counter in (("run1", 9), ("run2", 0), ("run2", 1), ("run1", 10)):  # the last is a copied old file
+        write_status(layout, AgentStatus(host="lab1-01", nonce=nonce, counter=counter, heartbeat=5.0,
+                                         state="idle"), REAL_FS)
+        board.refresh()
+        clock.now += 5
+    view = board.views()[0]
+    assert view.verdict == SUSPECT and not view.alive
+    assert format_agent(0, view).endswith("(suspect)") and host_state(view, 30.0) == "suspect"

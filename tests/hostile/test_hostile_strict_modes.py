@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from envy.platform.strict_modes import account_name, chain_problem
+from envy.platform.host import account_name
+from envy.platform.strict_modes import chain_problem
 
 pytestmark = pytest.mark.skipif(os.name != "posix",
                                 reason="mode bits and uids are POSIX; on Windows ACLs are the admin's part")
@@ -97,6 +98,19 @@ def test_identity_is_the_os_account_not_the_environment(monkeypatch: pytest.Monk
     monkeypatch.setenv("USER", "somebody-else")
     monkeypatch.setenv("LOGNAME", "somebody-else")
     assert account_name() == pwd.getpwuid(os.getuid()).pw_name
+
+
+def test_an_agent_acts_for_its_os_account_whatever_user_says_unless_an_admin_names_someone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from envy.platform import host
+
+    env = {"USER": "classmate", "LOGNAME": "classmate", "USERNAME": "classmate"}
+    monkeypatch.setattr(host, "is_admin", lambda: False)
+    assert host.user_name(env) == account_name() != "classmate"  # a student cannot take a classmate's seats
+    monkeypatch.setattr(host, "is_admin", lambda: True)
+    assert host.user_name(env) == "classmate"  # a service an admin starts for a student
+    assert host.user_name({}) == account_name()
 
 
 def test_a_seat_folder_made_by_another_user_is_refused(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from envy.config import FARM_ONLY_KEYS, load_config
-from envy.platform.strict_modes import account_name
+from envy.platform.host import account_name
 from envy.share.fs import REAL_FS
 from envy.share.layout import init_share
 from envy_io.cli import main
