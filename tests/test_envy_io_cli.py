@@ -239,7 +239,8 @@ class FakeAgent:
         write_status(layout, status, fs=REAL_FS)
 
     def _beat(self) -> None:
-        while not self.stopped.wait(0.05):
+        # At the heartbeat it declares: beating faster than that is what a forger does (suspect).
+        while not self.stopped.wait(self.status.heartbeat):
             self.status.counter += 1
             write_status(self.layout, self.status, fs=REAL_FS)
 
