@@ -18,6 +18,7 @@ import pytest
 from envy.doctor.clock_check import resolution_from_probe
 from envy.share.fs import REAL_FS
 from envy.share.layout import init_share
+from smbshare import smbshare  # noqa: F401  (a fixture)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -208,3 +209,28 @@ def test_sshfs_share_without_posix_rename_fails_the_publish_check(netshare) -> N
     assert "nothing can be published atomically here" in renames["result"]
     assert "posix-rename" in renames["advice"][0]
     assert sorted(p.name for p in root.iterdir()) == ["ENVY_SHARE.json"]
+
+
+@pytest.mark.netshare
+def test_samba_share_with_a_second_mount(smbshare) -> None:  # noqa: F811 (the imported fixture)
+    """The Samba share through smbnetfs, as a lab's SMB client mounts it: what doctor finds there."""
+    net = smbshare(mounts=2)
+    root, other = net.mounts[0] / "envy", net.mounts[1] / "envy"
+    init_share(root, "student", REAL_FS)
+    before = snapshot(net.export)
+    code, report = doctor_json(str(root), "--second-mount", str(other), "--wait", "15")
+    checks = by_check(report)
+    assert checks["sentinel and mount"]["measurements"]["kind"] == "smb"
+    assert checks["case sensitivity"]["measurements"]["case_insensitive"] is True
+    renames = checks["rename atomicity and no-replace"]
+    # SMB refuses to replace a file another handle holds open: Envy retries, doctor says so (warn).
+    assert renames["verdict"] == "warn", renames
+    assert renames["measurements"]["reader_saw_torn"] == 0
+    assert renames["measurements"]["two_mount_race_winners"] == 1
+    assert "cannot be replaced until the reader closes it" in renames["result"]
+    # smbnetfs reports a size of 0 of 0: unknown, not full.
+    assert checks["free space"]["verdict"] in ("skip", "ok")
+    seen = checks["visibility between clients"]["measurements"]
+    assert seen["changed_content_read"] is not None and seen["changed_content_read"] < 3
+    assert code == (1 if any(c["verdict"] == "fail" for c in report["checks"]) else 0)
+    assert snapshot(net.export) == before

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from envy.doctor.context import DoctorContext
 from envy.doctor.result import CheckResult, Verdict
+from envy.platform.files import HELD_OPEN_ERRNOS
 from envy.share.atomic import atomic_write, rename_attempt
 
 NAME = "rename atomicity and no-replace"
@@ -32,7 +33,7 @@ def check_renames(ctx: DoctorContext) -> CheckResult:
     target = probe / "published.txt"
     atomic_write(target, _published(0), fs)
     try:
-        seen_missing, seen_torn = _replace_under_reader(ctx, target)
+        seen_missing, seen_torn, held = _replace_under_reader(ctx, target)
     except OSError as exc:
         return CheckResult(
             NAME,
@@ -47,12 +48,22 @@ def check_renames(ctx: DoctorContext) -> CheckResult:
             ],
             facts,
         )
-    facts.update(publishes=_PUBLISHES, reader_saw_missing=seen_missing, reader_saw_torn=seen_torn)
+    facts.update(publishes=_PUBLISHES, reader_saw_missing=seen_missing, reader_saw_torn=seen_torn,
+                 refused_while_read=held)
+    if held == _PUBLISHES:
+        problems.append("no file could be replaced while a reader had it open")
     if seen_torn:
         problems.append(
             f"a reader saw a half-written file during a replace ({seen_torn} times in {_PUBLISHES} publishes)"
         )
     cautions: list[str] = []
+    if held and held < _PUBLISHES:
+        # SMB sharing: a file another handle holds open cannot be replaced. Envy's publish retries
+        # for a few seconds (envy/platform/files.py), enough for the brief reads of polls and observers.
+        cautions.append(
+            f"a file being read cannot be replaced until the reader closes it ({held} of {_PUBLISHES} "
+            "publishes waited out a reader reading without pause; Envy retries such a replace for about 2.5 s)"
+        )
     if seen_missing:
         # Envy treats "not found" as a hint (ENGINEERING §1.7), so this only costs a poll.
         cautions.append(
@@ -141,9 +152,11 @@ def check_renames(ctx: DoctorContext) -> CheckResult:
     )
 
 
-def _replace_under_reader(ctx: DoctorContext, target: Path) -> tuple[int, int]:
+def _replace_under_reader(ctx: DoctorContext, target: Path) -> tuple[int, int, int]:
+    """(missing, torn, held): what a reader saw while the target was replaced, and how many
+    replaces were refused because the reader held the file open (SMB) even after Envy's retries."""
     stop = threading.Event()
-    counts = {"missing": 0, "torn": 0}
+    counts = {"missing": 0, "torn": 0, "held": 0}
 
     def reader() -> None:
         while not stop.wait(0.001):  # a pause lets the writer run (one GIL)
@@ -161,11 +174,16 @@ def _replace_under_reader(ctx: DoctorContext, target: Path) -> tuple[int, int]:
     thread.start()
     try:
         for i in range(1, _PUBLISHES + 1):
-            atomic_write(target, _published(i), ctx.fs)
+            try:
+                atomic_write(target, _published(i), ctx.fs)
+            except OSError as exc:
+                if exc.errno not in HELD_OPEN_ERRNOS:
+                    raise
+                counts["held"] += 1
     finally:
         stop.set()
         thread.join(timeout=10)
-    return counts["missing"], counts["torn"]
+    return counts["missing"], counts["torn"], counts["held"]
 
 
 def _published(i: int) -> bytes:

@@ -23,8 +23,14 @@ def check_space(layout: ShareLayout) -> CheckResult:
             f"the share does not report its space: {exc}",
             ["ask the file server's admin how much space the share has"],
         )
-    free_gb = usage.free / 1024**3
     facts = {"free_bytes": usage.free, "total_bytes": usage.total}
+    if usage.total == 0:  # e.g. smbnetfs answers statvfs with zeros: it does not know, it is not full
+        return CheckResult(
+            NAME, Verdict.SKIP, "the share's client reports no size (0 bytes of 0): free space is unknown",
+            ["ask the file server's admin how much space the share has, or check it on a machine that "
+             "mounts the share another way (Windows, kernel CIFS)"], facts,
+        )
+    free_gb = usage.free / 1024**3
     text = f"{free_gb:.1f} GB free of {usage.total / 1024**3:.1f} GB"
     if usage.free < FAIL_BELOW_BYTES:
         return CheckResult(

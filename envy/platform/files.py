@@ -10,7 +10,12 @@ import time
 from envy.platform.host import os_name
 
 # Windows reports a sharing violation (antivirus, indexer, a reader holding the
-# file) as PermissionError; it clears within a second or so.
+# file) as PermissionError; it clears within a second or so. An SMB share on a
+# POSIX client (smbnetfs, found by `envy doctor`) refuses to replace a file
+# another client holds open with EBUSY: a status file being read, the
+# instruction file during an agent's poll (and EEXIST when the other client is
+# another machine). All are retried the same way.
+HELD_OPEN_ERRNOS = frozenset({errno.EBUSY, errno.EEXIST})
 _REPLACE_RETRIES = 8
 _REPLACE_FIRST_DELAY_S = 0.02
 
@@ -22,8 +27,10 @@ def replace_with_retry(src: str, dst: str) -> None:
         try:
             os.replace(src, dst)
             return
-        except PermissionError:
-            if os_name() != "windows" or attempt == _REPLACE_RETRIES - 1:
+        except OSError as exc:
+            # (os.replace never refuses an existing file on POSIX by itself: EEXIST is the SMB client's.)
+            held_open = exc.errno in HELD_OPEN_ERRNOS or (isinstance(exc, PermissionError) and os_name() == "windows")
+            if not held_open or attempt == _REPLACE_RETRIES - 1:
                 raise
             time.sleep(delay)
             delay *= 2
