@@ -18,10 +18,10 @@ from envy.agent.agent import Agent
 from envy.agent.build import build_agent
 from envy.config import Config
 from envy.platform.dirs import LocalDirs
+from envy.platform.time_zone import zone_named
 from envy.policy.enforce import PolicyEnforcer, PolicyRefusal
 from envy.policy.report import describe_policy
 from envy.policy.rules import PolicyError, parse_policy
-from envy.platform.time_zone import zone_named
 from envy.policy.seats import SeatOwner, Seats, seat_folder
 from envy.protocol.instructions import stamp
 from envy.share.fs import REAL_FS
