@@ -1,8 +1,9 @@
 """The lockdown policy in-process: the file's rules, seats on a real temp share, and the enforcer.
 
 Agents here are real ``Agent`` objects on a real share folder, driven by
-calling their policy hook with an injected wall clock (the lab's local time)
-and monotonic clock (liveness), so hours and dead timeouts pass instantly.
+calling their policy hook with an injected wall clock (naive: the wall-clock
+time in the policy's zone; test_policy_time_zone.py passes aware instants) and
+monotonic clock (liveness), so hours and dead timeouts pass instantly.
 Real agent subprocesses are in test_policy_agents.py.
 """
 
