@@ -116,6 +116,8 @@ def test_the_copy_holds_binary_wheels_for_windows_macos_and_linux(builds: dict[s
             assert any(w.startswith("pyyaml-") and f"{py}-{py}" in w and tag in w for w in wheels), (py, tag)
     assert any(w.startswith("watchdog-") and "win_amd64" in w for w in wheels)
     assert any(w.startswith("prompt_toolkit-") for w in wheels)
+    # The policy's time zone on Windows: zoneinfo's data and the Windows zone-name table.
+    assert any(w.startswith("tzdata-") for w in wheels) and any(w.startswith("tzlocal-") for w in wheels)
 
 
 def test_the_default_build_targets_every_python_hython_uses() -> None:

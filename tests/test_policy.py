@@ -1,8 +1,9 @@
 """The lockdown policy in-process: the file's rules, seats on a real temp share, and the enforcer.
 
 Agents here are real ``Agent`` objects on a real share folder, driven by
-calling their policy hook with an injected wall clock (the lab's local time)
-and monotonic clock (liveness), so hours and dead timeouts pass instantly.
+calling their policy hook with an injected wall clock (naive: the wall-clock
+time in the policy's zone; test_policy_time_zone.py passes aware instants) and
+monotonic clock (liveness), so hours and dead timeouts pass instantly.
 Real agent subprocesses are in test_policy_agents.py.
 """
 
@@ -18,6 +19,7 @@ from envy.agent.agent import Agent
 from envy.agent.build import build_agent
 from envy.config import Config
 from envy.platform.dirs import LocalDirs
+from envy.platform.time_zone import zone_named
 from envy.policy.enforce import PolicyEnforcer, PolicyRefusal
 from envy.policy.report import describe_policy
 from envy.policy.rules import PolicyError, parse_policy
@@ -92,7 +94,15 @@ def test_limit_says_why_and_until_when() -> None:
         ("users: {bob: {machines: 2, limits: []}}", "'users.bob' needs exactly one of"),
         ("users: {bob: {machine: 2}}", "unknown key 'users.bob.machine'"),
         ("check_every: 0", "'check_every' must be a number of seconds"),
-        ("blacklst: [x]", "unknown key 'blacklst' (known: blacklist, limits, users, check_every)"),
+        ("blacklst: [x]", "unknown key 'blacklst' (known: blacklist, timezone, limits, users, check_every)"),
+        ("timezone: Mars/Olympus_Mons",
+         "'timezone' must be an IANA time zone name such as \"Europe/Berlin\", \"America/New_York\" or \"UTC\", "
+         "got 'Mars/Olympus_Mons'"),
+        ("timezone: ../../../etc/passwd", "'timezone' must be an IANA time zone name"),  # never a path
+        ("timezone: leapseconds", "'timezone' must be an IANA time zone name"),  # in the zone folder, not a zone
+        ("timezone: 5", "'timezone' must be an IANA time zone name"),
+        ("timezone:", "'timezone' must be an IANA time zone name"),
+        ("timezone: Europe/Berlin", None),
         ("limits: [\n", "is not valid YAML"),
         ("- just a list", "must hold 'key: value' settings"),
     ],
@@ -315,11 +325,14 @@ def test_blacklisted_user_is_refused_and_a_broken_policy_locks_until_fixed(tmp_p
 def test_envy_io_policy_report_says_what_applies_and_why(tmp_path: Path) -> None:
     lab = Lab(tmp_path, TODAY)
     lab.start("lab1-01")
-    text = describe_policy(lab.policy, "student", now=at(14, 3), layout=lab.layout, fs=REAL_FS)
+    berlin = zone_named("Europe/Berlin")  # stands for this machine's own zone: TODAY names none
+    text = describe_policy(lab.policy, "student", now=at(14, 3), layout=lab.layout, fs=REAL_FS, zone=lambda: berlin)
     assert text.splitlines() == [
         f"policy file: {lab.policy}",
+        "time zone: Europe/Berlin (this machine's own: the policy names no timezone, so machines set to other "
+        "zones judge its hours differently)",
         "student: not blacklisted",
-        "now (Fri 14:03 local time): at most 5 machines (default limits, 00:00-22:00)",
+        "now (Fri 14:03 Europe/Berlin): at most 5 machines (default limits, 00:00-22:00)",
         "from 22:00: no limit (default limits: no window covers 22:00)",
         "seats in use: 1 (1:lab1-01); your other agents are locked until a seat is free",
     ]

@@ -7,6 +7,9 @@ same rules are covered in-process by test_policy.py.
 
 from __future__ import annotations
 
+import sys
+import zoneinfo
+from datetime import datetime, timezone, tzinfo
 from pathlib import Path
 
 import pytest
@@ -79,3 +82,55 @@ def test_two_agents_starting_at_the_same_moment_with_limit_one_exactly_one_wins(
         assert seats == ["seat.1"]
     finally:
         farm.stop_all()
+
+
+# -- the policy's time zone, not the agent's TZ ---------------------------------------------------------
+def _minute(when: datetime) -> int:
+    return when.hour * 60 + when.minute
+
+
+def _clock(minute: int) -> str:
+    return f"{minute // 60:02d}:{minute % 60:02d}"
+
+
+def _far_zone(judged: tzinfo, now: datetime) -> str:
+    """A TZ whose wall clock is hours away from ``judged``'s now (so ±1 h windows cannot both hold)."""
+    here = _minute(now.astimezone(judged))
+    for name in ("Pacific/Kiritimati", "Asia/Kolkata", "America/Los_Angeles"):
+        there = _minute(now.astimezone(zoneinfo.ZoneInfo(name)))
+        if min(abs(here - there), 1440 - abs(here - there)) >= 180:
+            return name
+    raise AssertionError("no far zone")
+
+
+@pytest.mark.parametrize("policy_zone", ["UTC", "Pacific/Kiritimati", None])
+def test_an_agent_started_with_a_far_tz_judges_hours_in_the_policys_zone(
+    farm: Farm, tmp_path: Path, policy_zone: str | None
+) -> None:
+    """A window of no machines around now, in the policy's zone (None: this machine's /etc/localtime).
+    The agent runs with TZ set hours away, where the window does not hold: it must still be locked."""
+    if policy_zone is None and sys.platform == "win32":
+        pytest.skip("the machine's own zone is compared with /etc/localtime")
+    if policy_zone is None:
+        with open("/etc/localtime", "rb") as f:
+            judged: tzinfo = zoneinfo.ZoneInfo.from_file(f)
+    else:
+        judged = zoneinfo.ZoneInfo(policy_zone)
+    now = datetime.now(timezone.utc)
+    tz = _far_zone(judged, now)
+    start, end = (_minute(now.astimezone(judged)) - 60) % 1440, (_minute(now.astimezone(judged)) + 60) % 1440
+    outside = _minute(now.astimezone(zoneinfo.ZoneInfo(tz)))
+    assert not (start <= outside < end if start < end else outside >= start or outside < end)  # TZ's now is free
+    hours = f"{_clock(start)}-{_clock(end)}"
+    policy = tmp_path / "policy.yaml"
+    policy.write_text((f"timezone: {policy_zone}\n" if policy_zone else "")
+                      + f'limits:\n  - {{hours: "{hours}", machines: 0}}\ncheck_every: 0.3\n')
+    farm.env["TZ"] = tz
+    agent = farm.start_agent("lab1-01", extra=["--policy", str(policy)])
+    farm.wait_heartbeat(agent)
+    wait_for(lambda: state(farm, "lab1-01") == "locked", 15, "the agent to stand down in the policy's window")
+    reason = (farm.status("lab1-01") or {}).get("locked_reason", "")
+    assert reason == f"student may use no machines until {_clock(end)} (default limits, {hours})"
+    no_zone_warned = "names no timezone: judging its hours in this machine's zone" in farm.log("lab1-01")
+    assert no_zone_warned == (policy_zone is None)
+    farm.marker("lab1-01")  # locked, it still answers built-in commands

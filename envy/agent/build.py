@@ -24,7 +24,9 @@ from envy.config_source import ConfigLoader, ConfigSource
 from envy.houdini.cache_tasks import plan_cache_task
 from envy.platform.dirs import LocalDirs
 from envy.platform.idle import MachineUseReader, SystemMachineUse
+from envy.platform.time_zone import Zone, machine_zone
 from envy.policy.enforce import PolicyEnforcer
+from envy.policy.rules import utc_now
 from envy.protocol.file_signing import SignedFiles
 from envy.protocol.signing import default_key_path, signing_check
 from envy.protocol.status_seal import StatusSeal
@@ -67,8 +69,9 @@ def build_agent(
     render_at_start: bool = False,
     planners: Planners | None = None,
     clock: Callable[[], float] = time.time,
-    policy_now: Callable[[], datetime] = datetime.now,
+    policy_now: Callable[[], datetime] = utc_now,
     policy_clock: Callable[[], float] = time.monotonic,
+    policy_zone: Callable[[], Zone] = machine_zone,
     machine_use: MachineUseReader | None = None,
 ) -> Agent:
     """An agent ready to ``run()``. Raises SigningError (no usable key) or PolicyRefusal (blacklisted).
@@ -77,8 +80,10 @@ def build_agent(
     (default: the OS's readers, envy/platform/idle.py; tests pass recorded values).
     ``log_dir`` is where the host's logs go (default: the share's, or
     ``dirs.logs``); ``clock`` is this machine's wall clock (the share's time is
-    learned from it); ``policy_now``/``policy_clock`` are the lab's local time
-    and the monotonic clock the lockdown policy judges by.
+    learned from it); ``policy_now``/``policy_clock`` are the instant (aware;
+    the policy converts it to its ``timezone``) and the monotonic clock the
+    lockdown policy judges by; ``policy_zone`` is this machine's own zone, for a
+    policy that names none (envy/platform/time_zone.py: the OS's, never ``TZ``).
     """
     settings = ConfigSource(config, reload_config)
     state_dir = dirs.agent_state(host, layout.root)
@@ -106,7 +111,7 @@ def build_agent(
         policy = PolicyEnforcer(
             Path(config.policy), user=user, host=host, nonce=nonce, layout=layout, fs=fs,
             config=lambda: settings.current, ledger=ledger, command_clock=share_clock.now,
-            now=policy_now, clock=policy_clock, trust=trust,
+            now=policy_now, clock=policy_clock, zone=policy_zone, trust=trust,
         )
         policy.start()  # PolicyRefusal for a blacklisted user, before anything else starts
         checks.append(policy.allows)

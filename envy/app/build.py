@@ -25,7 +25,10 @@ log = logging.getLogger(__name__)
 
 PYTHONS = ("310", "311", "312", "313")  # hython: Houdini 20 is 3.10/3.11, 20.5 and 21 are 3.11
 PLATFORMS = ("win_amd64", "macosx_11_0_x86_64", "macosx_11_0_arm64", "manylinux2014_x86_64", "manylinux2014_aarch64")
-REQUIREMENTS = ("psutil>=5.9", "watchdog>=3.0", "prompt_toolkit>=3.0", "pyyaml>=6.0")
+# tzdata and tzlocal are needed on Windows only (pyproject.toml's markers), but they are small
+# pure-Python wheels: taken for every platform, so the resolve for win_amd64 does not hang on
+# how pip and pex evaluate a sys_platform marker for a platform other than the building one.
+REQUIREMENTS = ("psutil>=5.9", "watchdog>=3.0", "prompt_toolkit>=3.0", "pyyaml>=6.0", "tzdata", "tzlocal>=4")
 PACKAGES = ("envy", "envy_io", "user_template")
 
 

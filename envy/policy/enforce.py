@@ -12,8 +12,10 @@ hold): the enforcer touches no other object.
 * the policy file is stat'ed each check and read only when it changed; an
   edit that does not validate is logged and the last good policy kept; with
   no good policy at all the agent stays locked (fail closed) until it is fixed;
-* the limit is the one for the lab's local time now (this machine's clock:
-  lab machines share the lab's time zone);
+* the limit is the one for now in the policy's ``timezone`` (this machine's
+  clock, the policy's zone; a policy without one is judged in this machine's
+  system zone, read from the OS at each check and never from ``TZ``, and the
+  agent warns once that a policy should name its zone);
 * an agent holding a seat within the limit works; one whose seat is above a
   lower limit gives it up; one without a seat tries to claim one, freeing
   the seats of agents that are gone, and otherwise is *locked*: its render
@@ -38,7 +40,8 @@ from typing import TYPE_CHECKING, Protocol
 
 from envy.config import Config
 from envy.platform.files import others_can_write
-from envy.policy.rules import DEFAULT_CHECK_EVERY_S, Limit, Policy, PolicyError, load_policy
+from envy.platform.time_zone import Zone, machine_zone
+from envy.policy.rules import DEFAULT_CHECK_EVERY_S, Limit, Policy, PolicyError, load_policy, utc_now, wall_clock
 from envy.policy.seats import SeatOwner, Seats
 from envy.protocol.commands import CommandError, parse_agent_command
 from envy.share.bounded import FileTrust
@@ -72,8 +75,8 @@ class PolicyEnforcer:
 
     def __init__(self, path: Path, *, user: str, host: str, nonce: str, layout: ShareLayout, fs: ShareFS,
                  config: Callable[[], Config], ledger: CommandRecord, command_clock: Callable[[], float],
-                 now: Now = datetime.now, clock: Callable[[], float] = time.monotonic,
-                 trust: FileTrust | None = None) -> None:
+                 now: Now = utc_now, clock: Callable[[], float] = time.monotonic,
+                 zone: Callable[[], Zone] = machine_zone, trust: FileTrust | None = None) -> None:
         self.path = path
         self.trust = trust  # signed mode: the policy must be local or signed with the farm key
         self.user = user
@@ -82,8 +85,9 @@ class PolicyEnforcer:
         self.config = config  # the agent's current config, read at each check
         self.ledger = ledger
         self.command_clock = command_clock  # the agent's clock for command ages (the share's time)
-        self.now = now
+        self.now = now  # an aware instant (naive: the policy zone's wall clock already, for tests)
         self.clock = clock
+        self.machine_zone = zone  # used only when the policy names no timezone
         me = SeatOwner(host.lower(), os.getpid(), nonce)
         self.seats = Seats(layout, user, me, fs, config().dead_after, clock)
         self.policy: Policy | None = None
@@ -142,7 +146,11 @@ class PolicyEnforcer:
             self._release_quietly()
             self._set_reason(f"user {user} is blacklisted in {self.path}")
             return
-        self.limit = policy.limit_for(user, self.now())
+        zone = policy.zone(self.machine_zone)
+        if policy.timezone is None:
+            self._say(f"{self.path} names no timezone: judging its hours in this machine's zone, "
+                      f"{zone.name}; a policy should name one (timezone: Europe/Berlin)")
+        self.limit = policy.limit_for(user, wall_clock(self.now(), zone))
         try:
             self._set_reason(self._settle_seat(self.limit))
         except (OSError, ShareMissing) as exc:

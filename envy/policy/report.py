@@ -8,11 +8,13 @@ heartbeats, so it does not judge who is alive).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
 from envy.platform.files import others_can_write
-from envy.policy.rules import Limit, clock_text, load_policy, plural
+from envy.platform.time_zone import Zone, machine_zone
+from envy.policy.rules import Limit, Policy, clock_text, load_policy, plural, utc_now, wall_clock
 from envy.policy.seats import Seat, SeatOwner, Seats
 from envy.share.fs import ShareFS
 from envy.share.layout import ShareLayout
@@ -27,8 +29,13 @@ def describe_policy(
     now: datetime | None = None,
     layout: ShareLayout | None = None,
     fs: ShareFS,
+    zone: Callable[[], Zone] = machine_zone,
 ) -> str:
-    """Several lines: the file, blacklisted or not, the limit now and its next change, the seats in use.
+    """Several lines: the file, the zone, blacklisted or not, the limit now and its next change, the seats.
+
+    ``now`` is an instant (aware; default: now) or, for tests, a naive wall-clock
+    time in the policy's zone; ``zone`` is this machine's own zone, used when the
+    policy names none (the same rule as the agents: envy/policy/enforce.py).
 
     Raises PolicyError (one line naming the file and key) when the file is
     missing or invalid: the agents would stand down, and the user should know why.
@@ -37,8 +44,9 @@ def describe_policy(
         return NO_POLICY
     path = Path(path)
     policy = load_policy(path, fs)
-    now = datetime.now() if now is None else now
-    lines = [f"policy file: {path}"]
+    judged_in = policy.zone(zone)
+    now = wall_clock(utc_now() if now is None else now, judged_in)
+    lines = [f"policy file: {path}", _zone_line(policy, judged_in)]
     try:
         if others_can_write(fs.stat(path)):
             lines.append("warning: other users can write this file; ask the admin to make it read-only for them")
@@ -49,7 +57,7 @@ def describe_policy(
         return "\n".join(lines)
     lines.append(f"{user}: not blacklisted")
     limit = policy.limit_for(user, now)
-    lines.append(f"now ({now:%a %H:%M} local time): {_amount(limit.machines)} ({limit.why})")
+    lines.append(f"now ({now:%a %H:%M} {judged_in.name}): {_amount(limit.machines)} ({limit.why})")
     if limit.until is not None:
         later = policy.limit_for(user, now.replace(hour=limit.until // 60, minute=limit.until % 60))
         lines.append(f"from {clock_text(limit.until)}: {_amount(limit.then)} ({later.why})")
@@ -58,6 +66,13 @@ def describe_policy(
     if layout is not None:
         lines.append(_seats_line(limit, user, layout, fs))
     return "\n".join(lines)
+
+
+def _zone_line(policy: Policy, judged_in: Zone) -> str:
+    if policy.timezone is not None:
+        return f"time zone: {judged_in.name} (the policy's timezone)"
+    return (f"time zone: {judged_in.name} (this machine's own: the policy names no timezone, "
+            "so machines set to other zones judge its hours differently)")
 
 
 def _amount(machines: int | None) -> str:

@@ -4,8 +4,9 @@ An admin keeps one YAML file in a central place (users can read it, not edit
 it)::
 
     # Envy lockdown policy
+    timezone: Europe/Berlin       # the hours below are this zone's (an IANA name)
     blacklist: [mallory]
-    limits:                       # everyone, by the lab's local time
+    limits:                       # everyone, by the policy's time zone
       - {hours: "00:00-22:00", machines: 5}
       - {hours: "22:00-24:00", machines: unlimited}
     users:                        # per-user overrides (replace 'limits' for that user)
@@ -21,6 +22,10 @@ midnight (``"22:00-07:00"``); windows of one list must not overlap.
 ``machines: 0`` means none: the user's agents stand down in that window.
 User names compare case-insensitively (Windows user names do).
 
+The hours are wall-clock times in the policy's ``timezone``; a policy without
+one is judged in each machine's own system zone (never the agent's ``TZ``
+variable, which whoever starts the agent chooses): envy/platform/time_zone.py.
+
 Every error is one line naming the file and the key, e.g.
 ``policy.yaml: 'limits[1].hours' must be "HH:MM-HH:MM" ...``.
 """
@@ -28,13 +33,14 @@ Every error is one line naming the file and the key, e.g.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from envy.platform.time_zone import UnknownZone, Zone, zone_named
 from envy.settings.files import parse_yaml
 from envy.settings.kinds import (
     Checked,
@@ -64,7 +70,7 @@ class PolicyError(ValueError):
 
 @dataclass(frozen=True)
 class Window:
-    """A stretch of the day, in minutes since local midnight; ``end`` may be <= ``start`` (wraps)."""
+    """A stretch of the day, in minutes since midnight in the policy's zone; ``end`` may be <= ``start`` (wraps)."""
 
     start: int
     end: int
@@ -103,9 +109,9 @@ class Limit:
 
 # -- the kinds of values in a policy file (envy/settings) -----------------------------------------
 class Hours(Kind):
-    """ "HH:MM-HH:MM" in the lab's local time, cleaned to (start, end) minutes since midnight."""
+    """ "HH:MM-HH:MM" in the policy's time zone, cleaned to (start, end) minutes since midnight."""
 
-    wanted = '"HH:MM-HH:MM" (local time, e.g. "00:00-22:00")'
+    wanted = '"HH:MM-HH:MM" (the policy\'s time zone, e.g. "00:00-22:00")'
 
     def clean(self, value: Any, key: str, source: Source) -> tuple[int, int]:
         if isinstance(value, int) and not isinstance(value, bool):
@@ -121,6 +127,18 @@ class Hours(Kind):
         if start == end:
             source.fail(key, f"is empty ({value!r}); all day is \"00:00-24:00\"")
         return start, end
+
+
+class TimeZoneName(Kind):
+    """An IANA time zone name, cleaned to a Zone read from the system's zone files (not through $TZ)."""
+
+    wanted = 'an IANA time zone name such as "Europe/Berlin", "America/New_York" or "UTC"'
+
+    def clean(self, value: Any, key: str, source: Source) -> Zone:
+        try:
+            return zone_named(value)
+        except UnknownZone:
+            self.refuse(value, key, source)
 
 
 def _window(value: Mapping[str, Any], key: str, source: Source) -> Window:
@@ -177,8 +195,11 @@ class Policy:
     path: str
     blacklist: frozenset[str] = setting(  # case-folded user names
         frozenset(), BLACKLIST, "Users who may not use the farm at all (case does not matter).")
+    timezone: Zone | None = setting(
+        None, TimeZoneName(), "The time zone the hours are in, e.g. Europe/Berlin. Without it each machine "
+        "judges the hours in its own system zone (not the TZ variable); name one so every machine agrees.")
     limits: tuple[Window, ...] = setting(
-        (), LIMITS, "How many machines each user may use, by the lab's local time. Hours no window covers have "
+        (), LIMITS, "How many machines each user may use, by the policy's time zone. Hours no window covers have "
         "no limit; windows may wrap past midnight and must not overlap.")
     users: Mapping[str, tuple[Window, ...]] = setting(  # case-folded name -> windows
         MappingProxyType({}), USERS, "Per-user overrides; they replace 'limits' for that user.")
@@ -194,8 +215,12 @@ class Policy:
             return self.users[key], f"override for {user}"
         return self.limits, "default limits"
 
+    def zone(self, machine_zone: Callable[[], Zone]) -> Zone:
+        """The zone the hours are judged in: the policy's own, else this machine's (``machine_zone()``)."""
+        return self.timezone if self.timezone is not None else machine_zone()
+
     def limit_for(self, user: str, now: datetime) -> Limit:
-        """The limit at ``now`` (the lab's local wall-clock time), and until when it holds."""
+        """The limit at ``now`` (wall-clock time in the policy's zone: ``wall_clock(...)``), and until when."""
         windows, source = self.windows_for(user)
         minute = now.hour * 60 + now.minute
         current = _machines_at(windows, minute)
@@ -207,6 +232,21 @@ class Policy:
             if then != current:
                 return Limit(current, why, later, then)
         return Limit(current, why)
+
+
+def utc_now() -> datetime:
+    """The instant now, aware: the policy converts it to its own zone (a naive now would be $TZ's)."""
+    return datetime.now(timezone.utc)
+
+
+def wall_clock(now: datetime, zone: Zone) -> datetime:
+    """``now`` as wall-clock time in ``zone`` (``Policy.zone(...)``), for ``Policy.limit_for``.
+
+    An aware ``now`` (an instant: the agent's ``datetime.now(timezone.utc)``) is
+    converted; a naive one is taken as that wall-clock time already (tests that
+    speak in the lab's hours). Never pass a naive ``datetime.now()``: that is $TZ's time.
+    """
+    return now if now.tzinfo is None else now.astimezone(zone.tzinfo)
 
 
 def _window_at(windows: tuple[Window, ...], minute: int) -> Window | None:
