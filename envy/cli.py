@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -98,6 +99,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 def cmd_agent(args: argparse.Namespace) -> int:
     from envy.agent.agent import EXIT_RESTART
     from envy.agent.build import build_agent
+    from envy.app.version_watch import version_watch_for
     from envy.local_state import AlreadyRunning, claim_agent
     from envy.logs import log_dir_for, setup_agent_logging
     from envy.platform.reexec import reexec
@@ -151,7 +153,8 @@ def cmd_agent(args: argparse.Namespace) -> int:
         config = load()
     try:
         agent = build_agent(config, layout, host, user, dirs, fs=REAL_FS, log_dir=log_dir, reload_config=load,
-                            render_at_start=args.render)
+                            render_at_start=args.render,
+                            version_watch=version_watch_for(layout.root, REAL_FS, os.environ))
     except (SigningError, PolicyRefusal) as exc:
         log.error("%s", exc)  # also in the share log: an agent started at log-in has no console
         raise UsageError(str(exc)) from None

@@ -36,6 +36,7 @@ from envy.agent.ledger import CommandLedger
 from envy.agent.processes import ProcessHandler
 from envy.agent.user_modules import NV_FILE, UserModule, load_user_module
 from envy.agent.wakeup import EarlyWakeup
+from envy.app.version_watch import VersionWatch
 from envy.config import Config, ConfigError
 from envy.config_source import ConfigSource
 from envy.local_state import share_id
@@ -122,6 +123,7 @@ class Agent:
         authentic: InstructionCheck | None = None,
         trust: FileTrust | None = None,
         status_seal: StatusSeal | None = None,
+        version_watch: VersionWatch | None = None,
         policy: PolicyGate | None = None,
         render_at_start: bool = False,
         reports: OnceLog | None = None,
@@ -146,6 +148,7 @@ class Agent:
         self.authentic = authentic
         self.trust = trust  # signed mode: Envy_Functions.py on the share must be signed with the farm key
         self.policy = policy
+        self.version_watch = version_watch  # run from the share copy: move to a newly published version
         self.render_at_start = render_at_start  # `envy agent --render`: join the render queue at once
         self._make_render_loop = make_render_loop
         self.context = AgentContext(host, user, ip_address(), config, layout, self.processes, log_dir)
@@ -324,6 +327,22 @@ class Agent:
         if self.render is not None:
             self.render.hold(reason)
 
+    def check_version(self) -> None:
+        """A newer version published on the share: no new frame, and restart once none is in hand."""
+        newer = self.version_watch.newer() if self.version_watch is not None else None
+        if newer is None or self._quit.is_set():
+            return
+        render = self.render
+        if render is not None:
+            reason = f"moving to envy {newer} once the frame in hand is done"
+            if self.version_watch is not None and self.version_watch.announce():
+                log.info("version %s is published on the share: %s", newer, reason)
+            render.hold(reason, "upgrade")
+            if render.frames_in_hand():
+                return
+        log.info("version %s is published on the share: restarting into it", newer)
+        self.request_quit(restart=True)
+
     # -- the polling loop --------------------------------------------------------------
     def run(self) -> int:
         log.info("agent %s starting (pid %d, share %s, nonce %s)", self.host, os.getpid(), self.layout.root, self.nonce)
@@ -346,6 +365,7 @@ class Agent:
         while not self._quit.is_set():
             self.poll_once()
             self.check_policy()
+            self.check_version()
             self._wake.wait(self._next_wait())
             self._wake.clear()
         return self._shutdown()

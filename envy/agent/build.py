@@ -19,6 +19,7 @@ from pathlib import Path
 from envy.agent.agent import Agent, OnceLog
 from envy.agent.ledger import CommandLedger
 from envy.agent.processes import ProcessHandler
+from envy.app.version_watch import VersionWatch
 from envy.config import Config
 from envy.config_source import ConfigLoader, ConfigSource
 from envy.houdini.cache_tasks import plan_cache_task
@@ -73,6 +74,7 @@ def build_agent(
     policy_clock: Callable[[], float] = time.monotonic,
     policy_zone: Callable[[], Zone] = machine_zone,
     machine_use: MachineUseReader | None = None,
+    version_watch: VersionWatch | None = None,
 ) -> Agent:
     """An agent ready to ``run()``. Raises SigningError (no usable key) or PolicyRefusal (blacklisted).
 
@@ -127,5 +129,6 @@ def build_agent(
         render_at_start=render_at_start, reports=reports,
         machine_use=machine_use if machine_use is not None else SystemMachineUse(user),
         authentic=signed.authentic if signed is not None else None, trust=trust, status_seal=seal,
+        version_watch=version_watch,
     )
     return agent

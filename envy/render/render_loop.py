@@ -94,7 +94,7 @@ class RenderLoop:
         self._recent: deque[RecentFrame] = deque(maxlen=RECENT_DONE)
         self._waiting: tuple[str, ...] = ()  # jobs held by their dependencies at the last look
         # Holds by source (the lockdown policy, NIMBY): finish the frame in hand, take no new one.
-        self._holds: dict[str, str] = {"policy": "", "nimby": ""}
+        self._holds: dict[str, str] = {"policy": "", "nimby": "", "upgrade": ""}
         self._stop = threading.Event()
         # Set when there may be work for an idle worker (a reclaimed frame, stop):
         # idle workers wait on it instead of sleeping a whole poll interval.
@@ -336,6 +336,9 @@ class RenderLoop:
 
     def max_retries(self, job: Job) -> int:
         return job.max_retries if job.max_retries is not None else self.host.config.max_retries
+
+    def frames_in_hand(self) -> int:
+        return sum(1 for w in self._workers if w.in_hand is not None)
 
     def free_workers(self) -> int:
         """Workers with nothing in hand now: how many stale frames the reclaimer may take over."""
