@@ -14,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from envy.app.layout import AppLayout
+from envy.app.protocol import NEWEST_PROTOCOL, OLDEST_PROTOCOL
 from envy.app.version_watch import VersionWatch
 from envy.share.atomic import atomic_write_json
 from envy.share.fs import REAL_FS
@@ -59,6 +60,7 @@ def test_an_agent_from_the_copy_finishes_its_frame_then_restarts_into_the_new_ve
     farm.env.update(ENVY_APP_LAUNCHER=str(farm.root / "envy.pyz"), ENVY_APP_VERSION="v1", ENVY_APP_CHECK_S="0.3")
     agent = farm.start_agent("lab1-01", None, ["--render"], profiles=[str(slow)])
     wait_for(started.exists, 30, "the first frame to start")
+    assert (farm.status("lab1-01") or {}).get("protocols") == [OLDEST_PROTOCOL, NEWEST_PROTOCOL]
     publish_pointer(farm.share, "v2", "v1")  # the admin's `envy app update`
 
     code = agent.wait_exit(timeout=40)

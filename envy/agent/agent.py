@@ -36,6 +36,7 @@ from envy.agent.ledger import CommandLedger
 from envy.agent.processes import ProcessHandler
 from envy.agent.user_modules import NV_FILE, UserModule, load_user_module
 from envy.agent.wakeup import EarlyWakeup
+from envy.app.protocol import NEWEST_PROTOCOL, OLDEST_PROTOCOL
 from envy.app.version_watch import VersionWatch
 from envy.config import Config, ConfigError
 from envy.config_source import ConfigSource
@@ -156,7 +157,7 @@ class Agent:
         self.status = AgentStatus(
             host=host, nonce=self.nonce, ip=self.context.ip, user=user, pid=os.getpid(), version=__version__,
             os=os_name(), heartbeat=self.config.heartbeat, poll_interval=self.config.poll_interval,
-            started=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            started=time.strftime("%Y-%m-%dT%H:%M:%S%z"), protocols=[OLDEST_PROTOCOL, NEWEST_PROTOCOL],
         )
         self._lock = threading.Lock()
         self._quit = threading.Event()

@@ -71,6 +71,13 @@ def build_parser() -> argparse.ArgumentParser:
     back = sub.add_parser("rollback", help="make the previous version current again")
     share_arg(back)
     back.add_argument("--to", default=None, help="a version on the share instead of the previous one")
+    protocol = sub.add_parser(
+        "protocol", help="set the share's protocol, once every agent speaks it (app/protocol.json)"
+    )
+    share_arg(protocol)
+    protocol.add_argument("number", type=int, help="the share protocol every agent must speak")
+    protocol.add_argument("--force", action="store_true",
+                          help="set it even though some agents' last status says they cannot speak it")
     status = sub.add_parser("status", help="what the share runs: versions, protocol, and each agent's version")
     share_arg(status)
     status.add_argument("--json", action="store_true")
@@ -148,13 +155,48 @@ def run(args: argparse.Namespace, fs: ShareFS) -> int:
     app = AppLayout(share)
     if args.action == "update":
         version = _publish_new(share, args.from_file, args.build_version, args.wheel_cache, fs)
-        print(f"published envy {version}: agents move to it when idle")
+        print(f"published envy {version}: agents move to it after the frame in hand")
         return 0
     if args.action == "rollback":
         current = rollback(share, fs, args.to)
         print(f"current version is now {current.version} (was {current.previous})")
         return 0
+    if args.action == "protocol":
+        return _set_protocol(share, app, fs, args.number, args.force)
     return _status(share, app, fs, args.json)
+
+
+def _set_protocol(share: Path, app: AppLayout, fs: ShareFS, wanted: int, force: bool) -> int:
+    """Raise (or lower) the share's protocol, only once no agent would be left behind (issue 13).
+
+    An agent speaks the share's protocol even when its build speaks newer ones, so the
+    share moves on only when every agent's last status says it can follow. Agents whose
+    last status is ``stopped`` are not waited for: at their next start they speak it or
+    say they are too old.
+    """
+    from envy.protocol.status import read_statuses
+
+    if not OLDEST_PROTOCOL <= wanted <= NEWEST_PROTOCOL:
+        raise ValueError(
+            f"this envy speaks share protocols {OLDEST_PROTOCOL}-{NEWEST_PROTOCOL}, not {wanted}: "
+            "run the command from a build that speaks it"
+        )
+    behind = []
+    for status in read_statuses(ShareLayout(share), fs)[0]:
+        oldest, newest = status.protocols or [1, 1]  # builds before protocols were reported speak 1
+        if status.state != "stopped" and not oldest <= wanted <= newest:
+            behind.append(f"{status.host} (envy {status.version or '?'}, protocols {oldest}-{newest})")
+    if behind and not force:
+        raise ValueError(
+            f"{', '.join(behind)} cannot speak protocol {wanted}: publish a build that does (envy app update; "
+            "agents move to it after the frame in hand), forget agents that are gone (envy-io forget HOST), "
+            "or use --force"
+        )
+    previous = read_share_protocol(app, fs)
+    write_share_protocol(app, wanted, fs)
+    print(f"share protocol is now {wanted} (was {previous})"
+          + (f"; agents left behind: {', '.join(behind)}" if behind else ""))
+    return 0
 
 
 def _status(share: Path, app: AppLayout, fs: ShareFS, as_json: bool) -> int:
@@ -162,7 +204,8 @@ def _status(share: Path, app: AppLayout, fs: ShareFS, as_json: bool) -> int:
 
     current = read_current(app, fs)
     agents = [
-        {"host": s.host, "version": s.version, "state": s.state, "message": s.message}
+        {"host": s.host, "version": s.version, "state": s.state, "message": s.message,
+         "protocols": s.protocols or [1, 1]}
         for s in read_statuses(ShareLayout(share), fs)[0]
     ]
     report = {
@@ -180,7 +223,7 @@ def _status(share: Path, app: AppLayout, fs: ShareFS, as_json: bool) -> int:
     print("versions on the share: " + (", ".join(published_versions(app)) or "none"))
     for a in agents:
         print(
-            f"  {a['host']}: envy {a['version']} {a['state']}"
+            f"  {a['host']}: envy {a['version']} (protocols {a['protocols'][0]}-{a['protocols'][1]}) {a['state']}"
             + (f" ({a['message']})" if a["state"] == "too-old" else "")
         )
     return 0

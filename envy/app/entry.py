@@ -88,6 +88,7 @@ def _wait_for_newer(
         state="too-old",
         message=problem,
         heartbeat=heartbeat,
+        protocols=[ProtocolRange().oldest, ProtocolRange().newest],
     )
     mine = os.environ.get("ENVY_APP_VERSION", __version__)
     while not stop.is_set():

@@ -80,6 +80,9 @@ class AgentStatus:
     done_frames: int = 0
     started: str = ""  # ISO time of the agent's start, by its own clock, for people to read
     recent: list[RecentFrame] = field(default_factory=list)  # the last frames done, newest last
+    # The share protocols this agent's build speaks, [oldest, newest] (envy/app/protocol.py); empty
+    # in files of builds before it, which speak protocol 1. `envy app protocol N` checks them.
+    protocols: list[int] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -101,6 +104,10 @@ class AgentStatus:
         workers = data.get("workers") or []
         if len(workers) > MAX_WORKERS:
             raise ValueError(f"{where}: more than {MAX_WORKERS} workers")
+        protocols = data.get("protocols") or []
+        if protocols and (len(protocols) != 2 or not all(isinstance(p, int) and not isinstance(p, bool)
+                                                         and 1 <= p <= 10**6 for p in protocols)):
+            raise ValueError(f"{where}: 'protocols' must be [oldest, newest], two whole numbers from 1")
         recent = data.get("recent") or []
         if len(recent) > MAX_RECENT:
             raise ValueError(f"{where}: more than {MAX_RECENT} recent frames")
@@ -128,6 +135,7 @@ _STATUS_FIELDS = {
     "counter": INT, "ip": TEXT, "user": TEXT, "pid": INT, "version": TEXT, "os": TEXT, "state": TEXT,
     "work": TEXT, "message": TEXT, "heartbeat": NUMBER, "poll_interval": NUMBER, "workers": LIST,
     "locked_reason": TEXT, "render_jobs": TEXT_LIST, "done_frames": INT, "started": TEXT, "recent": LIST,
+    "protocols": LIST,
 }
 _RECENT_FIELDS = {"job": TEXT, "frame": TEXT, "seconds": NUMBER}
 _WORKER_FIELDS = {
