@@ -107,10 +107,13 @@ class Config:
                                     "seniors: ['lab3 1-4']", names="group", lower_names=True),
         "Named groups of hosts, used as \"@seniors print('hi')\". Members are selectors.")
     poll_interval: float = setting(
-        2.0, Number(gt=0), "Seconds between polls of the instruction file (one stat per poll).")
+        2.0, Number(gt=0),
+        "The most seconds between polls of the instruction file (one small fresh read per poll): a command "
+        "reaches every agent within this.")
     poll_jitter: float = setting(
-        0.25, Number(ge=0, lt=1),
-        "The random spread around poll_interval (0.25 = +/- 25%), so agents do not poll in lock-step.")
+        0.1, Number(ge=0, lt=1),
+        "How much sooner than poll_interval a poll may come, at random (0.1 = up to 10% sooner), so agents "
+        "do not poll in lock-step. Never later: poll_interval stays the bound on a command's wait.")
     heartbeat: float = setting(
         5.0, Number(gt=0),
         "Seconds between status-file writes. Others judge an agent alive by seeing its heartbeat counter change.")

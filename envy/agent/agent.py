@@ -381,8 +381,9 @@ class Agent:
 
     def _next_wait(self) -> float:
         base = self.config.poll_interval + self._backoff
-        jitter = self.config.poll_jitter
-        return base * random.uniform(1 - jitter, 1 + jitter)
+        # One-sided: sooner at random, never later, so poll_interval bounds how long a command waits
+        # (issue 14: submit to first start within poll interval + 1 s).
+        return base * (1 - self.config.poll_jitter * random.random())
 
     def _wait_for_share(self) -> None:
         warned = False
