@@ -39,7 +39,7 @@ from envy.render.claims import ItemPattern, sort_listing
 from envy.render.profiles import load_profiles
 from envy.render.submit import SubmitRequest, submit
 from envy.share.fs import REAL_FS, ShareFS
-from envy.share.layout import INSTRUCTIONS, ShareLayout, init_share
+from envy.share.layout import INSTRUCTIONS, SENTINEL, ShareLayout, init_share
 from farm import wait_for
 from test_faults_standin import EXTENSION, StandIn
 
@@ -134,6 +134,18 @@ def test_the_polling_loop_survives_and_runs_the_next_command(
         fault = fs.add("read_if_changed", lambda p: p.endswith(INSTRUCTIONS), kind, 2)
         running.answers("after the poll failed")
         assert fault[4] == 2
+        logged_once(caplog, "the polling loop", kind)
+
+
+@pytest.mark.parametrize("kind", FAULTS)
+def test_waiting_for_the_share_at_start_survives_and_the_agent_starts(
+        tmp_path: Path, share: Path, kind: type[Exception], caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="envy")
+    fs = FaultFS()
+    fault = fs.add("stat", lambda p: p.endswith(SENTINEL), kind, 2)  # the very first look at the share
+    with Running(tmp_path, share, fs) as running:
+        running.answers("after the start failed")
+        assert fault[4] >= 2
         logged_once(caplog, "the polling loop", kind)
 
 

@@ -395,7 +395,12 @@ class Agent:
     def _wait_for_share(self) -> None:
         warned = False
         while not self._quit.is_set():
-            if self.layout.is_mounted(self.fs):
+            try:
+                mounted = self.layout.is_mounted(self.fs)
+                pause = self.config.poll_interval
+            except Exception as exc:  # MemoryError included: waiting for the share is a loop too
+                mounted, pause = False, max(self.config.poll_interval, self._loop_guard.failed(exc))
+            if mounted:
                 self._share_ok = True
                 if warned:
                     log.info("share %s is back", self.layout.root)
@@ -403,7 +408,7 @@ class Agent:
             if not warned:
                 log.warning("share %s has no sentinel (not mounted?); waiting, creating nothing", self.layout.root)
                 warned = True
-            self._quit.wait(self.config.poll_interval)
+            self._quit.wait(pause)
 
     def poll_once(self) -> None:
         """One poll: one fresh read of the instruction file; act only when its bytes changed.
