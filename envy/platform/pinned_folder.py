@@ -21,7 +21,7 @@ import stat as stat_mod
 from collections.abc import Sequence
 from types import TracebackType
 
-from envy.platform.files import rename_no_replace, replace_with_retry
+from envy.platform.files import rename_no_replace, replace_with_retry, retry_while_held_open
 
 # Errors of the share that mean "no hard links here" (some SMB and FUSE mounts): fall back to
 # check-then-rename, inside the open folder all the same.
@@ -95,7 +95,8 @@ class PinnedFolder:
                                                                   os.path.join(self.path, dst))
             return
         if replace:
-            os.rename(src, dst, src_dir_fd=self.fd, dst_dir_fd=self.fd)
+            fd = self.fd
+            retry_while_held_open(lambda: os.rename(src, dst, src_dir_fd=fd, dst_dir_fd=fd))
             return
         try:
             os.link(src, dst, src_dir_fd=self.fd, dst_dir_fd=self.fd, follow_symlinks=False)

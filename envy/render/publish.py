@@ -63,9 +63,12 @@ def publish_output(temp: Path, final: Path, confinement: Confinement, ours: Coll
                 raise PathRefused(f"output {final} exists and is not a plain file Envy wrote: refusing to replace it")
             if not any(_same(final, f) for f in ours):
                 raise PathRefused(_not_ours(final))
+        if existing is not None:
+            folder.move(temp.name, final.name, replace=True)
+            return
         try:
-            folder.move(temp.name, final.name, replace=existing is not None)
-        except FileExistsError:
+            folder.move(temp.name, final.name, replace=False)
+        except FileExistsError:  # appeared since the look above: not ours either
             raise PathRefused(_not_ours(final)) from None
 
 
