@@ -41,6 +41,7 @@ from envy.app.version_watch import VersionWatch
 from envy.config import Config, ConfigError
 from envy.config_source import ConfigSource
 from envy.local_state import share_id
+from envy.loop_guard import LoopGuard
 from envy.nimby.control import ProcessTreeControl
 from envy.nimby.decide import PAUSE
 from envy.nimby.settings import nimby_settings
@@ -168,6 +169,8 @@ class Agent:
         self._share_ok = False
         self._share_error_logged = False
         self._backoff = 0.0
+        self._loop_guard = LoopGuard("the polling loop", log)  # owned by the polling thread
+        self._line_guard = LoopGuard("an instruction line", log)  # its log-once only: the next line goes on
         self._pattern: HostNamePattern | None = None
         self._stop_reason = ""  # why the session ended (request_stop), for the last status
         self.heartbeat = Heartbeat(layout, fs, lambda: self.config.heartbeat, self.snapshot, lambda: self._share_ok,
@@ -364,10 +367,15 @@ class Agent:
             self.nimby.start()
         self._resume_render()
         while not self._quit.is_set():
-            self.poll_once()
-            self.check_policy()
-            self.check_version()
-            self._wake.wait(self._next_wait())
+            try:
+                self.poll_once()
+                self.check_policy()
+                self.check_version()
+                self._loop_guard.ok()
+                pause = self._next_wait()
+            except Exception as exc:  # MemoryError included: the agent never dies of one round
+                pause = self._loop_guard.failed(exc)
+            self._wake.wait(pause)
             self._wake.clear()
         return self._shutdown()
 
@@ -388,7 +396,12 @@ class Agent:
     def _wait_for_share(self) -> None:
         warned = False
         while not self._quit.is_set():
-            if self.layout.is_mounted(self.fs):
+            try:
+                mounted = self.layout.is_mounted(self.fs)
+                pause = self.config.poll_interval
+            except Exception as exc:  # MemoryError included: waiting for the share is a loop too
+                mounted, pause = False, max(self.config.poll_interval, self._loop_guard.failed(exc))
+            if mounted:
                 self._share_ok = True
                 if warned:
                     log.info("share %s is back", self.layout.root)
@@ -396,7 +409,7 @@ class Agent:
             if not warned:
                 log.warning("share %s has no sentinel (not mounted?); waiting, creating nothing", self.layout.root)
                 warned = True
-            self._quit.wait(self.config.poll_interval)
+            self._quit.wait(pause)
 
     def poll_once(self) -> None:
         """One poll: one fresh read of the instruction file; act only when its bytes changed.
@@ -461,7 +474,10 @@ class Agent:
         for bad in parsed.bad:
             self.report_once(bad.describe())
         for ins in parsed.instructions:
-            self.consider(ins)
+            try:
+                self.consider(ins)
+            except Exception as exc:  # one line that breaks something must not hide the lines after it
+                self._line_guard.failed(exc)
 
     def report_once(self, message: str) -> None:
         self._reports.report(message)

@@ -96,6 +96,7 @@ class Child:
         # leads to its children, so we remember them.
         self._seen: dict[int, psutil.Process] = {}
         self._seen_lock = threading.Lock()
+        self._output_failed = False  # written by the output reader only
         self._threads = [
             threading.Thread(target=self._read_output, name=f"envy-{name}-output", daemon=True),
             threading.Thread(target=self._wait_for_exit, name=f"envy-{name}-exit", daemon=True),
@@ -152,8 +153,14 @@ class Child:
                 if self._done.is_set():
                     continue  # gave up waiting for us; just drain
                 self._last_output = time.monotonic()
-                self._log.write(data)
-                self._emit(decoder.decode(data))
+                try:
+                    self._log.write(data)
+                    self._emit(decoder.decode(data))
+                except Exception as exc:  # a full disk, MemoryError: go on draining, or the renderer blocks
+                    if not self._output_failed:
+                        log.warning("%s: its output could not be kept (%s: %s); still reading it",
+                                    self.name, exc.__class__.__name__, exc)
+                        self._output_failed = True
             self._emit(decoder.decode(b"", final=True))
         finally:
             self._popen.stdout.close()
@@ -169,6 +176,25 @@ class Child:
             self._on_output = None
 
     def _wait_for_exit(self) -> None:
+        """The reaper thread: ``_see_exit``, and a result whatever goes wrong in it, or the worker
+        waiting for this child would wait for ever."""
+        try:
+            self._see_exit()
+        except Exception:  # MemoryError included
+            log.exception("%s (pid %s): watching its exit failed", self.name, self.pid)
+            if self._result is None:
+                try:
+                    returncode = self._popen.wait()
+                except Exception:
+                    returncode = -1
+                self._result = ChildResult(returncode, self._killed_reason or "Envy error while watching the renderer "
+                                           "(see agent log)", self.log_path, time.monotonic() - self.started_monotonic)
+        finally:
+            if not self._done.is_set():
+                self._done.set()
+                self._on_finished(self)
+
+    def _see_exit(self) -> None:
         """Wait for the child's exit, clean up what it left running, then reap it and finish.
 
         The child is reaped last: until then its pid (a POSIX zombie, or a

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from envy.agent.context import AgentContext
 from envy.agent.user_modules import UserModule, call_user_function
+from envy.loop_guard import LoopGuard
 from envy.protocol.commands import AGENT_BUILTINS, Call, parse_agent_command
 
 __all__ = ["AGENT_BUILTINS", "BUILTIN_HANDLERS", "CommandRunner", "parse_agent_command"]
@@ -71,11 +72,17 @@ class CommandRunner(threading.Thread):
         self.calls: queue.Queue[Call | None] = queue.Queue()
 
     def run(self) -> None:
+        guard = LoopGuard("the command runner", log)
         while True:
             call = self.calls.get()
             if call is None:
                 return
-            self._run_one(call)
+            try:
+                self._run_one(call)
+                guard.ok()
+            except Exception as exc:  # MemoryError, or a bug of ours: the next command still runs
+                # No backoff: each call is another command, and the runner sleeps in calls.get() anyway.
+                guard.failed(exc)
 
     def _run_one(self, call: Call) -> None:
         module = self.agent.nv_module

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from envy.loop_guard import LoopGuard
 from envy.protocol.status import AgentStatus, write_status
 from envy.share.fs import ShareFS
 from envy.share.layout import ShareLayout
@@ -91,11 +92,15 @@ class Heartbeat(threading.Thread):
             self._failing = True
 
     def run(self) -> None:
+        guard = LoopGuard("the heartbeat", log)
         while not self.stopped.is_set():
             try:
                 self.beat()
-            except Exception:  # the heartbeat must never die
-                log.exception("heartbeat failed")
+                guard.ok()
+            except Exception as exc:  # the heartbeat must never die (MemoryError included)
+                guard.failed(exc)
+            # No longer than one interval even while failing: a slower heartbeat would
+            # make the other agents take over this one's frames.
             self.stopped.wait(self.interval())
 
     def stop(self) -> None:

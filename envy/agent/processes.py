@@ -27,6 +27,7 @@ from pathlib import Path
 import psutil
 
 from envy.agent.child import Child, ChildResult, OutputCallback, TimeLimits
+from envy.loop_guard import LoopGuard
 from envy.platform.die_with_agent import DieWithAgent
 from envy.platform.processes import (
     is_same_process,
@@ -204,12 +205,20 @@ class ProcessHandler:
     # -- internals ------------------------------------------------------------
 
     def _monitor_loop(self) -> None:
-        while not self._closed.wait(_MONITOR_INTERVAL_S):
-            for child in self.children():
-                try:
-                    child._check()
-                except Exception:
-                    log.exception("monitoring %s (pid %s) failed", child.name, child.pid)
+        guard = LoopGuard("the process monitor", log)  # this thread's own
+        pause = _MONITOR_INTERVAL_S
+        while not self._closed.wait(pause):
+            pause = _MONITOR_INTERVAL_S
+            try:
+                for child in self.children():
+                    try:  # one child's trouble does not stop the others being watched
+                        child._check()
+                    except Exception as exc:  # MemoryError included: caps and time limits go on
+                        pause = max(pause, guard.failed(exc))
+            except Exception as exc:
+                pause = max(pause, guard.failed(exc))
+            if pause == _MONITOR_INTERVAL_S:
+                guard.ok()
 
     def _finished(self, child: Child) -> None:
         with self._lock:

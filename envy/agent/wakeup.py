@@ -71,7 +71,11 @@ class EarlyWakeup:
 
             class _Handler(FileSystemEventHandler):
                 def on_any_event(self, event: FileSystemEvent) -> None:
-                    if wakes_the_poll(event):
+                    try:
+                        woken = wakes_the_poll(event)
+                    except Exception:  # MemoryError: an extra poll is harmless, a dead observer thread is not
+                        woken = True
+                    if woken:
                         wake.set()
 
             observer = Observer()

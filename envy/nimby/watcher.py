@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable
 from typing import Protocol
 
+from envy.loop_guard import LoopGuard
 from envy.nimby.decide import NICE, PAUSE, RUN, STOP, Decision, decide
 from envy.nimby.settings import NimbySettings
 from envy.platform.idle import MachineUse, MachineUseReader
@@ -88,13 +89,16 @@ class NimbyWatcher:
         return new
 
     def _run(self) -> None:
+        guard = LoopGuard("the NIMBY check", log)  # this thread's own
         try:
             while not self._stopped.is_set():
                 try:
                     self.poll_once()
-                except Exception:
-                    log.exception("NIMBY check failed; trying again at the next poll")
-                self._stopped.wait(self._poll_s())
+                    guard.ok()
+                    pause = self._poll_s()
+                except Exception as exc:  # MemoryError included: someone at the machine is still watched for
+                    pause = max(self._poll_s(), guard.failed(exc))
+                self._stopped.wait(pause)
         finally:
             if self.decision.action == PAUSE:
                 self._control.resume()  # the agent is stopping: its stop kills running trees, paused or not

@@ -17,6 +17,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from envy.loop_guard import LoopGuard
 from envy.notify.channels import post_webhook, send_mail
 from envy.notify.events import JobEvent
 from envy.notify.pending import CHANNELS, PendingEvent, PendingStore
@@ -75,21 +76,26 @@ class Outbox(threading.Thread):
                             len(self._pending))
 
     def run(self) -> None:
+        guard = LoopGuard("the notify outbox", log)  # this thread's own
         while not self.stopped.is_set():
             try:
                 item = self._queue.get(timeout=1.0)
             except queue.Empty:
                 continue
             try:
-                for channel, what, attempt in self.deliveries(item.event):
-                    if channel in item.channels and self._deliver(what, attempt):
-                        self._cross_off(item, channel)
-                    if self.stopped.is_set():
-                        break
-                else:
-                    self._cross_off(item, None)
-            except Exception:  # a bug here must not end notifications for the agent's life
-                log.exception("notify: sending the notification of job %s failed", item.event.name)
+                self._send_item(item)
+                guard.ok()
+            except Exception as exc:  # a bug or a MemoryError must not end notifications for the agent's life
+                self.stopped.wait(guard.failed(exc))
+
+    def _send_item(self, item: PendingEvent) -> None:
+        """Each channel of one event, with its tries; crossed off the pending list as they are done."""
+        for channel, what, attempt in self.deliveries(item.event):
+            if channel in item.channels and self._deliver(what, attempt):
+                self._cross_off(item, channel)
+            if self.stopped.is_set():
+                return
+        self._cross_off(item, None)
 
     def _cross_off(self, item: PendingEvent, channel: str | None) -> None:
         """``channel`` is done with (sent or given up); None: the whole event is."""

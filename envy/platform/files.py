@@ -6,6 +6,7 @@ import errno
 import os
 import stat as stat_mod
 import time
+from collections.abc import Callable
 
 from envy.platform.host import os_name
 
@@ -22,10 +23,16 @@ _REPLACE_FIRST_DELAY_S = 0.02
 
 def replace_with_retry(src: str, dst: str) -> None:
     """``os.replace`` that retries briefly with backoff while the destination is held open."""
+    retry_while_held_open(lambda: os.replace(src, dst))
+
+
+def retry_while_held_open(replace: Callable[[], None]) -> None:
+    """``replace`` (a rename over an existing file), retried briefly with backoff while the destination
+    is held open (also a rename inside an open folder, envy/platform/pinned_folder.py)."""
     delay = _REPLACE_FIRST_DELAY_S
     for attempt in range(_REPLACE_RETRIES):
         try:
-            os.replace(src, dst)
+            replace()
             return
         except OSError as exc:
             # (os.replace never refuses an existing file on POSIX by itself: EEXIST is the SMB client's.)

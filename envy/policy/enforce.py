@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from envy.config import Config
+from envy.loop_guard import LoopGuard
 from envy.platform.files import others_can_write
 from envy.platform.time_zone import Zone, machine_zone
 from envy.policy.rules import DEFAULT_CHECK_EVERY_S, Limit, Policy, PolicyError, load_policy, utc_now, wall_clock
@@ -99,6 +100,7 @@ class PolicyEnforcer:
         self._next_check = 0.0
         self._said: set[str] = set()
         self._lock = threading.Lock()
+        self._guard = LoopGuard("the lockdown policy check", log)  # used under _lock
 
     # -- the gate -----------------------------------------------------------------------
     def __call__(self) -> str:
@@ -107,9 +109,10 @@ class PolicyEnforcer:
             if self.clock() >= self._next_check:
                 try:
                     self.check()
-                except Exception:  # a bug here must not stop the agent's polling loop
-                    self._next_check = self.clock() + DEFAULT_CHECK_EVERY_S
-                    log.exception("lockdown policy check failed; keeping the current state")
+                    self._guard.ok()
+                except Exception as exc:  # a bug, MemoryError: must not stop the agent's polling loop
+                    # The current state is kept; logged once per kind, tried again later.
+                    self._next_check = self.clock() + max(DEFAULT_CHECK_EVERY_S, self._guard.failed(exc))
             return self.reason
 
     def read_again(self) -> None:

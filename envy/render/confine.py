@@ -145,6 +145,25 @@ class Confinement:
             raise PathRefused(f"{what} {path} exists and is not a plain file Envy wrote: refusing to replace it")
         return path
 
+    def resolved_below_root(self, folder: Path, what: str) -> tuple[Path, tuple[str, ...]]:
+        """``folder`` with its links resolved, as (the real root it is in, the parts below it), for
+        opening it part by part without following any (envy/platform/pinned_folder.py).
+
+        Called after ``check``: a link swapped in since then resolves outside and is refused here;
+        one swapped in after this makes that open fail."""
+        real = os.path.realpath(folder)
+        for root in self.roots:
+            real_root = os.path.realpath(root)
+            if not _lexically_inside(PurePath(real), PurePath(real_root)):
+                continue
+            parts = Path(os.path.relpath(real, real_root)).parts if _norm(PurePath(real)) != _norm(
+                PurePath(real_root)) else ()
+            if self.share_root is not None and root == self.share_root and self._reserved(
+                    self.share_root.joinpath(*parts)):
+                raise PathRefused(f"{what} {folder} leads into Envy's own files on the share")
+            return Path(real_root), tuple(parts)
+        raise PathRefused(f"{what} {folder} leads to {real}, outside the allowed folders {self._describe_roots()}")
+
     def check_all(self, paths: Sequence[tuple[str, str]]) -> list[Path]:
         """``check`` each (path, what) pair; the first refusal raises."""
         return [self.check(p, what) for p, what in paths]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -84,6 +85,23 @@ def read_records(layout: ShareLayout, job_id: str, fs: ShareFS) -> tuple[dict[st
         except (OSError, ValueError) as exc:
             problems.append(f"{name}: {exc}")
     return records, problems
+
+
+def recorded_files(layout: ShareLayout, job_id: str, item_base: str, fs: ShareFS,
+                   local: Callable[[str], Path]) -> list[Path]:
+    """What the record of ``item_base`` says an earlier render of that frame wrote, as this machine's
+    paths (``local``: the job's remap); [] when there is no usable record."""
+    path = outputs_dir(layout, job_id) / f"{item_base}.json"
+    try:
+        entries = _parse(read_share_json(fs, path, "output record"))
+    except FileNotFoundError:
+        return []
+    except (OSError, ValueError) as exc:
+        log.warning("output record %s not used: %s", path, exc)
+        return []
+    root = Path(os.path.abspath(layout.root))
+    return [root.joinpath(*PurePosixPath(e.share).parts) if e.share is not None else local(e.path or "")
+            for e in entries]
 
 
 def _parse(data: object) -> list[RecordedFile]:

@@ -18,6 +18,7 @@ import collections
 import logging
 import threading
 
+from envy.loop_guard import LoopGuard
 from envy.protocol.liveness import LivenessTracker
 from envy.protocol.status import AgentStatus
 from envy.render.claims import Claim, FolderQueue, ItemName, sort_listing
@@ -65,22 +66,28 @@ class Reclaimer(threading.Thread):
             return self._ready.popleft() if self._ready else None
 
     def run(self) -> None:
+        guard = LoopGuard("the reclaimer", log)  # this thread's own
         while not self.loop.host.quitting.is_set():
-            cfg = self.loop.host.config  # read at each round: a reload() reaches the reclaimer
-            self.tracker.dead_after = cfg.dead_after
-            # About one heartbeat, and at most a quarter of dead_after, so a dead
-            # owner is noticed soon after dead_after has passed.
-            interval = max(0.5, min(cfg.heartbeat, cfg.dead_after / 4))
-            if self.loop.active and not self._stopped.is_set():
-                if self.loop.hold_reason:
-                    self._give_back()  # held by the lockdown policy: take over nothing, sit on nothing
-                    self.loop.host.quitting.wait(interval)
-                    continue
-                try:
-                    self.scan()
-                except Exception:
-                    log.exception("reclaim scan failed")
+            try:
+                interval = self._round()
+                guard.ok()
+            except Exception as exc:  # MemoryError, a bad status file's surprise: the next round goes on
+                interval = guard.failed(exc)
             self.loop.host.quitting.wait(interval)
+
+    def _round(self) -> float:
+        """One look at the claims (or a give-back while held); returns the wait until the next."""
+        cfg = self.loop.host.config  # read at each round: a reload() reaches the reclaimer
+        self.tracker.dead_after = cfg.dead_after
+        # About one heartbeat, and at most a quarter of dead_after, so a dead
+        # owner is noticed soon after dead_after has passed.
+        interval = max(0.5, min(cfg.heartbeat, cfg.dead_after / 4))
+        if self.loop.active and not self._stopped.is_set():
+            if self.loop.hold_reason:
+                self._give_back()  # held by the lockdown policy: take over nothing, sit on nothing
+            else:
+                self.scan()
+        return interval
 
     def observe(self, hosts: set[str]) -> bool:
         """Read the status files of ``hosts`` only: the owners of claimed items.

@@ -17,14 +17,17 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from envy.loop_guard import LoopGuard
 from envy.protocol.status import WorkerStatus
 from envy.render.claims import DONE, LOST, MINE, UNKNOWN, Claim
+from envy.render.confine import PathRefused
 from envy.render.host import ChildOutcome, RunningChild, WorkerLoop
 from envy.render.jobs import Job
 from envy.render.limits import render_limits
-from envy.render.output_record import record_outputs
+from envy.render.output_record import record_outputs, recorded_files
 from envy.render.plans import PlanError, PlanRefused, WorkPlan
 from envy.render.progress import ProgressParser
+from envy.render.publish import publish_output
 from envy.render.thumbnails import thumb_path, write_thumbnail
 from envy.share.fs import ShareFS
 from envy.share.layout import make_dirs_within
@@ -84,25 +87,31 @@ class RenderWorker(threading.Thread):
         child.stop(reason)
 
     def run(self) -> None:
+        guard = LoopGuard(f"render worker {self.index}", log)  # this thread's own
         while not self.loop.stopping.is_set():
             try:
-                picked = self.loop.next_claim()
-            except Exception:
-                log.exception("worker %d: choosing work failed", self.index)
-                picked = None
-            if picked is None:
-                self.loop.wait_for_work()
-                continue
-            self.in_hand = WorkInHand(picked[0], picked[1], time.monotonic())
-            try:
-                self.render(*picked)
-            except Exception:
-                log.exception("worker %d: rendering %s failed unexpectedly", self.index, picked[1].item.original)
-                self._fail(picked[0], picked[1], "Envy error while rendering (see agent log)")
-            finally:
-                self.loop.queue_for(picked[0]).forget(picked[1])
-                self.in_hand = None
-                self._child = None
+                self._one_round(guard)
+            except Exception as exc:  # MemoryError included: a worker thread never dies of one round
+                self.loop.stopping.wait(guard.failed(exc))
+
+    def _one_round(self, guard: LoopGuard) -> None:
+        picked = self.loop.next_claim()
+        if picked is None:
+            guard.ok()
+            self.loop.wait_for_work()
+            return
+        self.in_hand = WorkInHand(picked[0], picked[1], time.monotonic())
+        try:
+            self.render(*picked)
+            guard.ok()
+        except Exception as exc:
+            delay = guard.failed(exc)
+            self._fail(picked[0], picked[1], f"Envy error while rendering ({type(exc).__name__}; see agent log)")
+            self.loop.stopping.wait(delay)  # a render that breaks every time must not burn through the frames
+        finally:
+            self.in_hand = None
+            self._child = None
+            self.loop.queue_for(picked[0]).forget(picked[1])
 
     # -- one item ----------------------------------------------------------------------
     def render(self, job: Job, claim: Claim) -> None:
@@ -164,7 +173,7 @@ class RenderWorker(threading.Thread):
                 break
         reason = failure_reason(plan, result, parser, host.fs)
         if reason is None:
-            self._complete(job, claim, plan, started)
+            self._complete(job, claim, plan, started, log_path)
         else:
             self._cleanup(plan)
             self._write_reason(log_path, reason)
@@ -194,7 +203,7 @@ class RenderWorker(threading.Thread):
                     )
                     child.stop("claim taken over")
 
-    def _complete(self, job: Job, claim: Claim, plan: WorkPlan, started: float) -> None:
+    def _complete(self, job: Job, claim: Claim, plan: WorkPlan, started: float, log_path: Path) -> None:
         """Check ownership, publish the outputs, mark done; wait out a share that is away."""
         queue = self.loop.queue_for(job)
         published = False
@@ -208,19 +217,16 @@ class RenderWorker(threading.Thread):
             if state == MINE:
                 try:
                     if not published:
-                        for out in plan.outputs:
-                            if out.temp is not None and self.loop.host.fs.exists(out.temp):
-                                # Again now: a link may have been planted on the way while it rendered.
-                                self.loop.plan_input(job, claim).confined_local(out.final, "output", output=True)
-                                self.loop.host.fs.replace(out.temp, out.final)
+                        self._publish(job, claim, plan)
                         published = True
                     state = queue.finish(claim)
-                except PlanRefused as exc:
+                except PathRefused as exc:
                     self._cleanup(plan)
-                    self._fail(job, claim, str(exc), retries=0)
+                    self._refuse(job, claim, str(exc), log_path)
                     return
-                except OSError as exc:
-                    log.warning("worker %d: cannot complete %s yet (%s)", self.index, claim.item.original, exc)
+                except Exception as exc:  # the share's OSError, or a MemoryError: the frame is ours, try again
+                    log.warning("worker %d: cannot complete %s yet (%s: %s)", self.index, claim.item.original,
+                                exc.__class__.__name__, exc)
                     state = UNKNOWN
                 if state == DONE:
                     took = time.monotonic() - started
@@ -241,6 +247,16 @@ class RenderWorker(threading.Thread):
             # Otherwise the share cannot tell us now: keep the frame and its image, and try again.
         log.warning("worker %d: quitting with %s rendered but not marked done (share unreachable)",
                     self.index, claim.item.original)
+
+    def _publish(self, job: Job, claim: Claim, plan: WorkPlan) -> None:
+        """Move each temp image into place, confined again now: a link may have been planted on the
+        way while it rendered (envy/render/publish.py); PathRefused when it cannot be done safely."""
+        fs = self.loop.host.fs
+        inp = self.loop.plan_input(job, claim)
+        ours = recorded_files(self.loop.host.layout, job.id, claim.item.base, fs, inp.local_path)
+        for out in plan.outputs:
+            if out.temp is not None and fs.exists(out.temp):
+                publish_output(out.temp, out.final, inp.confinement(), ours, fs)
 
     def _thumbnail(self, job: Job, claim: Claim, plan: WorkPlan, written: list[Path | None]) -> None:
         """A small preview of the frame for the web monitor, made here where the image is (issue 12 §4).
@@ -293,6 +309,10 @@ class RenderWorker(threading.Thread):
             try:
                 state = move()
             except OSError:
+                state = UNKNOWN
+            except Exception as exc:  # MemoryError: the frame stays ours; leaving it claimed would strand it
+                log.warning("worker %d: %s failed (%s: %s); trying again", self.index, doing,
+                            exc.__class__.__name__, exc)
                 state = UNKNOWN
             if state != UNKNOWN:
                 break

@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 
 from envy.platform.files import read_regular, rename_no_replace, replace_with_retry
+from envy.platform.pinned_folder import PinnedFolder
 from envy.share.end_write import open_at_end
 from envy.share.fresh import FreshFile, read_fresh
 
@@ -102,6 +103,11 @@ class ShareFS:
 
     def rename_no_replace(self, src: PathLike, dst: PathLike) -> None:
         rename_no_replace(str(src), str(dst))
+
+    def open_folder(self, root: PathLike, parts: tuple[str, ...]) -> PinnedFolder:
+        """``root``/``parts`` held open without following a link below ``root``, for a move inside it
+        (envy/platform/pinned_folder.py); FolderChanged when a part is a link or not a folder now."""
+        return PinnedFolder.open(os.fspath(root), parts)
 
     def unlink(self, path: PathLike) -> None:
         os.unlink(path)
