@@ -1,4 +1,4 @@
-"""Helpers for the web monitor tests: a real monitor in a thread, and a real headless Chromium."""
+"""Helpers for the web monitor tests: a real monitor in a thread, and a real headless Chromium or Firefox."""
 
 from __future__ import annotations
 
@@ -76,13 +76,17 @@ def chromium_driver():  # type: ignore[no-untyped-def]
 
 
 def screenshot_not_blank(driver, path: Path) -> float:  # type: ignore[no-untyped-def]
-    """Save a screenshot and return its pixel standard deviation (a blank page is ~0)."""
+    """Save a Selenium driver's screenshot and return its pixel standard deviation (see ``png_not_blank``)."""
+    return png_not_blank(driver.get_screenshot_as_png(), path)
+
+
+def png_not_blank(png: bytes, path: Path) -> float:
+    """Save a screenshot (PNG bytes, from any browser) and return its pixel standard deviation (a blank page is ~0)."""
     import io
 
     import numpy as np
     from PIL import Image
 
-    png = driver.get_screenshot_as_png()
     path.write_bytes(png)
     pixels = np.asarray(Image.open(io.BytesIO(png)).convert("L"), dtype=np.float32)
     return float(pixels.std())
