@@ -159,7 +159,9 @@ def _replace_under_reader(ctx: DoctorContext, target: Path) -> tuple[int, int, i
     counts = {"missing": 0, "torn": 0, "held": 0}
 
     def reader() -> None:
-        while not stop.wait(0.001):  # a pause lets the writer run (one GIL)
+        # A pause lets the writer run (one GIL) and, on SMB, find the file closed now and then: a
+        # replace waits for readers there. 5 ms is still far more often than any Envy reader looks.
+        while not stop.wait(0.005):
             try:
                 data = ctx.fs.read_bytes(target)
             except FileNotFoundError:
