@@ -83,13 +83,17 @@ def test_sigstop_past_dead_timeout_does_not_complete_twice_or_overwrite(farm: Fa
         wait_for(lambda: len(listing(frames).done) == 1, RENDERS_DEADLINE_S, "the reclaimer to finish the frame")
         output = frames / "shot010.0001.png"
         reclaimer_image = output.read_bytes()
+        # Its last status before the pause may predate the frame (a heartbeat just before the
+        # claim): only a status written after the pause says what its worker does now.
+        paused_at = (farm.status("lab1-01") or {}).get("counter", 0)
     finally:
         sleeper.resume()
     wait_for(lambda: "no longer mine" in farm.log("lab1-01") or "taken over" in farm.log("lab1-01"), 60,
              "the woken agent to notice it lost the claim")
     # The woken agent's worker goes idle: it has given the frame up for good (the frame
     # is done, so there is nothing left to claim) and cannot act on it any more.
-    wait_for(lambda: workers_idle(farm, "lab1-01"), 30, "the woken agent's worker to be idle")
+    wait_for(lambda: (farm.status("lab1-01") or {}).get("counter", 0) > paused_at and workers_idle(farm, "lab1-01"),
+             30, "the woken agent's worker to be idle")
     assert "completed shot010.0001" not in farm.log("lab1-01")
     assert farm.log("lab1-02").count("completed shot010.0001") == 1
     state = listing(frames)

@@ -178,8 +178,15 @@ def check_yaml_shape(text: str, where: str, max_depth: int = MAX_DEPTH, max_node
                 nodes += 1
                 if nodes > max_nodes:
                     raise ShareFileError(f"{where}: more than {max_nodes} YAML values")
-    except yaml.YAMLError:
-        return
+    except yaml.YAMLError as exc:
+        if _too_deep(exc):  # libyaml's own nesting limit (newer wheels) can speak before ours
+            raise ShareFileError(f"{where}: nested too deeply (more than {max_depth} levels)") from None
+        return  # a syntax error: the caller's loader reports it its own way
+
+
+def _too_deep(exc: yaml.YAMLError) -> bool:
+    text = str(exc).lower()
+    return "nesting depth" in text or "flow level" in text
 
 
 def nesting_depth(value: Any, stop_at: int = MAX_DEPTH) -> int:
