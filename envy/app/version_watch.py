@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 
 from envy.app.layout import AppLayout
 from envy.app.publish import PublishError, read_current
@@ -57,10 +58,8 @@ class VersionWatch:
         return self._newer
 
 
-def version_watch_for(share: object, fs: ShareFS, env: Mapping[str, str]) -> VersionWatch | None:
+def version_watch_for(share: Path, fs: ShareFS, env: Mapping[str, str]) -> VersionWatch | None:
     """The watch for an agent its launcher started (``ENVY_APP_*`` set by it), else None."""
-    from pathlib import Path
-
     mine = env.get("ENVY_APP_VERSION")
     if not env.get("ENVY_APP_LAUNCHER") or not mine:
         return None  # installed with pip, or run by hand: nothing to move to
@@ -68,4 +67,4 @@ def version_watch_for(share: object, fs: ShareFS, env: Mapping[str, str]) -> Ver
         every = float(env.get("ENVY_APP_CHECK_S", DEFAULT_CHECK_S))
     except ValueError:
         every = DEFAULT_CHECK_S
-    return VersionWatch(AppLayout(Path(str(share))), mine, fs, max(every, 0.1))
+    return VersionWatch(AppLayout(share), mine, fs, max(every, 0.1))
