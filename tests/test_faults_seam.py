@@ -782,7 +782,7 @@ def test_after_an_outage_for_everyone_agents_get_a_fresh_grace_but_the_dead_are_
     loop.free_workers = lambda: 1  # type: ignore[method-assign]  # one idle worker (the loop is not started here)
     reclaimer = loop.reclaimer
     clock = Clock()
-    reclaimer.tracker = LivenessTracker(agent.config.dead_after, clock)
+    reclaimer.tracker = LivenessTracker(agent.config.dead_after, clock, for_takeover=True)
     beats = iter(range(1, 100))
 
     def other_beats() -> None:
@@ -835,7 +835,7 @@ def test_an_agent_takes_over_no_more_stale_frames_than_it_has_idle_workers(share
     loop.free_workers = lambda: idle[0]  # type: ignore[method-assign]  # a one-worker agent, idle
     reclaimer = loop.reclaimer
     clock = Clock()
-    reclaimer.tracker = LivenessTracker(agent.config.dead_after, clock)
+    reclaimer.tracker = LivenessTracker(agent.config.dead_after, clock, for_takeover=True)
     reclaimer.scan()  # first sighting of nothing: the owner has no status file at all
     clock.now += agent.config.dead_after + 0.1
     reclaimer.scan()
@@ -850,6 +850,38 @@ def test_an_agent_takes_over_no_more_stale_frames_than_it_has_idle_workers(share
     idle[0] = 0  # ... and is busy now
     reclaimer.scan()
     assert owners().count(f"work:{HOST}") == 1, "took a second stale frame without a free worker"
+
+
+def test_a_reclaimer_whose_round_comes_late_does_not_take_a_living_owners_frame(share: Path, make_agent) -> None:
+    """A busy CPU or a slow share delays a round past dead_after while the owner beats on: the change
+    it then sees is dated when seen, so the living owner keeps its frame (the CI double render)."""
+    layout = ShareLayout(share)
+    shot = share / "proj" / "shot"
+    frames(shot, 1)
+    standin_profile = StandIn(share.parent / "standin-late").install().profile
+    submit(layout, SubmitRequest(str(shot), output=str(share / "proj" / "out")), load_profiles([standin_profile]),
+           fs=REAL_FS)
+    FolderQueue(shot, PATTERN, OTHER, fs=REAL_FS).claim_next()
+    agent = make_agent(share, ShareFS(), dead_after=1.0, heartbeat=0.2, poll_interval=1e-6)
+    loop = RenderLoop(agent, standard_planners())
+    loop.free_workers = lambda: 1  # type: ignore[method-assign]
+    reclaimer = loop.reclaimer
+    clock = Clock()
+    reclaimer.tracker = LivenessTracker(agent.config.dead_after, clock, for_takeover=True)
+    for counter in range(1, 4):  # watched beating, a look per beat
+        write_status(layout, AgentStatus(host=OTHER.host, nonce=OTHER.nonce, counter=counter, heartbeat=0.2),
+                     fs=REAL_FS)
+        reclaimer.scan()
+        clock.now += 0.2
+    clock.now += 3 * agent.config.dead_after  # the next round comes late; the owner beat on meanwhile
+    beats = int(3 * agent.config.dead_after / 0.2)  # as many as a 0.2 s heartbeat makes in that time
+    write_status(layout, AgentStatus(host=OTHER.host, nonce=OTHER.nonce, counter=3 + beats, heartbeat=0.2),
+                 fs=REAL_FS)
+    reclaimer.scan()
+    assert [v[0] for v in states(shot).values()] == [f"work:{OTHER.host}"], "took a living owner's frame"
+    clock.now += agent.config.dead_after + 0.1  # now it really is silent
+    reclaimer.scan()
+    assert [v[0] for v in states(shot).values()] == [f"work:{HOST}"], "a really dead owner's frame stayed"
 
 
 # -- 8. corrupt and truncated files, junk names ------------------------------------------------------------

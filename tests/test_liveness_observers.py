@@ -48,6 +48,21 @@ def test_a_change_seen_after_a_long_gap_is_dated_at_the_previous_look() -> None:
     assert tracker.silent_for("lab1") == 50
 
 
+def test_an_observer_that_takes_over_dates_a_change_when_it_saw_it() -> None:
+    """The reclaimer and the seat keeper: a late look never makes a living agent dead."""
+    clock = FakeClock()
+    tracker = LivenessTracker(30.0, clock, for_takeover=True)
+    tracker.observe("lab1", "n", 1)
+    clock.now += 5
+    tracker.observe("lab1", "n", 2)
+    clock.now += 50  # our look came late; the agent beat on meanwhile
+    tracker.observe("lab1", "n", 3)
+    assert tracker.is_alive("lab1") and tracker.silent_for("lab1") == 0
+    clock.now += 30  # then silence for dead_after: dead
+    tracker.observe("lab1", "n", 3)
+    assert not tracker.is_alive("lab1")
+
+
 def test_an_observer_that_looks_often_sees_a_living_agent_alive() -> None:
     clock = FakeClock()
     tracker = LivenessTracker(30.0, clock)

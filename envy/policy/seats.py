@@ -104,7 +104,7 @@ class OwnerWatch:
         self.me = me
         self.dead_after = dead_after
         self.clock = clock
-        self.tracker = LivenessTracker(dead_after, clock)
+        self.tracker = LivenessTracker(dead_after, clock, for_takeover=True)
         self._statuses: dict[str, AgentStatus | None] = {}
         self._unreadable: set[str] = set()  # hosts whose status file failed to read this time: no verdict
         self._unmatched_since: dict[tuple[int, bytes], float] = {}

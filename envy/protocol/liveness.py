@@ -15,6 +15,11 @@ dated ``looked``, the earliest it can have happened. An observer that looks
 every second loses at most a second; one that looked 50 s ago (two runs of
 ``envy-io status``) does not take a beat from 50 s ago, by an agent killed
 right after it, for "changed just now" (issue 14).
+An observer that *takes over* what it calls dead (the reclaimer, the seat
+keeper) dates the same change the other way, when it saw it (``for_takeover``):
+a late look, a busy CPU or a slow share that delays its round past
+``dead_after`` must not make a living agent dead and render its frame twice.
+Its cost is a dead agent's frames taken over one look later.
 A change that beats could not have made is *suspect* (issue 9 Must-hold 10):
 a counter that goes back, one that moved further than the agent's heartbeat
 allows since we saw it last change, or a nonce of an earlier run coming back.
@@ -49,16 +54,21 @@ class Sighting:
     suspect_until: float = float("-inf")  # our monotonic clock: a suspect change was seen (module docstring)
     suspect_reason: str = ""
     earlier_nonces: tuple[str, ...] = ()  # this host's runs we saw before the current one, newest last
+    seen_changing: float | None = None  # our monotonic clock: when we saw the latest change (takeover dating)
 
     def __post_init__(self) -> None:
         if self.looked is None:
             self.looked = self.changed
+        if self.seen_changing is None:
+            self.seen_changing = self.changed
 
 
 class LivenessTracker:
-    def __init__(self, dead_after: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, dead_after: float, clock: Callable[[], float] = time.monotonic, *,
+                 for_takeover: bool = False) -> None:
         self.dead_after = dead_after
         self.clock = clock
+        self.for_takeover = for_takeover  # silence counts from when we saw a change (module docstring)
         self.sightings: dict[str, Sighting] = {}
 
     def observe(self, host: str, nonce: str, counter: int, heartbeat: float | None = None) -> None:
@@ -82,6 +92,7 @@ class LivenessTracker:
             # It changed at some moment since our previous look: date it then (module docstring).
             previous = seen.looked if seen.looked is not None else now
             seen.nonce, seen.counter, seen.changed = nonce, counter, min(previous, now)
+            seen.seen_changing = now
             seen.changes += 1
         seen.looked = now
 
@@ -96,7 +107,10 @@ class LivenessTracker:
 
     def silent_for(self, host: str) -> float | None:
         seen = self.sightings.get(host.lower())
-        return None if seen is None else self.clock() - seen.changed
+        if seen is None:
+            return None
+        since = seen.seen_changing if self.for_takeover and seen.seen_changing is not None else seen.changed
+        return self.clock() - since
 
     def is_alive(self, host: str) -> bool:
         """False once we have watched ``dead_after`` seconds pass without a change."""

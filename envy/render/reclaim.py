@@ -34,7 +34,7 @@ class Reclaimer(threading.Thread):
         super().__init__(name="envy-reclaimer", daemon=True)
         self.loop = loop
         cfg = loop.host.config
-        self.tracker = LivenessTracker(cfg.dead_after)
+        self.tracker = LivenessTracker(cfg.dead_after, for_takeover=True)
         self.statuses: dict[str, AgentStatus] = {}
         self._unsealed: dict[str, str] = {}  # signed mode: hosts whose status is not the farm key's, and why
         self._orphan_seen: dict[tuple[str, str], float] = {}
@@ -133,7 +133,7 @@ class Reclaimer(threading.Thread):
         living have moved their counters on.)"""
         if self._blind:
             log.info("the share is readable again; giving every agent a fresh grace period")
-            self.tracker = LivenessTracker(self.loop.host.config.dead_after, self.tracker.clock)
+            self.tracker = LivenessTracker(self.loop.host.config.dead_after, self.tracker.clock, for_takeover=True)
             self._orphan_seen.clear()
             self._blind = False
 
