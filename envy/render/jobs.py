@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from envy.share.atomic import atomic_write_json, read_json
+from envy.share.fresh_listing import listdir_fresh
 from envy.share.fs import ShareFS
 from envy.share.layout import ShareLayout
 from envy.share.names import is_junk
@@ -170,16 +171,20 @@ def load_job(layout: ShareLayout, job_id: str, fs: ShareFS) -> Job:
     return Job.from_json(data)
 
 
-def list_jobs(layout: ShareLayout, fs: ShareFS, strict: bool = False) -> tuple[list[Job], list[str]]:
+def list_jobs(
+    layout: ShareLayout, fs: ShareFS, strict: bool = False, fresh: bool = False
+) -> tuple[list[Job], list[str]]:
     """All readable jobs, oldest first; corrupt files become warnings.
 
     ``strict``: an unreadable jobs folder raises OSError instead of reading as
     "no jobs" (an agent must not take an outage for an empty farm).
+    ``fresh``: a listing the network client's cache cannot answer (share/fresh_listing.py),
+    for a ``render()`` that must see a job submitted a moment ago.
     """
     jobs: list[Job] = []
     warnings: list[str] = []
     try:
-        names = fs.listdir(layout.jobs_dir)
+        names = listdir_fresh(fs, layout.jobs_dir) if fresh else fs.listdir(layout.jobs_dir)
     except OSError as exc:
         if strict:
             raise

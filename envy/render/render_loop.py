@@ -104,6 +104,7 @@ class RenderLoop:
         self._queues: dict[str, FolderQueue] = {}
         self._jobs: list[Job] = []
         self._jobs_read_at = -1e9
+        self._jobs_fresh_due = False  # set by render(): its first listing of jobs/ is a fresh one
         self._profiles: Mapping[str, RendererProfile] = {}
         self._failed_here: dict[str, float] = {}  # item key -> when this host failed it (monotonic)
         self.jobs_readable = True  # False while the jobs folder cannot be listed
@@ -160,6 +161,7 @@ class RenderLoop:
         self._remember(True)
         self._profiles = load_profiles([Path(p) for p in self.host.config.profiles], trust=self.trust)
         self._jobs_read_at = -1e9
+        self._jobs_fresh_due = True  # a job submitted a moment ago must not wait for the client's listing cache
         if self.active:
             log.info("render: already rendering; now for %s", ", ".join(self.targets) or "all active jobs")
             return
@@ -227,13 +229,14 @@ class RenderLoop:
         with self._lock:
             if now - self._jobs_read_at >= self.host.config.poll_interval:
                 try:
-                    jobs, warnings = list_jobs(self.host.layout, self.host.fs, strict=True)
+                    jobs, warnings = list_jobs(self.host.layout, self.host.fs, strict=True, fresh=self._jobs_fresh_due)
                 except OSError as exc:
                     # Keep the jobs we knew: an outage is not an empty farm.
                     self.jobs_readable = False
                     log.debug("cannot list jobs: %s", exc)
                     return list(self._jobs)
                 self.jobs_readable = True
+                self._jobs_fresh_due = False
                 for w in warnings:
                     self.host.report_once(w)
                 self._jobs = [j for j in select_active(jobs, self.targets) if self._allowed(j)]
