@@ -96,3 +96,16 @@ def test_a_change_through_one_mount_is_seen_by_the_next_fresh_read_on_another(ne
 
     fresh = fs.read_if_changed(reader / "instructions.txt", known.digest, LIMIT)
     assert fresh is not None and fresh.data.endswith(b"print('hi')\n")
+
+
+@pytest.mark.netshare
+def test_a_status_file_rewritten_longer_through_one_mount_reads_whole_on_another(network_share) -> None:  # noqa: F811 (the imported fixture)
+    """Observers (reclaimer, seats, status) read other agents' status files: a read clamped to the size
+    the client cached would be torn JSON for as long as sshfs caches attributes (20 s)."""
+    share = network_share(mounts=2)
+    writer, reader = share.mounts
+    atomic_write(writer / "lab1-01.json", b'{"counter": 9}', ShareFS())
+    assert ShareFS().read_bounded(reader / "lab1-01.json", LIMIT) == b'{"counter": 9}'
+    os.stat(reader / "lab1-01.json")  # warms the reader's attribute cache with the old size
+    atomic_write(writer / "lab1-01.json", b'{"counter": 10, "state": "rendering"}', ShareFS())
+    assert ShareFS().read_bounded(reader / "lab1-01.json", LIMIT) == b'{"counter": 10, "state": "rendering"}'

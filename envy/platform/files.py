@@ -8,6 +8,7 @@ import stat as stat_mod
 import time
 from collections.abc import Callable
 
+from envy.platform.fresh_attrs import fresh_fstat
 from envy.platform.host import os_name
 
 # Windows reports a sharing violation (antivirus, indexer, a reader holding the
@@ -87,6 +88,9 @@ def read_regular(path: str, limit: int) -> bytes:
     handle (no race with a rename between check and read) refuses anything
     that is not a regular file. O_NOFOLLOW is not used: a share file may
     legitimately be a symlink the admin made; confinement is checked elsewhere.
+    The fstat fetches the attributes from the file server (fresh_attrs.py): a
+    caching client (sshfs 20 s) otherwise clamps the read to the size it cached,
+    and a status file another machine rewrote a little longer reads torn (issue 14).
     """
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0) | getattr(os, "O_NOCTTY", 0)
     try:
@@ -96,7 +100,7 @@ def read_regular(path: str, limit: int) -> bytes:
             raise NotARegularFile(errno.ENXIO, "not a regular file (a socket or a device)", path) from None
         raise
     try:
-        st = os.fstat(fd)
+        st = fresh_fstat(fd)
         if not stat_mod.S_ISREG(st.st_mode):
             raise NotARegularFile(errno.EINVAL, f"not a regular file ({file_kind(st.st_mode)})", path)
         chunks: list[bytes] = []
