@@ -48,7 +48,17 @@ def test_a_change_seen_after_a_long_gap_is_dated_at_the_previous_look() -> None:
     assert tracker.silent_for("lab1") == 50
 
 
-def test_an_observer_that_takes_over_dates_a_change_when_it_saw_it() -> None:
+def test_an_observer_that_takes_over_and_looks_regularly_keeps_the_earliest_dating() -> None:
+    """So a killed agent's frame runs again within dead_after plus one look (issue 14's recovery target)."""
+    clock = FakeClock()
+    tracker = LivenessTracker(30.0, clock, for_takeover=True)
+    tracker.observe("lab1", "n", 1)
+    clock.now += 5
+    tracker.observe("lab1", "n", 2)  # beat at some moment in the last 5 s
+    assert tracker.silent_for("lab1") == 5
+
+
+def test_an_observer_that_takes_over_dates_a_change_after_a_late_look_when_it_saw_it() -> None:
     """The reclaimer and the seat keeper: a late look never makes a living agent dead."""
     clock = FakeClock()
     tracker = LivenessTracker(30.0, clock, for_takeover=True)

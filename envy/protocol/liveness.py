@@ -16,10 +16,13 @@ every second loses at most a second; one that looked 50 s ago (two runs of
 ``envy-io status``) does not take a beat from 50 s ago, by an agent killed
 right after it, for "changed just now" (issue 14).
 An observer that *takes over* what it calls dead (the reclaimer, the seat
-keeper) dates the same change the other way, when it saw it (``for_takeover``):
-a late look, a busy CPU or a slow share that delays its round past
-``dead_after`` must not make a living agent dead and render its frame twice.
-Its cost is a dead agent's frames taken over one look later.
+keeper) does so only while its looks are regular (``for_takeover``): when its
+previous look is more than ``TAKEOVER_REGULAR_LOOK`` x ``dead_after`` old (a busy
+CPU or a slow share delayed its round, or in signed mode the files between were
+a forger's), the change is dated when seen. Dated at that old look, a living
+agent would seem silent for the whole gap and its frame would render twice.
+With regular looks the earliest dating stays, so a killed agent's frame runs
+again within ``dead_after`` plus one look.
 A change that beats could not have made is *suspect* (issue 9 Must-hold 10):
 a counter that goes back, one that moved further than the agent's heartbeat
 allows since we saw it last change, or a nonce of an earlier run coming back.
@@ -54,13 +57,10 @@ class Sighting:
     suspect_until: float = float("-inf")  # our monotonic clock: a suspect change was seen (module docstring)
     suspect_reason: str = ""
     earlier_nonces: tuple[str, ...] = ()  # this host's runs we saw before the current one, newest last
-    seen_changing: float | None = None  # our monotonic clock: when we saw the latest change (takeover dating)
 
     def __post_init__(self) -> None:
         if self.looked is None:
             self.looked = self.changed
-        if self.seen_changing is None:
-            self.seen_changing = self.changed
 
 
 class LivenessTracker:
@@ -68,7 +68,7 @@ class LivenessTracker:
                  for_takeover: bool = False) -> None:
         self.dead_after = dead_after
         self.clock = clock
-        self.for_takeover = for_takeover  # silence counts from when we saw a change (module docstring)
+        self.for_takeover = for_takeover  # a change after an irregular gap is dated when seen (module docstring)
         self.sightings: dict[str, Sighting] = {}
 
     def observe(self, host: str, nonce: str, counter: int, heartbeat: float | None = None) -> None:
@@ -91,8 +91,9 @@ class LivenessTracker:
                 seen.earlier_nonces = (*seen.earlier_nonces, seen.nonce)[-MAX_EARLIER_NONCES:]
             # It changed at some moment since our previous look: date it then (module docstring).
             previous = seen.looked if seen.looked is not None else now
+            if self.for_takeover and now - previous > TAKEOVER_REGULAR_LOOK * self.dead_after:
+                previous = now  # our own look came late: the gap says nothing about the agent
             seen.nonce, seen.counter, seen.changed = nonce, counter, min(previous, now)
-            seen.seen_changing = now
             seen.changes += 1
         seen.looked = now
 
@@ -107,10 +108,7 @@ class LivenessTracker:
 
     def silent_for(self, host: str) -> float | None:
         seen = self.sightings.get(host.lower())
-        if seen is None:
-            return None
-        since = seen.seen_changing if self.for_takeover and seen.seen_changing is not None else seen.changed
-        return self.clock() - since
+        return None if seen is None else self.clock() - seen.changed
 
     def is_alive(self, host: str) -> bool:
         """False once we have watched ``dead_after`` seconds pass without a change."""
@@ -123,6 +121,10 @@ class LivenessTracker:
         return seen is not None and seen.changes > 0 and self.is_alive(host) and not self.is_suspect(host)
 
 
+# For an observer that takes over: a look at most this part of dead_after after the previous one is
+# regular (the reclaimer looks every quarter at most); a change seen after a longer gap is dated when
+# seen. So a living agent is called dead only after at least (1 - this) x dead_after of real silence.
+TAKEOVER_REGULAR_LOOK = 0.3
 # A host's earlier runs remembered, to tell a replayed old status from a restart.
 MAX_EARLIER_NONCES = 8
 # Beats an agent may seem to gain on its heartbeat: its first and last beats come early, and
