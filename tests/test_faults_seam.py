@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from envy.agent.agent import Agent
+from envy.agent.agent import MIN_PAUSE_PART, Agent
 from envy.agent.build import build_agent, standard_planners
 from envy.agent.heartbeat import Heartbeat
 from envy.agent.processes import ProcessHandler
@@ -285,6 +285,14 @@ def test_estale_or_eio_on_the_instruction_file_is_logged_backed_off_and_recovere
     assert any("reachable again" in r.message for r in caplog.records)
     agent.poll_once()
     assert sum("print: hello after the fault" in r.message for r in caplog.records) == 1
+
+
+def test_a_slow_poll_does_not_push_the_next_one_back(share: Path, make_agent) -> None:
+    """Polls are spaced start to start (a command waits at most poll_interval), never back to back."""
+    agent = make_agent(share, ShareFS(), poll_interval=2.0, poll_jitter=0.0)
+    assert agent._pause_after_poll(time.monotonic() - 1.5) == pytest.approx(0.5, abs=0.1)
+    assert agent._pause_after_poll(time.monotonic() - 9.0) == pytest.approx(2.0 * MIN_PAUSE_PART)
+    assert agent._pause_after_poll(time.monotonic()) == pytest.approx(2.0, abs=0.1)
 
 
 # -- 3. a missing sentinel ------------------------------------------------------------------------

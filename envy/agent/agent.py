@@ -65,6 +65,9 @@ log = logging.getLogger(__name__)
 
 EXIT_OK = 0
 EXIT_RESTART = 75  # the entry point re-executes the agent with fresh code and config
+# The least pause between two polls, as a part of the interval: a share so slow that a poll
+# outlasts the interval is not polled back to back.
+MIN_PAUSE_PART = 0.25
 
 
 class OnceLog:
@@ -367,12 +370,13 @@ class Agent:
             self.nimby.start()
         self._resume_render()
         while not self._quit.is_set():
+            started = time.monotonic()
             try:
                 self.poll_once()
                 self.check_policy()
                 self.check_version()
                 self._loop_guard.ok()
-                pause = self._next_wait()
+                pause = self._pause_after_poll(started)
             except Exception as exc:  # MemoryError included: the agent never dies of one round
                 pause = self._loop_guard.failed(exc)
             self._wake.wait(pause)
@@ -386,6 +390,12 @@ class Agent:
         if targets is not None:
             log.info("resuming render mode from before the restart (%s)", ", ".join(targets) or "all active jobs")
             self.start_render(tuple(targets), {})
+
+    def _pause_after_poll(self, started: float) -> float:
+        """Start to start: a poll slowed by the share or the CPU does not push the next one back
+        (a command would wait poll_interval plus the slow poll). Never back to back, though."""
+        wait = self._next_wait()
+        return max(wait * MIN_PAUSE_PART, wait - (time.monotonic() - started))
 
     def _next_wait(self) -> float:
         base = self.config.poll_interval + self._backoff
