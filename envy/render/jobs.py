@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 from envy.share.atomic import atomic_write_json, read_json
-from envy.share.fresh_listing import listdir_fresh
 from envy.share.fs import ShareFS
 from envy.share.layout import ShareLayout
 from envy.share.names import is_junk
@@ -171,20 +170,22 @@ def load_job(layout: ShareLayout, job_id: str, fs: ShareFS) -> Job:
     return Job.from_json(data)
 
 
-def list_jobs(
-    layout: ShareLayout, fs: ShareFS, strict: bool = False, fresh: bool = False
-) -> tuple[list[Job], list[str]]:
-    """All readable jobs, oldest first; corrupt files become warnings.
+def read_job_file(layout: ShareLayout, fs: ShareFS, name: str) -> Job:
+    """``jobs/<name>`` (bounded, validated); FileNotFoundError, OSError or ValueError as it fails."""
+    return Job.from_json(read_json(layout.jobs_dir / name, fs, "job"))
+
+
+def list_jobs(layout: ShareLayout, fs: ShareFS, strict: bool = False) -> tuple[list[Job], list[str]]:
+    """All readable jobs, oldest first; corrupt files become warnings (a rendering agent reads
+    them through job_files.py instead, which skips unchanged files).
 
     ``strict``: an unreadable jobs folder raises OSError instead of reading as
     "no jobs" (an agent must not take an outage for an empty farm).
-    ``fresh``: a listing the network client's cache cannot answer (share/fresh_listing.py),
-    for a ``render()`` that must see a job submitted a moment ago.
     """
     jobs: list[Job] = []
     warnings: list[str] = []
     try:
-        names = listdir_fresh(fs, layout.jobs_dir) if fresh else fs.listdir(layout.jobs_dir)
+        names = fs.listdir(layout.jobs_dir)
     except OSError as exc:
         if strict:
             raise
@@ -193,7 +194,7 @@ def list_jobs(
         if is_junk(name) or not name.endswith(".json"):
             continue
         try:
-            jobs.append(Job.from_json(read_json(layout.jobs_dir / name, fs, "job")))
+            jobs.append(read_job_file(layout, fs, name))
         except FileNotFoundError:
             continue
         except (OSError, ValueError, TypeError) as exc:

@@ -31,8 +31,9 @@ from envy.protocol.status_seal import StatusSeal
 from envy.render.claims import Claim, FolderQueue, Identity, ItemName, ItemPattern
 from envy.render.dependencies import DependencyGate, DependencyState, read_state
 from envy.render.host import RenderHost
+from envy.render.job_files import JobFiles
 from envy.render.job_finish import JobFinish
-from envy.render.jobs import Job, list_jobs, select_active
+from envy.render.jobs import Job, select_active
 from envy.render.plans import PlanInput, Planners, PlanRefused
 from envy.render.profiles import RendererProfile, load_profiles
 from envy.render.reclaim import Reclaimer
@@ -103,6 +104,7 @@ class RenderLoop:
         self._workers: list[RenderWorker] = []
         self._queues: dict[str, FolderQueue] = {}
         self._jobs: list[Job] = []
+        self._job_files = JobFiles(host.layout, host.fs)  # under _lock, like _jobs
         self._jobs_read_at = -1e9
         self._jobs_fresh_due = False  # set by render(): its first listing of jobs/ is a fresh one
         self._profiles: Mapping[str, RendererProfile] = {}
@@ -229,7 +231,7 @@ class RenderLoop:
         with self._lock:
             if now - self._jobs_read_at >= self.host.config.poll_interval:
                 try:
-                    jobs, warnings = list_jobs(self.host.layout, self.host.fs, strict=True, fresh=self._jobs_fresh_due)
+                    jobs, warnings = self._job_files.read(fresh=self._jobs_fresh_due)
                 except OSError as exc:
                     # Keep the jobs we knew: an outage is not an empty farm.
                     self.jobs_readable = False
