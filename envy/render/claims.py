@@ -118,6 +118,11 @@ class FolderQueue:
         self._pos += 1
         return c[self._pos - 1]
 
+    def untried(self) -> int:
+        """How many names of the last listing this claimer has not tried yet (others may have taken them)."""
+        with self._lock:
+            return len(self._candidates) - self._pos
+
     def claim_next(self, avoid: Callable[[ItemName], bool] | None = None) -> Claim | None:
         """Claim one pending item, or None when there is none left to claim.
 
