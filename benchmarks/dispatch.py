@@ -1,6 +1,8 @@
 """Dispatch efficiency: 200 one-second frames over 8 worker slots (4 agents x 2 workers).
 
-Target (issue 3): makespan within 3 % of the ideal 25 s (200 frames x 1 s / 8 slots).
+Target (issue 14; issue 3 asked for 3 %): makespan within 0.5 % of the ideal 25 s
+(200 frames x 1 s / 8 slots), so at most 25.125 s: about 5 ms per frame for
+everything between one frame's end and the next one's start.
 
 Method. A frames job of 200 per-frame files on a local share, rendered by a
 stand-in renderer that takes one second per frame (a user profile running
@@ -39,7 +41,7 @@ from envy.config import Config
 AGENTS = 4
 WORKERS = 2
 FRAME_S = 1.0
-TOLERANCE = 0.03
+TOLERANCE = 0.005
 
 _RENDER_RE = re.compile(r"worker (\d+): rendering (\S+) of ")
 _DONE_RE = re.compile(r"worker (\d+): completed (\S+) of .* in ([\d.]+) s")
@@ -158,7 +160,7 @@ def one_run(run: int, frames: int) -> dict[str, Any]:
         makespan <= ideal * (1 + TOLERANCE) and not result["rendered_twice"] and result["done_files"] == frames
     )
     print(f"\nrun {run}: makespan {makespan:.3f} s (done-file ctimes: {result['makespan_by_done_ctime_s']:.3f} s), "
-          f"ideal {ideal:g} s, limit {ideal * (1 + TOLERANCE):.2f} s: {benchlib.verdict(result['pass'])} (load {load})")
+          f"ideal {ideal:g} s, limit {ideal * (1 + TOLERANCE):.3f} s: {benchlib.verdict(result['pass'])} (load {load})")
     print(
         f"  {makespan / ideal - 1:+.1%} over ideal; overhead per frame {result['overhead_per_frame_s'] * 1000:.0f} ms"
     )
@@ -194,7 +196,7 @@ def main() -> int:
     makespans = [r["makespan_s"] for r in runs]
     ok = all(r["pass"] for r in runs)
     cfg = Config()
-    print(f"\nmakespans {makespans} s; ideal {ideal:g} s, limit {ideal * (1 + TOLERANCE):.2f} s "
+    print(f"\nmakespans {makespans} s; ideal {ideal:g} s, limit {ideal * (1 + TOLERANCE):.3f} s "
           f"(every run must be within it): {benchlib.verdict(ok)}")
     path = benchlib.save_results("dispatch", {
         "settings": {"workers": WORKERS, "agents": AGENTS,
@@ -202,7 +204,7 @@ def main() -> int:
                      "poll_interval": cfg.poll_interval, "heartbeat": cfg.heartbeat, "other": "defaults"},
         "frames": frames, "frame_s": FRAME_S, "ideal_s": ideal, "limit_s": round(ideal * (1 + TOLERANCE), 3),
         "makespans_s": makespans, "worst_over_ideal": round(max(makespans) / ideal - 1, 4), "pass": ok,
-        "target": "makespan (first claim to last completion) <= 1.03 x ideal, in every run",
+        "target": f"makespan (first claim to last completion) <= {1 + TOLERANCE:g} x ideal, in every run",
         "runs": runs,
     })
     print(f"results: {path}")

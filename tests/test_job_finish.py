@@ -16,9 +16,8 @@ from envy.notify.settings import NotifySettings
 from envy.render.claims import FolderQueue, Identity, ItemPattern
 from envy.render.job_finish import JobFinish
 from envy.render.jobs import Job
-from envy.share.fs import REAL_FS, ShareFS
+from envy.share.fs import REAL_FS, PathLike, ShareFS
 from envy.share.layout import ShareLayout
-from envy.share.fs import PathLike
 
 
 class ListingsCountedFS(ShareFS):
