@@ -35,6 +35,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 import benchlib
 from envy.config import Config
 
@@ -55,6 +57,16 @@ def renderer_times(log: Path) -> tuple[float | None, float | None]:
         return None, None
     found = dict(re.findall(r"envy-bench-(start|end) (\d+\.\d+)", text))
     return (float(found["start"]) if "start" in found else None, float(found["end"]) if "end" in found else None)
+
+
+def agent_cpu(farm: benchlib.BenchFarm, hosts: list[str]) -> tuple[float, float]:
+    """CPU seconds so far of the agents themselves and of their reaped children (renderers, helpers)."""
+    own = children = 0.0
+    for h in hosts:
+        t = psutil.Process(farm.agents[h].pid).cpu_times()
+        own += t.user + t.system
+        children += t.children_user + t.children_system
+    return own, children
 
 
 def parse_slots(
@@ -135,6 +147,7 @@ def one_run(run: int, frames: int) -> dict[str, Any]:
         farm.wait_ready(hosts, timeout=120)
         time.sleep(3.0)  # let start-up CPU load pass
         load = benchlib.load_average()
+        cpu_before = agent_cpu(farm, hosts)
         ins = farm.send("* render()")
         ideal = frames * FRAME_S / (AGENTS * WORKERS)
 
@@ -142,6 +155,7 @@ def one_run(run: int, frames: int) -> dict[str, Any]:
             return sum(1 for p in folder.iterdir() if ".envy~done~" in p.name)
 
         benchlib.wait_for(lambda: done_count() >= frames, ideal * 3 + 60, "every frame to be done", 0.2)
+        cpu_after = agent_cpu(farm, hosts)
         done_ctimes = [p.stat().st_ctime for p in folder.iterdir() if ".envy~done~" in p.name]
         # The completion lines are logged right after the done renames.
         benchlib.wait_for(lambda: sum(len(_DONE_RE.findall(farm.log_path(h).read_text(errors="replace")))
@@ -153,6 +167,9 @@ def one_run(run: int, frames: int) -> dict[str, Any]:
         result["makespan_by_done_ctime_s"] = round(max(done_ctimes) - first_claim, 3)
         result["done_files"] = len(done_ctimes)
         result["load_average_before"] = load
+        # CPU, unlike time, hardly depends on what else runs on the machine: the cost per frame.
+        result["agent_cpu_per_frame_ms"] = round((cpu_after[0] - cpu_before[0]) * 1000 / frames, 2)
+        result["renderer_cpu_per_frame_ms"] = round((cpu_after[1] - cpu_before[1]) * 1000 / frames, 2)
         farm.stop_agents()
     makespan = result["makespan_s"]
     result["run"] = run
@@ -172,6 +189,8 @@ def one_run(run: int, frames: int) -> dict[str, Any]:
                 f"  {key:32s} mean {st['mean'] * 1000:7.1f} ms  p50 {st['p50'] * 1000:7.1f}  "
                 f"p100 {st['p100'] * 1000:7.1f}"
             )
+    print(f"  CPU per frame: agents {result['agent_cpu_per_frame_ms']:.1f} ms (their own threads), "
+          f"renderers and their start-up {result['renderer_cpu_per_frame_ms']:.1f} ms")
     print(f"  render() seen by agents after: {result['agents_saw_render_after_s']}")
     print(
         f"  frames per slot: {sorted(result['frames_per_slot'].values())}; rendered twice: {result['rendered_twice']}"
