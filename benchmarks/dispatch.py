@@ -1,6 +1,8 @@
 """Dispatch efficiency: 200 one-second frames over 8 worker slots (4 agents x 2 workers).
 
-Target (issue 3): makespan within 3 % of the ideal 25 s (200 frames x 1 s / 8 slots).
+Target (issue 14; issue 3 asked for 3 %): makespan within 0.5 % of the ideal 25 s
+(200 frames x 1 s / 8 slots), so at most 25.125 s: about 5 ms per frame for
+everything between one frame's end and the next one's start.
 
 Method. A frames job of 200 per-frame files on a local share, rendered by a
 stand-in renderer that takes one second per frame (a user profile running
@@ -33,13 +35,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 import benchlib
 from envy.config import Config
 
 AGENTS = 4
 WORKERS = 2
 FRAME_S = 1.0
-TOLERANCE = 0.03
+TOLERANCE = 0.005
 
 _RENDER_RE = re.compile(r"worker (\d+): rendering (\S+) of ")
 _DONE_RE = re.compile(r"worker (\d+): completed (\S+) of .* in ([\d.]+) s")
@@ -53,6 +57,16 @@ def renderer_times(log: Path) -> tuple[float | None, float | None]:
         return None, None
     found = dict(re.findall(r"envy-bench-(start|end) (\d+\.\d+)", text))
     return (float(found["start"]) if "start" in found else None, float(found["end"]) if "end" in found else None)
+
+
+def agent_cpu(farm: benchlib.BenchFarm, hosts: list[str]) -> tuple[float, float]:
+    """CPU seconds so far of the agents themselves and of their reaped children (renderers, helpers)."""
+    own = children = 0.0
+    for h in hosts:
+        t = psutil.Process(farm.agents[h].pid).cpu_times()
+        own += t.user + t.system
+        children += t.children_user + t.children_system
+    return own, children
 
 
 def parse_slots(
@@ -133,6 +147,7 @@ def one_run(run: int, frames: int) -> dict[str, Any]:
         farm.wait_ready(hosts, timeout=120)
         time.sleep(3.0)  # let start-up CPU load pass
         load = benchlib.load_average()
+        cpu_before = agent_cpu(farm, hosts)
         ins = farm.send("* render()")
         ideal = frames * FRAME_S / (AGENTS * WORKERS)
 
@@ -140,6 +155,7 @@ def one_run(run: int, frames: int) -> dict[str, Any]:
             return sum(1 for p in folder.iterdir() if ".envy~done~" in p.name)
 
         benchlib.wait_for(lambda: done_count() >= frames, ideal * 3 + 60, "every frame to be done", 0.2)
+        cpu_after = agent_cpu(farm, hosts)
         done_ctimes = [p.stat().st_ctime for p in folder.iterdir() if ".envy~done~" in p.name]
         # The completion lines are logged right after the done renames.
         benchlib.wait_for(lambda: sum(len(_DONE_RE.findall(farm.log_path(h).read_text(errors="replace")))
@@ -151,6 +167,9 @@ def one_run(run: int, frames: int) -> dict[str, Any]:
         result["makespan_by_done_ctime_s"] = round(max(done_ctimes) - first_claim, 3)
         result["done_files"] = len(done_ctimes)
         result["load_average_before"] = load
+        # CPU, unlike time, hardly depends on what else runs on the machine: the cost per frame.
+        result["agent_cpu_per_frame_ms"] = round((cpu_after[0] - cpu_before[0]) * 1000 / frames, 2)
+        result["renderer_cpu_per_frame_ms"] = round((cpu_after[1] - cpu_before[1]) * 1000 / frames, 2)
         farm.stop_agents()
     makespan = result["makespan_s"]
     result["run"] = run
@@ -158,7 +177,7 @@ def one_run(run: int, frames: int) -> dict[str, Any]:
         makespan <= ideal * (1 + TOLERANCE) and not result["rendered_twice"] and result["done_files"] == frames
     )
     print(f"\nrun {run}: makespan {makespan:.3f} s (done-file ctimes: {result['makespan_by_done_ctime_s']:.3f} s), "
-          f"ideal {ideal:g} s, limit {ideal * (1 + TOLERANCE):.2f} s: {benchlib.verdict(result['pass'])} (load {load})")
+          f"ideal {ideal:g} s, limit {ideal * (1 + TOLERANCE):.3f} s: {benchlib.verdict(result['pass'])} (load {load})")
     print(
         f"  {makespan / ideal - 1:+.1%} over ideal; overhead per frame {result['overhead_per_frame_s'] * 1000:.0f} ms"
     )
@@ -170,6 +189,8 @@ def one_run(run: int, frames: int) -> dict[str, Any]:
                 f"  {key:32s} mean {st['mean'] * 1000:7.1f} ms  p50 {st['p50'] * 1000:7.1f}  "
                 f"p100 {st['p100'] * 1000:7.1f}"
             )
+    print(f"  CPU per frame: agents {result['agent_cpu_per_frame_ms']:.1f} ms (their own threads), "
+          f"renderers and their start-up {result['renderer_cpu_per_frame_ms']:.1f} ms")
     print(f"  render() seen by agents after: {result['agents_saw_render_after_s']}")
     print(
         f"  frames per slot: {sorted(result['frames_per_slot'].values())}; rendered twice: {result['rendered_twice']}"
@@ -194,7 +215,7 @@ def main() -> int:
     makespans = [r["makespan_s"] for r in runs]
     ok = all(r["pass"] for r in runs)
     cfg = Config()
-    print(f"\nmakespans {makespans} s; ideal {ideal:g} s, limit {ideal * (1 + TOLERANCE):.2f} s "
+    print(f"\nmakespans {makespans} s; ideal {ideal:g} s, limit {ideal * (1 + TOLERANCE):.3f} s "
           f"(every run must be within it): {benchlib.verdict(ok)}")
     path = benchlib.save_results("dispatch", {
         "settings": {"workers": WORKERS, "agents": AGENTS,
@@ -202,7 +223,7 @@ def main() -> int:
                      "poll_interval": cfg.poll_interval, "heartbeat": cfg.heartbeat, "other": "defaults"},
         "frames": frames, "frame_s": FRAME_S, "ideal_s": ideal, "limit_s": round(ideal * (1 + TOLERANCE), 3),
         "makespans_s": makespans, "worst_over_ideal": round(max(makespans) / ideal - 1, 4), "pass": ok,
-        "target": "makespan (first claim to last completion) <= 1.03 x ideal, in every run",
+        "target": f"makespan (first claim to last completion) <= {1 + TOLERANCE:g} x ideal, in every run",
         "runs": runs,
     })
     print(f"results: {path}")

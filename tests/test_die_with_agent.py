@@ -89,8 +89,24 @@ def _povray_running(pid: int) -> bool:
     return False
 
 
+def _linux_modes() -> list[str]:
+    """The helper modes this machine can run: ``setpriv`` is the Linux default where util-linux has it."""
+    modes = ["exec", "watch"]
+    if sys.platform.startswith("linux"):
+        modes.insert(0, "setpriv")
+    return modes
+
+
+@pytest.fixture
+def setpriv_keeper() -> DieWithAgent:
+    if not sys.platform.startswith("linux"):
+        pytest.skip("setpriv is Linux's")
+    require_tool("setpriv")
+    return DieWithAgent("setpriv")
+
+
 @pytest.mark.povray
-@pytest.mark.parametrize("mode", ["exec", "watch"])
+@pytest.mark.parametrize("mode", _linux_modes())
 def test_kill_9_of_the_parent_mid_frame_leaves_no_renderer_within_2_s(tmp_path: Path, mode: str) -> None:
     argv = _povray_argv(tmp_path)
     agent, child_pid = _start_fake_agent(mode, argv, tmp_path / "scenes")
@@ -121,6 +137,45 @@ def test_watch_mode_passes_the_renderers_exit_code_on(tmp_path: Path) -> None:
     proc = subprocess.run(keeper.wrap([sys.executable, "-c", "import sys; print('hi'); sys.exit(3)"]),
                           capture_output=True, text=True, timeout=20)
     assert (proc.returncode, proc.stdout.strip()) == (3, "hi")
+
+
+def test_setpriv_is_the_linux_default_and_runs_the_renderer_in_place(setpriv_keeper: DieWithAgent) -> None:
+    """No extra process: setpriv and sh exec into the renderer, which keeps the exit code, output and signal."""
+    assert DieWithAgent().mode == "setpriv"
+    code = "import os,sys; print(os.getpid()); sys.exit(7)"
+    proc = subprocess.Popen(setpriv_keeper.wrap([sys.executable, "-c", code]), stdout=subprocess.PIPE, text=True)
+    out, _ = proc.communicate(timeout=20)
+    assert proc.returncode == 7
+    assert out.strip() == str(proc.pid)  # exec'd all the way down, not forked
+
+
+def test_setpriv_mode_asks_for_the_parent_death_signal(setpriv_keeper: DieWithAgent) -> None:
+    # /proc/<pid>/status has no pdeathsig line; the renderer reads its own with prctl(PR_GET_PDEATHSIG).
+    code = ("import ctypes,signal; v=ctypes.c_int(); ctypes.CDLL(None).prctl(2, ctypes.byref(v), 0, 0, 0); "
+            "print(v.value == signal.SIGKILL)")
+    proc = subprocess.run(setpriv_keeper.wrap([sys.executable, "-c", code]), capture_output=True, text=True, timeout=20)
+    assert proc.stdout.strip() == "True", proc.stderr
+
+
+def test_setpriv_mode_starts_nothing_when_the_parent_is_not_the_agent(setpriv_keeper: DieWithAgent,
+                                                                       tmp_path: Path) -> None:
+    """The race of fork and prctl, as in pdeath_start: a parent other than the agent means no render."""
+    marker = tmp_path / "started"
+    not_our_parent = os.getpid() + 1 if os.getpid() + 1 != os.getppid() else os.getpid() + 2
+    argv = setpriv_keeper.wrap_for(not_our_parent, [sys.executable, "-c", f"open({str(marker)!r}, 'w').close()"])
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=20)
+    assert proc.returncode == pdeath_start.EXIT_AGENT_GONE
+    assert not marker.exists()
+
+
+def test_setpriv_mode_passes_arguments_as_data(setpriv_keeper: DieWithAgent, tmp_path: Path) -> None:
+    """Arguments with spaces, quotes and shell syntax reach the renderer untouched (never a shell string)."""
+    tricky = ["a b", "'; touch x #", "$(id)", "*", "-n", ""]
+    proc = subprocess.run(setpriv_keeper.wrap([sys.executable, "-c", "import sys,json; print(json.dumps(sys.argv[1:]))",
+                                               *tricky]), capture_output=True, text=True, timeout=20, cwd=tmp_path)
+    import json
+
+    assert json.loads(proc.stdout) == tricky and not (tmp_path / "x").exists()
 
 
 @pytest.mark.parametrize("mode", ["exec", "watch"])

@@ -349,3 +349,23 @@ def test_close_stops_the_monitor(state_dir: Path) -> None:
     assert not monitor.is_alive()
     with pytest.raises(RuntimeError):
         handler.start("late", SLEEPER, state_dir / "late.log")
+
+
+def test_the_monitors_cheap_look_finds_the_same_tree_as_the_full_walk(tmp_path: Path) -> None:
+    """watched_tree (Linux: /proc children files) against collect_tree (psutil's walk of every process):
+    children, a grandchild, and one orphaned into the child's process group."""
+    from envy.platform.processes import collect_tree, watched_tree
+
+    ready = tmp_path / "ready"
+    script = (f"sleep 60 & (sleep 60; true) & (sh -c 'sleep 60 & exit 0') ; touch {ready}; wait")
+    proc = subprocess.Popen(["/bin/bash", "-c", script], start_new_session=True)
+    try:
+        wait_for(ready.exists, 20, "the tree to be started")
+        created = psutil.Process(proc.pid).create_time()
+        full = {p.pid for p in collect_tree(proc.pid, create_time=created)}
+        assert len(full) >= 4  # bash, two sleeps and the subshell's sleep, plus the orphan in the group
+        assert {p.pid for p in watched_tree(proc.pid, create_time=created)} == full
+        assert watched_tree(proc.pid, create_time=created + 100) == []  # a reused pid is a stranger's
+    finally:
+        kill_tree(proc.pid)
+        proc.wait(timeout=10)

@@ -19,7 +19,7 @@ from pathlib import Path
 import psutil
 
 from envy.agent.child_log import ChildLog
-from envy.platform.processes import collect_tree, has_exited, is_alive, kill_procs
+from envy.platform.processes import collect_tree, has_exited, is_alive, kill_procs, watched_tree
 
 log = logging.getLogger(__name__)
 
@@ -251,7 +251,7 @@ class Child:
         self._log.flush_if_stale()
         if self._stop_requested or not self._root_running():
             return
-        tree = collect_tree(self.pid, create_time=self.create_time)
+        tree = watched_tree(self.pid, create_time=self.create_time)  # twice a second: the cheap look
         with self._seen_lock:
             self._seen = {pid: p for pid, p in self._seen.items() if is_alive(p)}
             self._seen.update((p.pid, p) for p in tree if p.pid != self.pid)

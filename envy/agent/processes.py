@@ -40,7 +40,7 @@ from envy.platform.processes import (
 __all__ = ["Child", "ChildResult", "ProcessHandler"]
 from envy.agent.child_log import ChildLog
 from envy.share.atomic import atomic_write_json, read_json
-from envy.share.fs import REAL_FS
+from envy.share.fs import REAL_FS, PathLike, ShareFS
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,27 @@ RECORD_NAME = "children.json"
 _RECORD_VERSION = 1
 _MONITOR_INTERVAL_S = 0.5
 _KILL_TIMEOUT_S = 5.0
+
+
+class _UnsyncedLocalFS(ShareFS):
+    """The real filesystem, but files are written without fsync: for the local children record only.
+
+    The record is for the next agent run after a crash of the agent, and the page cache outlives
+    the process; after a crash of the machine no child is left to kill. It is rewritten as each
+    render starts and ends, and two fsyncs per frame were milliseconds on a busy disk.
+    """
+
+    def write_new(self, path: PathLike, data: bytes) -> None:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o664)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+        finally:
+            os.close(fd)
+
+
+_RECORD_FS = _UnsyncedLocalFS()
 
 
 class ProcessHandler:
@@ -253,7 +274,7 @@ class ProcessHandler:
         ]
         record = {"version": _RECORD_VERSION, "children": entries + self._previous}
         try:
-            atomic_write_json(self._record_path, record, fs=REAL_FS)
+            atomic_write_json(self._record_path, record, fs=_RECORD_FS)
         except OSError as exc:
             log.warning("cannot record children in %s: %s", self._record_path, exc)
 

@@ -3,11 +3,16 @@
 A clean stop kills the render trees itself (``envy.platform.processes``);
 this covers the agent dying without running any code. Each OS has its own way:
 
-- **Linux**: the renderer is started through ``pdeath_start.py exec``, which
-  asks the kernel for SIGKILL on the agent's death (``PR_SET_PDEATHSIG``) and
-  then execs the renderer: no extra process. The signal reaches the renderer
-  itself; processes the renderer started in turn are left to the orphan sweep
-  at the next agent start (they stay in the render's process group).
+- **Linux**: the renderer is started through util-linux's ``setpriv
+  --pdeathsig KILL``, which asks the kernel for SIGKILL on the agent's death
+  (``PR_SET_PDEATHSIG``) and execs ``/bin/sh``, which checks that its parent
+  is still the agent (it may have died between fork and prctl) and execs the
+  renderer: no extra process, and about a millisecond of start-up where a
+  Python helper took 15 to 30 ms of CPU per frame (benchmarks/dispatch.py).
+  Without a ``setpriv`` that knows ``--pdeathsig`` (util-linux before 2.33),
+  ``pdeath_start.py exec`` does the same in Python. The signal reaches the
+  renderer itself; processes the renderer started in turn are left to the
+  orphan sweep at the next agent start (they stay in the render's process group).
 - **Windows**: every render is assigned to one Job Object that the agent
   holds open, created with ``JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE``. When the
   agent dies, Windows closes its handles, and closing the last handle of the
@@ -39,11 +44,33 @@ log = logging.getLogger(__name__)
 START_HELPER = Path(__file__).with_name("pdeath_start.py")
 
 
+# setpriv execs this with the agent's pid as $0 and the renderer's argv as "$@". dash and bash
+# set $PPID from getppid() as they start, which is after setpriv's prctl: a parent other than the
+# agent means it died before the signal was asked for, so nothing may start (pdeath_start's exit code).
+_PARENT_CHECK = '[ "$PPID" = "$0" ] || exit 125; exec "$@"'
+
+
 def helper_mode() -> str | None:
-    """``exec`` (Linux), ``watch`` (other POSIX), or None (Windows: a Job Object instead)."""
+    """``setpriv`` or ``exec`` (Linux), ``watch`` (other POSIX), or None (Windows: a Job Object instead)."""
     if sys.platform == "win32":
         return None
-    return "exec" if sys.platform.startswith("linux") else "watch"
+    if not sys.platform.startswith("linux"):
+        return "watch"
+    return "setpriv" if _setpriv_with_pdeathsig() is not None else "exec"
+
+
+def _setpriv_with_pdeathsig() -> tuple[str, str] | None:
+    """The paths of a ``setpriv`` that knows ``--pdeathsig`` (util-linux 2.33 and later) and of ``sh``, or None."""
+    import shutil
+
+    setpriv, sh = shutil.which("setpriv"), shutil.which("sh")
+    if setpriv is None or sh is None:
+        return None
+    try:
+        usage = subprocess.run([setpriv, "--help"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return (setpriv, sh) if "--pdeathsig" in usage else None
 
 
 class DieWithAgent:
@@ -62,7 +89,14 @@ class DieWithAgent:
     """
 
     def __init__(self, mode: str | None = "auto") -> None:
-        self._mode = helper_mode() if mode == "auto" else mode
+        # setpriv and sh, looked up once (the parent-death signal's fast start on Linux)
+        linux = sys.platform.startswith("linux")
+        self._setpriv = _setpriv_with_pdeathsig() if mode == "setpriv" or (mode == "auto" and linux) else None
+        if mode == "auto":
+            mode = "setpriv" if self._setpriv is not None else "exec" if linux else helper_mode()
+        elif mode == "setpriv" and self._setpriv is None:
+            raise ValueError("no setpriv with --pdeathsig (util-linux 2.33 or later) on this machine")
+        self._mode = mode
         self._job: object | None = None
         self._requests: queue.SimpleQueue[tuple[Callable[[], subprocess.Popen[bytes]], Future[Any]] | None] = \
             queue.SimpleQueue()
@@ -82,11 +116,18 @@ class DieWithAgent:
 
     def wrap(self, argv: Sequence[str]) -> list[str]:
         """The command line that starts ``argv`` tied to this process's life."""
+        return self.wrap_for(os.getpid(), argv)
+
+    def wrap_for(self, agent_pid: int, argv: Sequence[str]) -> list[str]:
+        """The command line that starts ``argv`` tied to the life of ``agent_pid`` (its parent-to-be)."""
         args = [os.fspath(a) for a in argv]
         if self._mode is None:
             return args
+        if self._mode == "setpriv" and self._setpriv is not None:
+            setpriv, sh = self._setpriv
+            return [setpriv, "--pdeathsig", "KILL", "--", sh, "-c", _PARENT_CHECK, str(agent_pid), *args]
         # -I: ignore PYTHON* variables and the user's site; -S: no site import (fast start).
-        return [sys.executable, "-I", "-S", str(START_HELPER), self._mode, str(os.getpid()), "--", *args]
+        return [sys.executable, "-I", "-S", str(START_HELPER), self._mode, str(agent_pid), "--", *args]
 
     def adopt(self, pid: int) -> None:
         """Windows: put the started child into the kill-on-close job. Elsewhere nothing to do."""
@@ -106,7 +147,7 @@ class DieWithAgent:
         if self._mode is not None:
             argv = [_resolve_program(os.fspath(argv[0]), kwargs.get("cwd"), kwargs.get("env")), *argv[1:]]
         args = self.wrap(argv)
-        if self._mode == "exec":
+        if self._mode in ("exec", "setpriv"):  # the parent-death signal is tied to the forking thread
             done: Future[subprocess.Popen[bytes]] = Future()
             self._requests.put((lambda: subprocess.Popen(args, **kwargs), done))
             self._ensure_launcher()

@@ -118,6 +118,11 @@ class FolderQueue:
         self._pos += 1
         return c[self._pos - 1]
 
+    def untried(self) -> int:
+        """How many names of the last listing this claimer has not tried yet (others may have taken them)."""
+        with self._lock:
+            return len(self._candidates) - self._pos
+
     def claim_next(self, avoid: Callable[[ItemName], bool] | None = None) -> Claim | None:
         """Claim one pending item, or None when there is none left to claim.
 
@@ -216,9 +221,12 @@ class FolderQueue:
         """Mark the item completed; False if it was taken over or the share could not be reached."""
         return self.finish(claim) == DONE
 
-    def finish(self, claim: Claim) -> str:
-        """Mark the item completed: ``done``, ``lost`` (taken over meanwhile) or ``unknown`` (try again later)."""
-        state = self.ownership(claim)
+    def finish(self, claim: Claim, owned: bool = False) -> str:
+        """Mark the item completed: ``done``, ``lost`` (taken over meanwhile) or ``unknown`` (try again later).
+
+        ``owned``: the caller saw the claim still ours a moment ago (§1.4) and did nothing since,
+        so it is not asked again; the rename of our own claim name decides either way."""
+        state = MINE if owned else self.ownership(claim)
         if state != MINE:
             if state == LOST:
                 self._let_go(claim)

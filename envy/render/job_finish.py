@@ -1,7 +1,12 @@
 """Whether a job just finished, decided by the agent that finished one of its items (issue 11 §6).
 
 After a worker marks an item done (or failed for good) it asks here: one
-listing of the job's items. Nothing pending or running: the job is
+listing of the job's items, but only once this agent has nothing more of the
+job to claim. While its own cached listing (claims.py) still holds names to
+try, the job has work left as far as this agent can tell, and listing the
+whole folder after every frame would cost a share request per frame that
+grows with the folder (ENGINEERING §1.13); the job is noted instead and
+listed when a claim finds nothing pending in it. Nothing pending or running: the job is
 ``complete`` (or ``complete with failures``), and the agent tries to create
 the job's event marker (envy/notify/events.py); only the one whose create
 wins hands the event to the outbox, so each finish is told exactly once.
@@ -44,9 +49,31 @@ class JobFinish:
         self._lock = threading.Lock()
         self._running_elsewhere: dict[str, Job] = {}
         self._checked_at = 0.0
+        # Jobs with an item finished here while this agent still had names of theirs to claim:
+        # listed when a claim finds none left (nothing_to_claim) or at an idle worker's recheck.
+        self._due: dict[str, Job] = {}
 
-    def item_finished(self, job: Job) -> None:
-        """This agent just marked an item of ``job`` done or failed for good."""
+    def item_finished(self, job: Job, more_to_claim: bool = False) -> None:
+        """This agent just marked an item of ``job`` done or failed for good.
+
+        ``more_to_claim``: this agent still has untried names of the job, so its listing waits
+        until a claim finds none (``nothing_to_claim``)."""
+        if more_to_claim:
+            with self._lock:
+                self._due[job.id] = job
+            return
+        with self._lock:
+            self._due.pop(job.id, None)
+        self._settle(job)
+
+    def nothing_to_claim(self, job: Job) -> None:
+        """A claim found nothing pending in ``job``: the moment to look whether it finished, if an item did here."""
+        with self._lock:
+            due = self._due.pop(job.id, None)
+        if due is not None:
+            self._settle(due)
+
+    def _settle(self, job: Job) -> None:
         settled = self._check(job)
         with self._lock:
             if settled:
@@ -55,7 +82,12 @@ class JobFinish:
                 self._running_elsewhere[job.id] = job
 
     def recheck(self) -> None:
-        """An idle worker's look at jobs whose last items were running elsewhere (at most every RECHECK_S)."""
+        """An idle worker's look at jobs whose last items were running elsewhere (at most every RECHECK_S),
+        and at once at jobs still due a look (no longer among this agent's targets, say)."""
+        with self._lock:
+            due, self._due = list(self._due.values()), {}
+        for job in due:
+            self._settle(job)
         with self._lock:
             now = time.monotonic()
             if not self._running_elsewhere or now - self._checked_at < RECHECK_S:

@@ -186,8 +186,10 @@ class RenderLoop:
         self.finishes.outbox.stop()
 
     def item_finished(self, job: Job) -> None:
-        """A worker marked an item of ``job`` done or failed for good: did the job just finish?"""
-        self.finishes.item_finished(job)
+        """A worker marked an item of ``job`` done or failed for good: did the job just finish?
+
+        Asked by a listing only once this agent has no untried names of the job (job_finish.py)."""
+        self.finishes.item_finished(job, more_to_claim=self.queue_for(job).untried() > 0)
 
     def _remember(self, rendering: bool) -> None:
         """Keep render mode across restart() and crashes (a local file, not the share)."""
@@ -305,6 +307,7 @@ class RenderLoop:
                 continue
             if claim is not None:
                 return job, claim
+            self.finishes.nothing_to_claim(job)  # its folder was just listed: nothing pending
         self._waiting = tuple(waiting)  # replaced whole: the heartbeat reads it without the lock
         self.finishes.recheck()
         return None

@@ -167,8 +167,9 @@ class RenderWorker(threading.Thread):
             )
             return
         # Judge the render only where its output can be seen: a share that is away makes
-        # every output look "missing", and a good frame would be failed for good.
-        for _ in self._while_share_away(f"checking the output of {claim.item.original}"):
+        # every output look "missing", and a good frame would be failed for good. (A plan
+        # without outputs is judged by the exit alone: no look at the share.)
+        for _ in self._while_share_away(f"checking the output of {claim.item.original}") if plan.outputs else ():
             if host.layout.is_mounted(host.fs):
                 break
         reason = failure_reason(plan, result, parser, host.fs)
@@ -216,10 +217,12 @@ class RenderWorker(threading.Thread):
                 return
             if state == MINE:
                 try:
+                    moved = False
                     if not published:
-                        self._publish(job, claim, plan)
+                        moved = self._publish(job, claim, plan)
                         published = True
-                    state = queue.finish(claim)
+                    # Ownership was seen just above; it is asked again only if moving the images took time.
+                    state = queue.finish(claim, owned=not moved)
                 except PathRefused as exc:
                     self._cleanup(plan)
                     self._refuse(job, claim, str(exc), log_path)
@@ -248,15 +251,20 @@ class RenderWorker(threading.Thread):
         log.warning("worker %d: quitting with %s rendered but not marked done (share unreachable)",
                     self.index, claim.item.original)
 
-    def _publish(self, job: Job, claim: Claim, plan: WorkPlan) -> None:
+    def _publish(self, job: Job, claim: Claim, plan: WorkPlan) -> bool:
         """Move each temp image into place, confined again now: a link may have been planted on the
-        way while it rendered (envy/render/publish.py); PathRefused when it cannot be done safely."""
+        way while it rendered (envy/render/publish.py); PathRefused when it cannot be done safely.
+        True when there was an image to move (the frame's output record is read only then)."""
         fs = self.loop.host.fs
+        temps = [out for out in plan.outputs if out.temp is not None and fs.exists(out.temp)]
+        if not temps:
+            return False
         inp = self.loop.plan_input(job, claim)
         ours = recorded_files(self.loop.host.layout, job.id, claim.item.base, fs, inp.local_path)
-        for out in plan.outputs:
-            if out.temp is not None and fs.exists(out.temp):
-                publish_output(out.temp, out.final, inp.confinement(), ours, fs)
+        for out in temps:
+            assert out.temp is not None
+            publish_output(out.temp, out.final, inp.confinement(), ours, fs)
+        return True
 
     def _thumbnail(self, job: Job, claim: Claim, plan: WorkPlan, written: list[Path | None]) -> None:
         """A small preview of the frame for the web monitor, made here where the image is (issue 12 §4).
