@@ -18,18 +18,20 @@ from pathlib import Path
 import pytest
 
 from conftest import require_tool
-from envy.app.build import BuildTargets, build_pex, wheels_in
+from envy.app.build import PLATFORMS, BuildTargets, build_pex, wheels_in
 from envy.app.launcher import install_launcher
 from envy.app.layout import AppLayout
 from envy.app.protocol import write_share_protocol
 from envy.app.publish import publish, read_current, rollback
 from envy.render.claims import ItemPattern, sort_listing
+from envy.render.thumbnails import THUMB_SIZE
 from envy.share.fs import ShareFS
 from farm import FAST, Farm, wait_for
 from render_helpers import pov_frames, submit_folder
 
 REPO = Path(__file__).resolve().parents[1]
 HERE = f"{sys.version_info.major}{sys.version_info.minor}"
+LINUX_X86_64 = "manylinux_2_28_x86_64"
 # Minutes for the first build (`-m "not app"` leaves them out); one worker builds and runs them all.
 pytestmark = [pytest.mark.app, pytest.mark.xdist_group("app")]
 
@@ -51,7 +53,7 @@ def builds(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]
     # a longer list (test_the_default_build_targets_every_python_hython_uses).
     first = build_pex(out / "b1.pyz", "0.1.0.b1", _wheel_cache(), BuildTargets(pythons=(HERE,)))
     second = build_pex(
-        out / "b2.pyz", "0.1.0.b2", _wheel_cache(), BuildTargets(pythons=(HERE,), platforms=("manylinux2014_x86_64",))
+        out / "b2.pyz", "0.1.0.b2", _wheel_cache(), BuildTargets(pythons=(HERE,), platforms=(LINUX_X86_64,))
     )
     yield {"0.1.0.b1": first, "0.1.0.b2": second}
 
@@ -60,8 +62,8 @@ def builds(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]
 def pex_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The per-user cache a PEX unpacks its wheels into, kept between runs as on a lab machine.
 
-    The first agent of the session starts cold (the version-move test); the later
-    ones reuse the unpacked wheels instead of spending half a minute each on them."""
+    The first run of the session starts cold (the import test); the agents after it
+    reuse the unpacked wheels instead of spending half a minute each on them."""
     return tmp_path_factory.mktemp("pex-root")
 
 
@@ -94,38 +96,77 @@ def _start_from_share(farm: Farm, host: str, env: dict[str, str]) -> subprocess.
     return proc
 
 
+# Which words a wheel's platform tag holds for each target: its OS, and one of the CPUs it runs
+# on (universal2 is both Mac CPUs in one wheel).
+OS_CPU = {
+    "win_amd64": ("win", ("amd64",)),
+    "macosx_13_0_x86_64": ("macosx", ("x86_64", "universal2")),
+    "macosx_14_0_arm64": ("macosx", ("arm64", "universal2")),
+    "manylinux_2_28_x86_64": ("linux", ("x86_64",)),
+    "manylinux_2_28_aarch64": ("linux", ("aarch64",)),
+}
+BINARY = ("psutil", "pyyaml", "watchdog", "pillow", "numpy", "openexr", "google_re2")
+
+
+def _binary_wheels(wheels: list[str], project: str, python: str, platform: str) -> list[str]:
+    """The binary wheels of ``project`` for CPython ``python`` ("cp311": its ABI, abi3, or none) on ``platform``."""
+    os_word, cpus = OS_CPU[platform]
+    found = []
+    for wheel in wheels:
+        name, _version, *_build, interpreter, abi, plat = wheel.removesuffix(".whl").split("-")
+        if name.lower() != project or plat == "any" or os_word not in plat or not any(c in plat for c in cpus):
+            continue
+        if abi in (python, "abi3", "none") and (interpreter == python or interpreter.startswith(("py3", "cp3"))):
+            found.append(wheel)
+    return found
+
+
 def test_the_copy_holds_binary_wheels_for_windows_macos_and_linux(builds: dict[str, Path]) -> None:
     wheels = wheels_in(builds["0.1.0.b1"])
-    psutil = [w for w in wheels if w.startswith("psutil-")]
-    for tag in (
-        "win_amd64",
-        "macosx_10_9_x86_64",
-        "macosx_11_0_arm64",
-        "manylinux_2_12_x86_64",
-        "manylinux2014_aarch64",
-    ):
-        assert any(tag in w for w in psutil), f"no psutil wheel for {tag}: {psutil}"
-    for py in (f"cp{HERE}",):
-        for tag in (
-            "win_amd64",
-            "macosx_10_15_x86_64",
-            "macosx_11_0_arm64",
-            "manylinux2014_x86_64",
-            "manylinux2014_aarch64",
-        ):
-            assert any(w.startswith("pyyaml-") and f"{py}-{py}" in w and tag in w for w in wheels), (py, tag)
-    assert any(w.startswith("watchdog-") and "win_amd64" in w for w in wheels)
+    py = f"cp{HERE}"
+    assert set(OS_CPU) == set(PLATFORMS)
+    for plat in PLATFORMS:
+        for project in BINARY:
+            assert _binary_wheels(wheels, project, py, plat), f"no {project} wheel for {plat} {py} in {wheels}"
+    # The thumbnail libraries and RE2 are built for this very Python's ABI on Windows x64 and macOS.
+    for project in ("pillow", "numpy", "openexr", "google_re2"):
+        for plat in ("win_amd64", "macosx_13_0_x86_64", "macosx_14_0_arm64"):
+            assert any(f"-{py}-{py}-" in w for w in _binary_wheels(wheels, project, py, plat)), (project, plat)
     assert any(w.startswith("prompt_toolkit-") for w in wheels)
+    assert any(w.startswith("starlette-") for w in wheels) and any(w.startswith("uvicorn-") for w in wheels)
     # The policy's time zone on Windows: zoneinfo's data and the Windows zone-name table.
     assert any(w.startswith("tzdata-") for w in wheels) and any(w.startswith("tzlocal-") for w in wheels)
 
 
+def test_every_runtime_dependency_imports_from_the_copy_with_python_isolated(
+    tmp_path: Path, builds: dict[str, Path], pex_root: Path
+) -> None:
+    """RE2 for share regexes, the thumbnail libraries, and what `envy-io web` serves with."""
+    code = (
+        "import PIL.Image, numpy, OpenEXR, re2, starlette, uvicorn, psutil, watchdog, yaml, prompt_toolkit\n"
+        "from envy.protocol.safe_regex import compile_safe\n"
+        "import envy_io.web.server\n"
+        "assert compile_safe('lab[12]-0[1-3]').fullmatch('LAB1-02')\n"
+        "print('imports ok', PIL.Image.__name__, re2.__name__)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    env.update(PEX_ROOT=str(pex_root), PEX_INTERPRETER="1")
+    out = subprocess.run(
+        [sys.executable, "-I", str(builds["0.1.0.b1"]), "-c", code],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "imports ok" in out.stdout
+    assert str(REPO) not in out.stdout + out.stderr
+
+
 def test_the_default_build_targets_every_python_hython_uses() -> None:
-    targets = BuildTargets().pex_platforms()
+    pairs = BuildTargets().pairs()
     for py in ("310", "311", "312", "313"):  # Houdini 20 is 3.10/3.11, 20.5 and 21 are 3.11
-        for plat in ("win_amd64", "macosx_11_0_x86_64", "macosx_11_0_arm64", "manylinux2014_x86_64",
-                     "manylinux2014_aarch64"):
-            assert f"{plat}-cp-{py}-cp{py}" in targets
+        for plat in ("win_amd64", "macosx_13_0_x86_64", "macosx_14_0_arm64", "manylinux_2_28_x86_64",
+                     "manylinux_2_28_aarch64"):
+            assert (py, plat) in pairs
+    assert len(BuildTargets().complete_platforms()) == len(pairs) == 20
 
 
 def test_publish_is_atomic_and_rollback_is_one_call(tmp_path: Path, builds: dict[str, Path]) -> None:
@@ -161,6 +202,10 @@ def test_agent_from_the_share_copy_renders_then_moves_to_a_new_version_when_idle
         pattern = ItemPattern([".pov"])
         wait_for(lambda: len(sort_listing([p.name for p in frames.iterdir()], pattern).done) == 4, 120, "4 frames done")
         wait_for(lambda: _no_frame_in_hand(farm, "lab9-01"), 30, "agent with no frame in hand after the job")
+        # The agent made each frame's preview with the copy's Pillow (no placeholder: that needs Pillow too).
+        thumbs = wait_for(lambda: _thumbs(farm, 4), 60, "the agent's previews of the 4 frames")
+        _assert_preview_of_the_frame(thumbs[0], frames / "shot010.0001.png")
+        assert "no preview for" not in farm.log("lab9-01") and "cannot write the preview" not in farm.log("lab9-01")
         publish(farm.share, builds["0.1.0.b2"], "0.1.0.b2", fs)
         second = wait_for(lambda: _status(farm, "lab9-01", version="0.1.0.b2"), 120, "agent moved to b2")
         assert second["pid"] != first["pid"] and proc.poll() is None  # same launcher, new agent process
@@ -230,6 +275,26 @@ def test_launcher_runs_the_current_version_with_python_isolated(
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "envy 0.1.0.b1"
+
+
+def _thumbs(farm: Farm, count: int) -> list[Path] | None:
+    found = sorted(farm.layout.jobs_dir.glob("*/thumbs/*.jpg"))
+    return found if len(found) >= count else None
+
+
+def _assert_preview_of_the_frame(thumb: Path, frame: Path) -> None:
+    """A scaled-down colour picture of ``frame``, not the grey "no preview" tile."""
+    from PIL import Image, ImageChops, ImageStat
+
+    with Image.open(thumb) as preview, Image.open(frame) as image:
+        assert preview.format == "JPEG" and max(preview.size) == THUMB_SIZE
+        assert abs(preview.width / preview.height - image.width / image.height) < 0.02
+        rgb = preview.convert("RGB")
+        expected = image.convert("RGB").resize(rgb.size)
+        colour = max(max(px) - min(px) for px in rgb.getdata())
+        assert colour > 40, "the preview is grey: a placeholder, not the frame"
+        difference = ImageStat.Stat(ImageChops.difference(rgb, expected)).mean
+        assert max(difference) < 12, difference
 
 
 def _no_frame_in_hand(farm: Farm, host: str) -> bool:
