@@ -213,7 +213,8 @@ def test_agent_from_the_share_copy_renders_then_moves_to_a_new_version_when_idle
         submit_folder(farm.share, more)
         farm.send("lab9 * render()")
         wait_for(lambda: len(sort_listing([p.name for p in more.iterdir()], pattern).done) == 2, 120, "2 more frames")
-        log = farm.log("lab9-01")
+        # The frame is marked done before its "completed" line is logged: wait for the lines too.
+        log = wait_for(lambda: (t := farm.log("lab9-01")).count(" of shot2 in ") >= 2 and t, 30, "the 2 frames logged")
         for i in range(1, 5):  # every frame of the first job exactly once, across both versions
             assert log.count(f"completed shot010.{i:04d} of shot in ") == 1, i
         for i in range(1, 3):  # and the job after the move, by the new version
