@@ -54,8 +54,9 @@ def compile_builtin(source: str) -> SafePattern:
 
     RE2 when it is installed; otherwise Python's ``re``, which is safe here because the
     pattern is ours and the text it meets is a host name (at most 255 characters). An
-    agent run from the share copy (envy/app/build.py) has no RE2 on some platforms:
-    it still names hosts, and only refuses ``re:`` selectors and custom host patterns.
+    install without the google-re2 wheel (pip on a platform with none; the share copy
+    carries it for every target, envy/app/build.py) still names hosts, and only refuses
+    ``re:`` selectors and custom host patterns.
     """
     if _re2 is not None:
         return compile_safe(source)
