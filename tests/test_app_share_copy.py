@@ -276,6 +276,12 @@ def test_launcher_runs_the_current_version_with_python_isolated(
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "envy 0.1.0.b1"
+    shell = subprocess.run(  # Envy IO from the same copy: what a student uses on a lab machine
+        [sys.executable, "-I", str(AppLayout(farm.share).launcher), "io", "--share", str(farm.share), "status"],
+        env=_isolated_env(farm, pex_root), cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert shell.returncode == 0, shell.stderr
+    assert "no agents have reported yet" in shell.stdout
 
 
 def _thumbs(farm: Farm, count: int) -> list[Path] | None:

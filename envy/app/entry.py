@@ -1,5 +1,8 @@
 """The share copy's entry point: ``envy`` as usual, except an agent too old for the share refuses.
 
+``io ...`` runs Envy IO instead (``python Z:/envy/app/envy.pyz io`` opens the
+shell): a student on a lab machine submits and watches from the same copy.
+
 An agent whose build does not speak the share's protocol (app/protocol.json)
 writes one status file saying why (state ``too-old``), logs the same line, and
 then does nothing but keep that status fresh and wait for a newer version to
@@ -31,6 +34,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from envy.cli import main as envy_main
 
     args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list[:1] == ["io"]:
+        from envy_io.cli import main as io_main
+
+        return io_main(args_list[1:])
     if args_list[:1] == ["agent"]:
         args = build_parser().parse_args(args_list)
         from envy.share.fs import (
