@@ -56,6 +56,7 @@ REQUIREMENTS = (
     "tzdata",
     "tzlocal>=4",
 )
+PEX_PIP = "25.3"  # the pip pex resolves with (--pip-version); a wheel of it goes into the cache folder
 PACKAGES = ("envy", "envy_io", "user_template")
 
 
@@ -148,9 +149,28 @@ def default_wheel_cache() -> Path:
     return Path(base) if base else Path.home() / ".cache" / "envy" / "wheels"
 
 
+def pex_pip_requirements() -> list[str]:
+    """pip ``PEX_PIP`` and the setuptools and wheel pex pairs with it (pex's own table, so a new
+    pex release brings its own pins); the pip alone where pex keeps no such table."""
+    try:
+        from pex.pip.version import PipVersion
+
+        return [str(r) for r in PipVersion.for_value(PEX_PIP).requirements]
+    except (ImportError, AttributeError, ValueError):
+        return [f"pip=={PEX_PIP}"]
+
+
 def download_wheels(cache: Path, targets: BuildTargets, retries: int = 3) -> None:
     """Fill ``cache`` with binary wheels for every target (pip skips what it already has)."""
     cache.mkdir(parents=True, exist_ok=True)
+    # The pip that pex resolves with, and what pex installs beside it: with --no-pypi, pex looks
+    # for them in the cache folder too, and a machine whose pex cache is empty (a clean CI
+    # machine, a new admin) has them nowhere else.
+    pip_argv = [sys.executable, "-m", "pip", "download", "-q", "--only-binary=:all:", "-d", str(cache),
+                *pex_pip_requirements()]
+    if subprocess.run([*pip_argv, "--no-index", "-f", str(cache)], capture_output=True, check=False,
+                      stdin=subprocess.DEVNULL).returncode != 0:
+        _run(pip_argv, f"download pip {PEX_PIP} for pex", retries)
     for py, plat in targets.pairs():
         argv = [sys.executable, "-m", "pip", "download", "-q", "--only-binary=:all:"]
         for tag in wheel_platforms(plat):
@@ -200,7 +220,7 @@ def build_pex(
             str(wheel_cache),
             "--no-build",
             "--pip-version",
-            "25.3",
+            PEX_PIP,
             "-e",
             "envy.app.entry:main",
             "-o",
