@@ -153,7 +153,7 @@ def pex_pip_requirements() -> list[str]:
     """pip ``PEX_PIP`` and the setuptools and wheel pex pairs with it (pex's own table, so a new
     pex release brings its own pins); the pip alone where pex keeps no such table."""
     try:
-        from pex.pip.version import PipVersion
+        from pex.pip.version import PipVersion  # type: ignore[import-untyped]  # pex ships no type information
 
         return [str(r) for r in PipVersion.for_value(PEX_PIP).requirements]
     except (ImportError, AttributeError, ValueError):
