@@ -166,22 +166,23 @@ def download_wheels(cache: Path, targets: BuildTargets, retries: int = 3) -> Non
     # The pip that pex resolves with, and what pex installs beside it: with --no-pypi, pex looks
     # for them in the cache folder too, and a machine whose pex cache is empty (a clean CI
     # machine, a new admin) has them nowhere else.
-    pip_argv = [sys.executable, "-m", "pip", "download", "-q", "--only-binary=:all:", "-d", str(cache),
-                *pex_pip_requirements()]
-    if subprocess.run([*pip_argv, "--no-index", "-f", str(cache)], capture_output=True, check=False,
-                      stdin=subprocess.DEVNULL).returncode != 0:
-        _run(pip_argv, f"download pip {PEX_PIP} for pex", retries)
+    _download(cache, pex_pip_requirements(), [], f"download pip {PEX_PIP} for pex", retries)
     for py, plat in targets.pairs():
-        argv = [sys.executable, "-m", "pip", "download", "-q", "--only-binary=:all:"]
-        for tag in wheel_platforms(plat):
-            argv += ["--platform", tag]
-        argv += ["--python-version", f"{py[0]}.{py[1:]}", "--implementation", "cp", "-d", str(cache), *REQUIREMENTS]
-        # Offline first: a full cache needs no index at all (a lookup per platform is slow).
-        offline = subprocess.run(
-            [*argv, "--no-index", "-f", str(cache)], capture_output=True, check=False, stdin=subprocess.DEVNULL
-        )
-        if offline.returncode != 0:
-            _run(argv, f"download wheels for {plat} cp{py}", retries)
+        target = [arg for tag in wheel_platforms(plat) for arg in ("--platform", tag)]
+        target += ["--python-version", f"{py[0]}.{py[1:]}", "--implementation", "cp"]
+        _download(cache, list(REQUIREMENTS), target, f"download wheels for {plat} cp{py}", retries)
+
+
+def _download(cache: Path, requirements: list[str], target: list[str], what: str, retries: int) -> None:
+    """``pip download`` of binary wheels into ``cache``, offline first: a full cache needs no
+    index at all (a lookup per platform is slow)."""
+    argv = [sys.executable, "-m", "pip", "download", "-q", "--only-binary=:all:", *target, "-d", str(cache),
+            *requirements]
+    offline = subprocess.run(
+        [*argv, "--no-index", "-f", str(cache)], capture_output=True, check=False, stdin=subprocess.DEVNULL
+    )
+    if offline.returncode != 0:
+        _run(argv, what, retries)
 
 
 def stage_sources(dest: Path, version: str) -> Path:
